@@ -1,0 +1,419 @@
+//! `Service`: an ECS service. `spec` is the input of ECS `CreateService`, `status` the output
+//! of `DescribeServices`.
+
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{
+    CapacityProviderStrategyItem, Condition, EnabledDisabled, LaunchType, NetworkConfiguration,
+    PlacementConstraint, PlacementStrategy, PropagateTags, Tag,
+};
+
+/// An ECS service: keeps `desiredCount` tasks of a task definition running on an EcsCluster,
+/// placed with ECS strategies and constraints, and rolls new revisions out within
+/// `minimumHealthyPercent`/`maximumPercent` (or blue/green).
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[kube(
+    group = "ecs.kubecs.io",
+    version = "v1alpha1",
+    kind = "Service",
+    plural = "services",
+    singular = "service",
+    shortname = "ecssvc",
+    shortname = "esvc",
+    category = "ecs",
+    namespaced,
+    status = "ServiceStatus",
+    doc = "An ECS service: desiredCount tasks of a task definition, placed and deployed with ECS semantics.",
+    scale(
+        spec_replicas_path = ".spec.desiredCount",
+        status_replicas_path = ".status.runningCount",
+        label_selector_path = ".status.selector"
+    ),
+    printcolumn(name = "Cluster", type_ = "string", json_path = ".spec.cluster"),
+    printcolumn(
+        name = "Task Definition",
+        type_ = "string",
+        json_path = ".status.taskDefinition"
+    ),
+    printcolumn(name = "Desired", type_ = "integer", json_path = ".spec.desiredCount"),
+    printcolumn(
+        name = "Running",
+        type_ = "integer",
+        json_path = ".status.runningCount"
+    ),
+    printcolumn(
+        name = "Pending",
+        type_ = "integer",
+        json_path = ".status.pendingCount"
+    ),
+    printcolumn(
+        name = "Rollout",
+        type_ = "string",
+        json_path = ".status.deployments[0].rolloutState"
+    ),
+    printcolumn(
+        name = "Launch Type",
+        type_ = "string",
+        json_path = ".spec.launchType",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Scheduling",
+        type_ = "string",
+        json_path = ".spec.schedulingStrategy",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    selectable = ".spec.cluster"
+)]
+#[x_kube(validation = Rule::new("!(has(self.launchType) && has(self.capacityProviderStrategy) && self.capacityProviderStrategy.size() > 0)").message("Specify either Launch Type or Capacity Provider Strategy, but not both."))]
+#[x_kube(validation = Rule::new("!has(self.placementStrategy) || self.placementStrategy.size() <= 5").message("Too many placement strategies: at most 5 are allowed."))]
+#[x_kube(validation = Rule::new("!has(self.placementConstraints) || self.placementConstraints.size() <= 10").message("Too many placement constraints: at most 10 are allowed."))]
+#[x_kube(validation = Rule::new("!has(self.launchType) || self.launchType != 'FARGATE' || ((!has(self.placementStrategy) || self.placementStrategy.size() == 0) && (!has(self.placementConstraints) || self.placementConstraints.size() == 0))").message("Task placement strategies and constraints are not supported with the FARGATE launch type."))]
+#[x_kube(validation = Rule::new("!has(self.launchType) || self.launchType != 'FARGATE' || !has(self.schedulingStrategy) || self.schedulingStrategy != 'DAEMON'").message("The DAEMON scheduling strategy is not supported with the FARGATE launch type."))]
+#[x_kube(validation = Rule::new("!has(self.schedulingStrategy) || self.schedulingStrategy != 'DAEMON' || !has(self.placementStrategy) || self.placementStrategy.size() == 0").message("Placement strategies are not supported with the DAEMON scheduling strategy."))]
+#[x_kube(validation = Rule::new("!has(oldSelf.cluster) || (has(self.cluster) && self.cluster == oldSelf.cluster)").message("cluster cannot be changed: create a new service in the other cluster."))]
+#[x_kube(validation = Rule::new("(has(self.schedulingStrategy) ? self.schedulingStrategy : 'REPLICA') == (has(oldSelf.schedulingStrategy) ? oldSelf.schedulingStrategy : 'REPLICA')").message("schedulingStrategy cannot be changed on an existing service."))]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSpec {
+    /// The EcsCluster (in this namespace) that runs the service. Defaults to `default`, as ECS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub cluster: Option<String>,
+    /// The task definition: `family` (its latest ACTIVE revision) or `family:revision`, or a
+    /// full task definition ARN.
+    #[schemars(length(min = 1, max = 2048))]
+    pub task_definition: String,
+    /// How many tasks to keep running (REPLICA). kubectl scale and HorizontalPodAutoscalers set
+    /// it through the scale subresource. Not used with DAEMON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub desired_count: Option<i32>,
+    /// EC2 (kubecs places and binds each task), FARGATE (kube-scheduler places tasks, spread
+    /// across zones), EXTERNAL or MANAGED_INSTANCES (as EC2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_type: Option<LaunchType>,
+    /// Capacity providers and their base/weight shares; exclusive with `launchType`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub capacity_provider_strategy: Vec<CapacityProviderStrategyItem>,
+    /// The Fargate platform version (accepted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform_version: Option<String>,
+    /// Load balancers: each entry's target group is a core Kubernetes Service selecting the
+    /// service's healthy tasks. `targetGroupArn` is an ELB target group ARN (its name is used)
+    /// or a Service name; blue/green adds `advancedConfiguration.alternateTargetGroupArn`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 5))]
+    pub load_balancers: Vec<LoadBalancer>,
+    /// Service discovery registries (accepted; reported as unsupported).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_registries: Vec<ServiceRegistry>,
+    /// Rollout bounds, circuit breaker and strategy (ROLLING or BLUE_GREEN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_configuration: Option<DeploymentConfiguration>,
+    /// Constraints every task of the service obeys (at most 10, with the task definition's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 40))]
+    pub placement_constraints: Vec<PlacementConstraint>,
+    /// Strategies applied in order, each a tie-breaker (at most 5). Default:
+    /// spread on `attribute:ecs.availability-zone`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub placement_strategy: Vec<PlacementStrategy>,
+    /// The awsvpc configuration (accepted; every task has its own pod network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_configuration: Option<NetworkConfiguration>,
+    /// Seconds to ignore failing health checks after a task starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 2147483647))]
+    pub health_check_grace_period_seconds: Option<i32>,
+    /// REPLICA (keep desiredCount tasks) or DAEMON (one task per container instance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling_strategy: Option<SchedulingStrategy>,
+    /// Who deploys: ECS (kubecs; the default). CODE_DEPLOY and EXTERNAL are not supported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_controller: Option<DeploymentController>,
+    /// Metadata tags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
+    pub tags: Vec<Tag>,
+    /// Add the ECS managed tags (cluster, service) to tasks as labels.
+    #[serde(
+        default,
+        rename = "enableECSManagedTags",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub enable_ecs_managed_tags: Option<bool>,
+    /// Propagate tags from the TASK_DEFINITION or the SERVICE to tasks (as pod labels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagate_tags: Option<PropagateTags>,
+    /// ECS Exec (accepted: kubectl exec is the Kubernetes way).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_execute_command: Option<bool>,
+    /// Rebalance tasks across availability zones (ENABLED or DISABLED).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability_zone_rebalancing: Option<EnabledDisabled>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SchedulingStrategy {
+    /// Keep desiredCount tasks across the cluster.
+    #[default]
+    Replica,
+    /// One task on each active container instance that meets the constraints.
+    Daemon,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct DeploymentController {
+    /// ECS, CODE_DEPLOY or EXTERNAL.
+    #[serde(rename = "type")]
+    pub type_: DeploymentControllerType,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeploymentControllerType {
+    Ecs,
+    CodeDeploy,
+    External,
+}
+
+/// A load balancer target of the service.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadBalancer {
+    /// The target group: an ELB target group ARN
+    /// (`arn:aws:elasticloadbalancing:...:targetgroup/NAME/ID`) or a plain NAME; kubecs keeps a
+    /// core Service of that NAME selecting the service's healthy tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_group_arn: Option<String>,
+    /// A Classic Load Balancer name (used as the Service name when no target group is given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer_name: Option<String>,
+    /// The container that receives the traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
+    /// The container port that receives the traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub container_port: Option<i32>,
+    /// Blue/green: the alternate (test) target group and listener rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advanced_configuration: Option<AdvancedConfiguration>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdvancedConfiguration {
+    /// The test target group (a core Service) that selects the green deployment's tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alternate_target_group_arn: Option<String>,
+    /// The production listener rule (accepted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub production_listener_rule: Option<String>,
+    /// The test listener rule (accepted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_listener_rule: Option<String>,
+    /// The role that may change the listener (accepted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceRegistry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_port: Option<i32>,
+}
+
+/// How a deployment replaces tasks.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[x_kube(validation = Rule::new("!has(self.maximumPercent) || !has(self.minimumHealthyPercent) || self.maximumPercent >= self.minimumHealthyPercent").message("maximumPercent must be greater than or equal to minimumHealthyPercent."))]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentConfiguration {
+    /// Stop a rollout whose tasks keep failing, optionally rolling back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_circuit_breaker: Option<DeploymentCircuitBreaker>,
+    /// Upper bound of running tasks during a rollout, in percent of desiredCount, rounded down
+    /// (REPLICA default 200, DAEMON 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub maximum_percent: Option<i32>,
+    /// Lower bound of healthy tasks during a rollout, in percent of desiredCount, rounded up
+    /// (REPLICA default 100, DAEMON 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub minimum_healthy_percent: Option<i32>,
+    /// CloudWatch alarms that stop a deployment (accepted; reported as unsupported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarms: Option<DeploymentAlarms>,
+    /// ROLLING (the default) or BLUE_GREEN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<DeploymentStrategy>,
+    /// Blue/green: minutes both revisions run after traffic shifts, before blue is stopped
+    /// (0-1440). Rollback is possible during this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1440))]
+    pub bake_time_in_minutes: Option<i32>,
+    /// Blue/green lifecycle hooks (accepted; reported as unsupported).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lifecycle_hooks: Vec<DeploymentLifecycleHook>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeploymentStrategy {
+    #[default]
+    Rolling,
+    BlueGreen,
+}
+
+/// The deployment circuit breaker.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentCircuitBreaker {
+    /// Turn the circuit breaker on.
+    pub enable: bool,
+    /// Roll back to the last COMPLETED deployment when it trips.
+    pub rollback: bool,
+    /// Overrides the default threshold of clamp(0.5 × desiredCount, 3, 200) failed tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold_configuration: Option<ThresholdConfiguration>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ThresholdConfiguration {
+    /// COUNT (failed tasks) or PERCENT (of desiredCount).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<ThresholdType>,
+    /// The threshold value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub value: Option<i32>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ThresholdType {
+    Count,
+    Percent,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentAlarms {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alarm_names: Vec<String>,
+    pub enable: bool,
+    pub rollback: bool,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentLifecycleHook {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_target_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lifecycle_stages: Vec<String>,
+}
+
+/// What DescribeServices reports.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceStatus {
+    /// The ARN of the service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_arn: Option<String>,
+    /// The ARN of its cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_arn: Option<String>,
+    /// ACTIVE, DRAINING or INACTIVE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// The task definition (family:revision) of the PRIMARY deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_definition: Option<String>,
+    /// The desired count the controller works toward.
+    #[serde(default)]
+    pub desired_count: i32,
+    /// Tasks in the RUNNING state.
+    #[serde(default)]
+    pub running_count: i32,
+    /// Tasks in the PENDING state.
+    #[serde(default)]
+    pub pending_count: i32,
+    /// The label selector of the service's tasks (for the scale subresource and HPA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// The deployments: one PRIMARY, and ACTIVE ones being replaced.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deployments: Vec<Deployment>,
+    /// The most recent service events, newest first (bounded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<ServiceEvent>,
+    /// The generation of spec the status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, Progressing, Degraded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// One deployment of the service (ECS `Deployment`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Deployment {
+    /// The deployment id (`ecs-svc/...`).
+    pub id: String,
+    /// PRIMARY (the newest), ACTIVE (being replaced) or INACTIVE.
+    pub status: String,
+    /// The task definition (family:revision).
+    pub task_definition: String,
+    #[serde(default)]
+    pub desired_count: i32,
+    #[serde(default)]
+    pub pending_count: i32,
+    #[serde(default)]
+    pub running_count: i32,
+    #[serde(default)]
+    pub failed_tasks: i32,
+    /// IN_PROGRESS, COMPLETED or FAILED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout_state: Option<String>,
+    /// Why the rollout is in that state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout_state_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_type: Option<LaunchType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+}
+
+/// A service event, in ECS's words.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceEvent {
+    pub id: String,
+    pub created_at: String,
+    pub message: String,
+}

@@ -1,0 +1,486 @@
+//! The EcsCluster controller: claims the Nodes its selector matches as container instances,
+//! reports ECS's counts, and holds deletion while services or tasks remain.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::core::Selector;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::conditions::{condition, merge};
+use super::{Context, Error, FIELD_MANAGER, Result};
+use crate::api::cluster::{ConflictingInstance, ContainerInstanceSummary, InstanceResources};
+use crate::api::common::condition as cond;
+use crate::api::{EcsCluster, EcsClusterStatus, Service, labels};
+use crate::arn;
+use crate::placement::instance::{
+    CLAIM_ANNOTATION, REGISTERED_AT_ANNOTATION, pod_is_active, pod_requests,
+};
+use crate::placement::{ContainerInstance, NodeView, plan_claims};
+
+/// Holds deletion until no service or task uses the cluster, then releases its instances.
+pub const FINALIZER: &str = "ecs.kubecs.io/cluster-protection";
+const CONTROLLER: &str = "ecscluster";
+/// How many container instances status lists; the counts stay exact.
+const MAX_LISTED_INSTANCES: usize = 100;
+/// ECS's word when a cluster still has services.
+pub const HAS_SERVICES: &str = "The Cluster cannot be deleted while Services are active.";
+/// ECS's word when a cluster still has tasks.
+pub const HAS_TASKS: &str = "The Cluster cannot be deleted while Tasks are active.";
+
+/// `namespace/name`: how a Node's claim annotation names its cluster.
+fn cluster_key(c: &EcsCluster) -> String {
+    format!("{}/{}", c.namespace().unwrap_or_default(), c.name_any())
+}
+
+/// The cluster a Service or Task names (ECS's default cluster is `default`).
+pub fn cluster_name(spec_cluster: Option<&str>) -> &str {
+    spec_cluster
+        .map(|c| c.rsplit('/').next().unwrap_or(c))
+        .unwrap_or("default")
+}
+
+/// Runs the controller until the stream ends.
+pub async fn run(
+    ctx: Arc<Context>,
+    node_events: impl futures::Stream<Item = Arc<Node>> + Send + 'static,
+    service_events: impl futures::Stream<Item = Arc<Service>> + Send + 'static,
+) {
+    let clusters = Api::<EcsCluster>::all(ctx.client.clone());
+    let controller = Controller::new(clusters, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    // A Node change can concern any cluster: its holder, or any cluster whose selector now
+    // matches it. Clusters are few; Nodes many.
+    let node_store = store.clone();
+    controller
+        .watches_shared_stream(node_events, move |_node: Arc<Node>| {
+            node_store
+                .state()
+                .iter()
+                .map(|c| ObjectRef::from(c.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .watches_shared_stream(service_events, |svc: Arc<Service>| {
+            let ns = svc.namespace()?;
+            Some(ObjectRef::new(cluster_name(svc.spec.cluster.as_deref())).within(&ns))
+        })
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            match res {
+                // Deleted while queued: nothing to do.
+                Err(kube::runtime::controller::Error::ObjectNotFound(_)) => {}
+                Err(e) => warn!(error = %e, "ecscluster reconcile failed"),
+                Ok(_) => {}
+            }
+        })
+        .await;
+}
+
+async fn reconcile(cluster: Arc<EcsCluster>, ctx: Arc<Context>) -> Result<Action> {
+    ctx.metrics.reconciled(CONTROLLER);
+    let ns = cluster.namespace().unwrap_or_default();
+    let api: Api<EcsCluster> = Api::namespaced(ctx.client.clone(), &ns);
+    finalizer(&api, FINALIZER, cluster, |event| async {
+        match event {
+            Finalizer::Apply(c) => apply(&c, &ctx).await,
+            Finalizer::Cleanup(c) => cleanup(&c, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+fn error_policy(_c: Arc<EcsCluster>, err: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.failed(CONTROLLER, err.kind());
+    match err {
+        Error::Finalizer(inner)
+            if matches!(
+                **inner,
+                kube::runtime::finalizer::Error::CleanupFailed(Error::DeletionBlocked(_))
+            ) =>
+        {
+            Action::requeue(Duration::from_secs(15))
+        }
+        _ => Action::requeue(Duration::from_secs(5)),
+    }
+}
+
+/// Claims and releases Nodes, then writes status.
+async fn apply(cluster: &EcsCluster, ctx: &Context) -> Result<Action> {
+    let me = cluster_key(cluster);
+    let selector: Option<Selector> = match cluster
+        .spec
+        .instance_selector
+        .clone()
+        .map(Selector::try_from)
+    {
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => return Err(Error::InvalidSpec(format!("instanceSelector: {e}"))),
+        None => None,
+    };
+    let views: Vec<NodeView> = ctx
+        .nodes
+        .state()
+        .iter()
+        .map(|n| NodeView::from_node(n))
+        .collect();
+    let plan = plan_claims(&me, selector.as_ref(), &views);
+    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    let mut owned = plan.owned.clone();
+    let mut conflicts = plan.conflicts.clone();
+    for name in &plan.claim {
+        match claim_node(&nodes, ctx, name, &me).await? {
+            Claim::Won => {
+                info!(cluster = %me, node = %name, "registered container instance");
+                owned.push(name.clone());
+            }
+            Claim::Lost(holder) => conflicts.push((name.clone(), holder)),
+        }
+    }
+    for name in &plan.release {
+        release_node(&nodes, name, &me).await?;
+    }
+    owned.sort();
+    write_status(cluster, ctx, &owned, &conflicts, None).await?;
+    Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+enum Claim {
+    Won,
+    Lost(String),
+}
+
+/// First writer wins: the claim is a merge patch guarded by the Node's resourceVersion, so two
+/// clusters (or two operators) racing for one Node cannot both get it.
+async fn claim_node(nodes: &Api<Node>, ctx: &Context, name: &str, me: &str) -> Result<Claim> {
+    let Some(node) = ctx.nodes.get(&ObjectRef::new(name)) else {
+        return Ok(Claim::Lost(String::new()));
+    };
+    if let Some(holder) = NodeView::from_node(&node).claimed_by {
+        return Ok(if holder == me {
+            Claim::Won
+        } else {
+            Claim::Lost(holder)
+        });
+    }
+    let patch = json!({"metadata": {
+        "resourceVersion": node.resource_version(),
+        "annotations": {CLAIM_ANNOTATION: me, REGISTERED_AT_ANNOTATION: Timestamp::now().to_string()}
+    }});
+    match nodes
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(Claim::Won),
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            // Someone changed the Node first: read who holds it now.
+            let fresh = nodes.get(name).await?;
+            match NodeView::from_node(&fresh).claimed_by {
+                Some(h) if h == me => Ok(Claim::Won),
+                Some(h) => Ok(Claim::Lost(h)),
+                None => Ok(Claim::Lost(String::new())),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Removes our claim; a JSON patch `test` makes it a no-op if another cluster holds the Node.
+async fn release_node(nodes: &Api<Node>, name: &str, me: &str) -> Result<()> {
+    let path = |k: &str| {
+        format!(
+            "/metadata/annotations/{}",
+            k.replace('~', "~0").replace('/', "~1")
+        )
+    };
+    let patch: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "test", "path": path(CLAIM_ANNOTATION), "value": me},
+        {"op": "remove", "path": path(CLAIM_ANNOTATION)},
+        {"op": "remove", "path": path(REGISTERED_AT_ANNOTATION)},
+    ]))
+    .expect("static patch");
+    match nodes
+        .patch(name, &PatchParams::default(), &Patch::Json::<()>(patch))
+        .await
+    {
+        Ok(_) => {
+            info!(node = %name, cluster = %me, "deregistered container instance");
+            Ok(())
+        }
+        // 422: the test failed (not ours any more) or the annotation is gone; 404: Node gone.
+        Err(kube::Error::Api(s)) if s.code == 422 || s.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Blocks deletion while services or tasks use the cluster; then releases the instances.
+async fn cleanup(cluster: &EcsCluster, ctx: &Context) -> Result<Action> {
+    let ns = cluster.namespace().unwrap_or_default();
+    let name = cluster.name_any();
+    let using: Vec<String> = services_of(ctx, &ns, &name)
+        .iter()
+        .map(|s| s.name_any())
+        .collect();
+    let active_tasks = ctx
+        .pods
+        .state()
+        .iter()
+        .filter(|p| p.namespace().as_deref() == Some(ns.as_str()) && pod_is_active(p))
+        .filter(|p| p.labels().get(labels::CLUSTER) == Some(&name))
+        .count();
+    let blocker = if !using.is_empty() {
+        Some(format!("{HAS_SERVICES} Services: {}.", using.join(", ")))
+    } else if active_tasks > 0 {
+        Some(format!("{HAS_TASKS} Active tasks: {active_tasks}."))
+    } else {
+        None
+    };
+    let me = cluster_key(cluster);
+    if let Some(reason) = blocker {
+        let owned: Vec<String> = ctx
+            .nodes
+            .state()
+            .iter()
+            .filter(|n| NodeView::from_node(n).claimed_by.as_deref() == Some(me.as_str()))
+            .filter_map(|n| n.metadata.name.clone())
+            .collect();
+        write_status(cluster, ctx, &owned, &[], Some(&reason)).await?;
+        ctx.recorder
+            .publish(
+                &Event {
+                    type_: EventType::Warning,
+                    reason: "DeletionBlocked".into(),
+                    note: Some(reason.clone()),
+                    action: "Delete".into(),
+                    secondary: None,
+                },
+                &cluster.object_ref(&()),
+            )
+            .await?;
+        return Err(Error::DeletionBlocked(reason));
+    }
+    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    let claimed: Vec<String> = ctx
+        .nodes
+        .state()
+        .iter()
+        .filter(|n| NodeView::from_node(n).claimed_by.as_deref() == Some(me.as_str()))
+        .filter_map(|n| n.metadata.name.clone())
+        .collect();
+    for node in claimed {
+        release_node(&nodes, &node, &me).await?;
+    }
+    info!(cluster = %me, "cluster deleted");
+    Ok(Action::await_change())
+}
+
+/// Builds and server-side-applies the status.
+async fn write_status(
+    cluster: &EcsCluster,
+    ctx: &Context,
+    owned: &[String],
+    conflicts: &[(String, String)],
+    deletion_blocked: Option<&str>,
+) -> Result<()> {
+    let ns = cluster.namespace().unwrap_or_default();
+    let name = cluster.name_any();
+    let status = build_status(cluster, ctx, owned, conflicts, deletion_blocked);
+    let api: Api<EcsCluster> = Api::namespaced(ctx.client.clone(), &ns);
+    let patch = json!({
+        "apiVersion": EcsCluster::api_version(&()),
+        "kind": EcsCluster::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+fn build_status(
+    cluster: &EcsCluster,
+    ctx: &Context,
+    owned: &[String],
+    conflicts: &[(String, String)],
+    deletion_blocked: Option<&str>,
+) -> EcsClusterStatus {
+    let ns = cluster.namespace().unwrap_or_default();
+    let name = cluster.name_any();
+    let generation = cluster.metadata.generation;
+    // Pods per node (all of them, for remaining resources) and this cluster's tasks.
+    let mut used: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    let mut tasks_on: BTreeMap<String, (i32, i32)> = BTreeMap::new();
+    let (mut running, mut pending) = (0, 0);
+    for pod in ctx.pods.state().iter().filter(|p| pod_is_active(p)) {
+        let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+        if let Some(node) = &node {
+            let (c, m) = pod_requests(pod);
+            let e = used.entry(node.clone()).or_default();
+            e.0 += c;
+            e.1 += m;
+        }
+        let ours = pod.namespace().as_deref() == Some(ns.as_str())
+            && pod.labels().get(labels::CLUSTER) == Some(&name);
+        if ours {
+            let is_running = is_running(pod);
+            if is_running {
+                running += 1
+            } else {
+                pending += 1
+            }
+            if let Some(node) = node {
+                let e = tasks_on.entry(node).or_default();
+                if is_running { e.0 += 1 } else { e.1 += 1 }
+            }
+        }
+    }
+    let instances: Vec<ContainerInstanceSummary> = owned
+        .iter()
+        .take(MAX_LISTED_INSTANCES)
+        .filter_map(|n| ctx.nodes.get(&ObjectRef::new(n)))
+        .map(|node| {
+            let ci = ContainerInstance::from_node(&node);
+            let (uc, um) = used.get(&ci.id).copied().unwrap_or_default();
+            let (r, p) = tasks_on.get(&ci.id).copied().unwrap_or_default();
+            ContainerInstanceSummary {
+                container_instance_arn: Some(arn::container_instance(&ns, &name, &ci.id)),
+                status: ci.status().into(),
+                agent_connected: ci.agent_connected,
+                availability_zone: ci.attributes.get("ecs.availability-zone").cloned(),
+                instance_type: ci.attributes.get("ecs.instance-type").cloned(),
+                registered_resources: InstanceResources {
+                    cpu: ci.registered_cpu,
+                    memory: ci.registered_memory,
+                },
+                remaining_resources: InstanceResources {
+                    cpu: ci.registered_cpu - uc,
+                    memory: ci.registered_memory - um,
+                },
+                running_tasks_count: r,
+                pending_tasks_count: p,
+                registered_at: ci.registered_at.clone(),
+                ec2_instance_id: ci.id,
+            }
+        })
+        .collect();
+    let active_services = services_of(ctx, &ns, &name).len() as i32;
+    let old = cluster.status.clone().unwrap_or_default();
+    let mut conds = Vec::new();
+    if let Some(reason) = deletion_blocked {
+        conds.push(condition(
+            cond::READY,
+            false,
+            "DeletionBlocked",
+            reason,
+            generation,
+        ));
+    } else {
+        conds.push(condition(
+            cond::READY,
+            true,
+            "Active",
+            format!("{} container instances registered.", owned.len()),
+            generation,
+        ));
+    }
+    if conflicts.is_empty() {
+        conds.push(condition(
+            cond::DEGRADED,
+            false,
+            "NoConflicts",
+            "",
+            generation,
+        ));
+    } else {
+        let list = conflicts
+            .iter()
+            .map(|(n, h)| format!("{n} (registered to {h})"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        conds.push(condition(
+            cond::DEGRADED,
+            true,
+            "ContainerInstanceConflict",
+            format!("A container instance can belong to only one cluster; not registered: {list}."),
+            generation,
+        ));
+    }
+    EcsClusterStatus {
+        cluster_arn: Some(arn::cluster(&ns, &name)),
+        status: Some(
+            if deletion_blocked.is_some() {
+                "DEPROVISIONING"
+            } else {
+                "ACTIVE"
+            }
+            .into(),
+        ),
+        registered_container_instances_count: owned.len() as i32,
+        running_tasks_count: running,
+        pending_tasks_count: pending,
+        active_services_count: active_services,
+        container_instances: instances,
+        conflicting_instances: conflicts
+            .iter()
+            .map(|(n, h)| ConflictingInstance {
+                ec2_instance_id: n.clone(),
+                claimed_by: h.clone(),
+            })
+            .collect(),
+        observed_generation: generation,
+        conditions: merge(&old.conditions, conds),
+    }
+}
+
+/// The services in `ns` that run in cluster `name`, from the Service store.
+fn services_of(ctx: &Context, ns: &str, name: &str) -> Vec<Arc<Service>> {
+    ctx.services
+        .state()
+        .into_iter()
+        .filter(|s| {
+            s.namespace().as_deref() == Some(ns) && cluster_name(s.spec.cluster.as_deref()) == name
+        })
+        .collect()
+}
+
+/// ECS's RUNNING: the pod runs and every container has started.
+fn is_running(pod: &Pod) -> bool {
+    pod.status.as_ref().is_some_and(|s| {
+        s.phase.as_deref() == Some("Running")
+            && s.container_statuses.as_ref().is_some_and(|cs| {
+                cs.iter()
+                    .all(|c| c.state.as_ref().is_some_and(|st| st.running.is_some()))
+            })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_cluster_is_default() {
+        assert_eq!(cluster_name(None), "default");
+        assert_eq!(cluster_name(Some("prod")), "prod");
+        assert_eq!(
+            cluster_name(Some("arn:aws:ecs:us-east-1:123:cluster/prod")),
+            "prod"
+        );
+    }
+}

@@ -1,0 +1,189 @@
+//! The `kubecs` binary: the operator, the CRD generator, and (as later issues add them) the
+//! registry, `render` and `login-password`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use clap::{Parser, Subcommand};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::Client;
+use kube::api::Api;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use prometheus_client::registry::Registry;
+use tracing::info;
+
+use kubecs::api::{self, Service};
+use kubecs::controllers::{self, Context};
+use kubecs::metrics::Metrics;
+
+#[derive(Parser)]
+#[command(
+    name = "kubecs",
+    version,
+    about = "Amazon ECS and ECR semantics on any Kubernetes cluster"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the controllers (EcsCluster, and as they land TaskDefinition, Service, Task).
+    Operator {
+        /// Address of the admin server (/live, /ready, /metrics).
+        #[arg(long, env = "KUBECS_ADMIN_ADDR", default_value = "127.0.0.1:8080")]
+        admin_addr: SocketAddr,
+    },
+    /// Print every kubecs CRD as YAML (what crds/ holds).
+    Crdgen,
+}
+
+#[tokio::main]
+async fn main() -> anyhow_free::Result {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,kube=warn".into()),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Crdgen => {
+            print!("{}", api::crds_yaml());
+            Ok(())
+        }
+        Command::Operator { admin_addr } => operator(admin_addr).await,
+    }
+}
+
+/// A boxed error for main: every failure here is fatal and printed.
+mod anyhow_free {
+    pub type Result = std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>;
+}
+
+/// Starts the shared reflectors, waits for their first lists, then runs the controllers and
+/// the admin server until a signal arrives.
+async fn operator(admin_addr: SocketAddr) -> anyhow_free::Result {
+    let client = Client::try_default().await?;
+    let mut registry = Registry::with_prefix("kubecs");
+    let metrics = Arc::new(Metrics::new(&mut registry));
+
+    let (nodes, node_events) =
+        shared_reflector(Api::<Node>::all(client.clone()), watcher::Config::default());
+    let (services, service_events) = shared_reflector(
+        Api::<Service>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    // Pods that hold node resources: not Succeeded, not Failed.
+    let (pods, _pod_events) = shared_reflector(
+        Api::<Pod>::all(client.clone()),
+        watcher::Config::default().fields("status.phase!=Succeeded,status.phase!=Failed"),
+    );
+    let ready = Arc::new(tokio::sync::Notify::new());
+    let admin = tokio::spawn(admin_server(admin_addr, Arc::new(registry), ready.clone()));
+    info!("waiting for the first lists of nodes, pods and services");
+    nodes.wait_until_ready().await?;
+    services.wait_until_ready().await?;
+    pods.wait_until_ready().await?;
+    ready.notify_one();
+
+    let ctx = Arc::new(Context::new(client, metrics, nodes, pods, services));
+    info!("kubecs operator started");
+    controllers::cluster::run(ctx, node_events, service_events).await;
+    admin.abort();
+    Ok(())
+}
+
+/// A reflector whose store the reconcilers read and whose events can trigger controllers.
+/// The watch runs in its own task so the store stays current whoever polls the events.
+fn shared_reflector<K>(
+    api: Api<K>,
+    config: watcher::Config,
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Arc<K>> + Send + 'static,
+)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store_shared(1024);
+    let subscriber = writer.subscribe().expect("a shared store has a dispatcher");
+    let watch = watcher(api, config.any_semantic())
+        .default_backoff()
+        .reflect_shared(writer)
+        .for_each(|_| futures::future::ready(()));
+    tokio::spawn(watch);
+    (reader, subscriber)
+}
+
+struct Admin {
+    registry: Registry,
+    ready: std::sync::atomic::AtomicBool,
+}
+
+/// `/live`, `/ready` (after the first lists) and `/metrics`.
+async fn admin_server(addr: SocketAddr, registry: Arc<Registry>, ready: Arc<tokio::sync::Notify>) {
+    let registry = Arc::into_inner(registry).expect("the registry has one owner");
+    let state = Arc::new(Admin {
+        registry,
+        ready: false.into(),
+    });
+    let flag = state.clone();
+    tokio::spawn(async move {
+        ready.notified().await;
+        flag.ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let app = Router::new()
+        .route("/live", get(|| async { "ok" }))
+        .route(
+            "/ready",
+            get(|State(s): State<Arc<Admin>>| async move {
+                if s.ready.load(std::sync::atomic::Ordering::SeqCst) {
+                    (StatusCode::OK, "ok")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "starting")
+                }
+            }),
+        )
+        .route("/metrics", get(metrics_handler))
+        .with_state(state);
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => {
+            info!(%addr, "admin server listening");
+            let _ = axum::serve(listener, app).await;
+        }
+        Err(e) => tracing::error!(%addr, error = %e, "admin server could not bind"),
+    }
+}
+
+async fn metrics_handler(State(s): State<Arc<Admin>>) -> impl IntoResponse {
+    let mut body = String::new();
+    match prometheus_client::encoding::text::encode(&mut body, &s.registry) {
+        Ok(()) => (
+            StatusCode::OK,
+            [(
+                "content-type",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        ),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [("content-type", "text/plain")],
+            String::new(),
+        ),
+    }
+}

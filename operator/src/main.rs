@@ -1,7 +1,8 @@
-//! The `kubecs` binary: the operator, the CRD generator, and (as later issues add them) the
-//! registry, `render` and `login-password`.
+//! The `kubecs` binary: the operator, the CRD generator, `render`, and (as later issues add
+//! them) the registry and `login-password`.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
@@ -9,7 +10,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Client;
@@ -22,6 +23,7 @@ use tracing::info;
 use kubecs::api::{self, Service};
 use kubecs::controllers::{self, Context};
 use kubecs::metrics::Metrics;
+use kubecs::taskdef;
 
 #[derive(Parser)]
 #[command(
@@ -44,6 +46,34 @@ enum Command {
     },
     /// Print every kubecs CRD as YAML (what crds/ holds).
     Crdgen,
+    /// Print the Pod an ECS task definition becomes. Reads the JSON of
+    /// `aws ecs register-task-definition --cli-input-json`, the output of
+    /// `aws ecs describe-task-definition`, or a TaskDefinition YAML. An invalid task definition
+    /// is refused with ECS's messages (exit status 1); fields Kubernetes cannot honour are
+    /// listed on stderr.
+    Render {
+        /// The task definition file (`-` for stdin).
+        file: PathBuf,
+        /// The output format.
+        #[arg(short, long, value_enum, default_value_t = Format::Yaml)]
+        output: Format,
+        /// The namespace of the pod.
+        #[arg(short, long)]
+        namespace: Option<String>,
+        /// The EcsCluster the task runs in (the cluster label).
+        #[arg(long)]
+        cluster: Option<String>,
+        /// Split task-level cpu/memory among the containers instead of using pod-level
+        /// resources (for clusters without the PodLevelResources feature).
+        #[arg(long)]
+        no_pod_level_resources: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Yaml,
+    Json,
 }
 
 #[tokio::main]
@@ -60,7 +90,73 @@ async fn main() -> anyhow_free::Result {
             Ok(())
         }
         Command::Operator { admin_addr } => operator(admin_addr).await,
+        Command::Render {
+            file,
+            output,
+            namespace,
+            cluster,
+            no_pod_level_resources,
+        } => {
+            let opts = taskdef::RenderOptions {
+                pod_level_resources: !no_pod_level_resources,
+                ..Default::default()
+            };
+            if let Err(messages) = render(&file, output, namespace, cluster, &opts) {
+                for m in messages {
+                    eprintln!("{m}");
+                }
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
+}
+
+/// `kubecs render`: prints the pod, or returns the messages to print before failing.
+fn render(
+    file: &std::path::Path,
+    output: Format,
+    namespace: Option<String>,
+    cluster: Option<String>,
+    opts: &taskdef::RenderOptions,
+) -> Result<(), Vec<String>> {
+    let text = if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(file)
+    }
+    .map_err(|e| vec![format!("cannot read {}: {e}", file.display())])?;
+    let input = taskdef::input::parse_task_definition(&text).map_err(|e| vec![e.to_string()])?;
+    for w in &input.warnings {
+        eprintln!("warning: {w}");
+    }
+    let family = input.spec.family.clone();
+    let identity = taskdef::PodIdentity {
+        name: family.as_deref().map(taskdef::names::dns_label),
+        namespace,
+        cluster,
+        family,
+        revision: input.revision,
+        ..Default::default()
+    };
+    let rendered = taskdef::render_pod(&input.spec, &identity, opts).map_err(|e| e.0)?;
+    for u in &rendered.unsupported {
+        eprintln!("unsupported: {u}");
+    }
+    for c in &rendered.claims {
+        eprintln!(
+            "note: the pod mounts PersistentVolumeClaim '{}' (volume '{}'), which must exist",
+            c.name, c.volume
+        );
+    }
+    let out = match output {
+        Format::Yaml => serde_yaml::to_string(&rendered.pod).map_err(|e| vec![e.to_string()])?,
+        Format::Json => {
+            serde_json::to_string_pretty(&rendered.pod).map_err(|e| vec![e.to_string()])? + "\n"
+        }
+    };
+    print!("{out}");
+    Ok(())
 }
 
 /// A boxed error for main: every failure here is fatal and printed.

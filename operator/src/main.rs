@@ -20,7 +20,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use prometheus_client::registry::Registry;
 use tracing::info;
 
-use kubecs::api::{self, Service};
+use kubecs::api::{self, Service, TaskDefinition};
 use kubecs::controllers::{self, Context};
 use kubecs::metrics::Metrics;
 use kubecs::taskdef;
@@ -177,6 +177,10 @@ async fn operator(admin_addr: SocketAddr) -> anyhow_free::Result {
         Api::<Service>::all(client.clone()),
         watcher::Config::default(),
     );
+    let (taskdefs, taskdef_events) = shared_reflector(
+        Api::<TaskDefinition>::all(client.clone()),
+        watcher::Config::default(),
+    );
     // Pods that hold node resources: not Succeeded, not Failed.
     let (pods, _pod_events) = shared_reflector(
         Api::<Pod>::all(client.clone()),
@@ -188,11 +192,22 @@ async fn operator(admin_addr: SocketAddr) -> anyhow_free::Result {
     nodes.wait_until_ready().await?;
     services.wait_until_ready().await?;
     pods.wait_until_ready().await?;
+    taskdefs.wait_until_ready().await?;
     ready.notify_one();
 
-    let ctx = Arc::new(Context::new(client, metrics, nodes, pods, services));
+    let ctx = Arc::new(Context::new(
+        client,
+        metrics,
+        nodes,
+        pods,
+        services,
+        taskdefs.clone(),
+    ));
     info!("kubecs operator started");
-    controllers::cluster::run(ctx, node_events, service_events).await;
+    tokio::join!(
+        controllers::cluster::run(ctx.clone(), node_events, service_events),
+        controllers::taskdef::run(ctx, taskdefs, taskdef_events),
+    );
     admin.abort();
     Ok(())
 }

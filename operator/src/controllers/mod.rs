@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod conditions;
+pub mod taskdef;
 
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
 
-use crate::api::Service;
+use crate::api::{Service, TaskDefinition};
 use crate::metrics::Metrics;
 
 /// The field manager of every server-side apply kubecs makes.
@@ -29,6 +30,8 @@ pub struct Context {
     pub pods: Store<Pod>,
     /// Every ECS Service (cluster service counts, deletion protection).
     pub services: Store<Service>,
+    /// Every TaskDefinition (family uniqueness, reference resolution).
+    pub taskdefs: Store<TaskDefinition>,
 }
 
 impl Context {
@@ -38,6 +41,7 @@ impl Context {
         nodes: Store<Node>,
         pods: Store<Pod>,
         services: Store<Service>,
+        taskdefs: Store<TaskDefinition>,
     ) -> Self {
         let recorder = Recorder::new(
             client.clone(),
@@ -53,6 +57,7 @@ impl Context {
             nodes,
             pods,
             services,
+            taskdefs,
         }
     }
 }

@@ -4,16 +4,7 @@
 fresh_namespace e2e-render
 for f in "$E2E_DIR"/taskdefs/*.json; do
   name="$(basename "$f" .json)"
-  python3 - "$f" "$name" > "$WORK/td-$name.json" <<'PY'
-import json, sys
-spec = json.load(open(sys.argv[1]))
-spec = spec.get("taskDefinition", spec)
-for ro in ("taskDefinitionArn", "revision", "status", "registeredAt", "registeredBy",
-           "requiresAttributes", "compatibilities", "deregisteredAt"):
-    spec.pop(ro, None)
-print(json.dumps({"apiVersion": "ecs.kubecs.io/v1alpha1", "kind": "TaskDefinition",
-                  "metadata": {"name": sys.argv[2], "namespace": "e2e-render"}, "spec": spec}))
-PY
+  taskdef_object "$f" "$name" e2e-render > "$WORK/td-$name.json"
   kubectl apply -f "$WORK/td-$name.json" >/dev/null || fail "$name refused by the API server"
   "$KUBECS_BIN" render "$f" -n e2e-render -o json > "$WORK/pod-$name.json" 2>"$WORK/render-$name.err" \
     || fail "kubecs render $name failed: $(cat "$WORK/render-$name.err")"

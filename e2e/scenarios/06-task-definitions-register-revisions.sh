@@ -28,16 +28,7 @@ kubectl get taskdefinitions -n e2e-taskdefs
 # The corpus of real-world task definitions registers revision 1, then 2 after an edit.
 for f in "$E2E_DIR"/taskdefs/*.json; do
   name="$(basename "$f" .json)"
-  python3 - "$f" "$name" > "$WORK/td-$name.json" <<'PY'
-import json, sys
-spec = json.load(open(sys.argv[1]))
-spec = spec.get("taskDefinition", spec)
-for ro in ("taskDefinitionArn", "revision", "status", "registeredAt", "registeredBy",
-           "requiresAttributes", "compatibilities", "deregisteredAt"):
-    spec.pop(ro, None)
-print(json.dumps({"apiVersion": "ecs.kubecs.io/v1alpha1", "kind": "TaskDefinition",
-                  "metadata": {"name": sys.argv[2], "namespace": "e2e-taskdefs"}, "spec": spec}))
-PY
+  taskdef_object "$f" "$name" e2e-taskdefs > "$WORK/td-$name.json"
   kubectl apply -f "$WORK/td-$name.json" >/dev/null || fail "$name refused by the API server"
   wait_until "$name revision 1" 60 field_eq taskdefinitions "$name" '{.status.latestRevision}' 1 e2e-taskdefs \
     || fail "$name: $(jp taskdefinitions "$name" '{.status.conditions}' e2e-taskdefs)"

@@ -35,3 +35,18 @@ fresh_namespace() {
   kubectl delete namespace "$1" --ignore-not-found --wait=true --timeout=60s >/dev/null 2>&1 || true
   kubectl create namespace "$1" >/dev/null
 }
+
+# taskdef_object FILE NAME NAMESPACE: an ECS task definition JSON (register input, or the
+# describe output with its read-only fields) wrapped as a TaskDefinition object, on stdout.
+taskdef_object() {
+  python3 - "$1" "$2" "$3" <<'PY'
+import json, sys
+spec = json.load(open(sys.argv[1]))
+spec = spec.get("taskDefinition", spec)
+for ro in ("taskDefinitionArn", "revision", "status", "registeredAt", "registeredBy",
+           "requiresAttributes", "compatibilities", "deregisteredAt"):
+    spec.pop(ro, None)
+print(json.dumps({"apiVersion": "ecs.kubecs.io/v1alpha1", "kind": "TaskDefinition",
+                  "metadata": {"name": sys.argv[2], "namespace": sys.argv[3]}, "spec": spec}))
+PY
+}

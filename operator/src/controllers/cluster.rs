@@ -20,7 +20,7 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::conditions::{condition, merge};
-use super::{Context, Error, FIELD_MANAGER, Result};
+use super::{Context, Error, Result};
 use crate::api::cluster::{ConflictingInstance, ContainerInstanceSummary, InstanceResources};
 use crate::api::common::condition as cond;
 use crate::api::{EcsCluster, EcsClusterStatus, Service, labels};
@@ -295,21 +295,8 @@ async fn write_status(
     conflicts: &[(String, String)],
     deletion_blocked: Option<&str>,
 ) -> Result<()> {
-    let ns = cluster.namespace().unwrap_or_default();
-    let name = cluster.name_any();
     let status = build_status(cluster, ctx, owned, conflicts, deletion_blocked);
-    let api: Api<EcsCluster> = Api::namespaced(ctx.client.clone(), &ns);
-    let patch = json!({
-        "apiVersion": EcsCluster::api_version(&()),
-        "kind": EcsCluster::kind(&()),
-        "status": status,
-    });
-    api.patch_status(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    super::apply_status(&ctx.client, cluster, status).await?;
     Ok(())
 }
 

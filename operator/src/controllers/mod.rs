@@ -94,3 +94,26 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Writes `status` by server-side apply with kubecs' one field manager: the status writer of
+/// every controller.
+pub async fn apply_status<K>(client: &Client, obj: &K, status: impl serde::Serialize) -> Result<()>
+where
+    K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    use kube::ResourceExt;
+    let api: kube::Api<K> =
+        kube::Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    let params = kube::api::PatchParams::apply(FIELD_MANAGER).force();
+    api.patch_status(&obj.name_any(), &params, &kube::api::Patch::Apply(&patch))
+        .await?;
+    Ok(())
+}

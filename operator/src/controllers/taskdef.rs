@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
 use super::conditions::{condition, merge};
-use super::{Context, Error, FIELD_MANAGER, Result};
+use super::{Context, Error, Result};
 use crate::api::common::condition as cond;
 use crate::api::taskdef::TaskDefinitionRevision;
 use crate::api::{TaskDefinition, TaskDefinitionSpec, TaskDefinitionStatus};
@@ -373,18 +373,7 @@ async fn write_status(
         observed_generation: generation,
         conditions: merge(&old.conditions, conds),
     };
-    let api: Api<TaskDefinition> = Api::namespaced(ctx.client.clone(), &ns);
-    let patch = json!({
-        "apiVersion": TaskDefinition::api_version(&()),
-        "kind": TaskDefinition::kind(&()),
-        "status": status,
-    });
-    api.patch_status(
-        &td.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    super::apply_status(&ctx.client, td, status).await?;
     Ok(())
 }
 

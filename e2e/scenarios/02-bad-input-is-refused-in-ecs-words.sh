@@ -28,6 +28,23 @@ spec:
     - {name: web, image: nginx, memory: 128}
     - {name: sidecar, image: envoy}
 YAML
+expect_refused "Task definition doesn't have any essential container." <<'YAML'
+apiVersion: ecs.kubecs.io/v1alpha1
+kind: TaskDefinition
+metadata: {name: noessential, namespace: e2e-validation}
+spec:
+  containerDefinitions:
+    - {name: web, image: nginx, memory: 128, essential: false}
+YAML
+expect_refused 'Duplicate value' <<'YAML'
+apiVersion: ecs.kubecs.io/v1alpha1
+kind: TaskDefinition
+metadata: {name: dupnames, namespace: e2e-validation}
+spec:
+  containerDefinitions:
+    - {name: web, image: nginx, memory: 128}
+    - {name: web, image: envoy, memory: 128}
+YAML
 expect_refused 'Unsupported value: "overlay"' <<'YAML'
 apiVersion: ecs.kubecs.io/v1alpha1
 kind: TaskDefinition

@@ -76,7 +76,7 @@ use super::common::{Condition, KeyValuePair, Tag};
     )
 )]
 #[x_kube(validation = Rule::new("self.containerDefinitions.size() <= 10").message("Too many containers."))]
-#[x_kube(validation = Rule::new("self.containerDefinitions.exists(c, !has(c.essential) || c.essential)").message("A task definition must have at least one essential container."))]
+#[x_kube(validation = Rule::new("self.containerDefinitions.exists(c, !has(c.essential) || c.essential)").message("Task definition doesn't have any essential container."))]
 #[x_kube(validation = Rule::new("has(self.memory) || self.containerDefinitions.all(c, has(c.memory) || has(c.memoryReservation))").message(kube::core::cel::Message::Expression("'Invalid setting for container \\'' + self.containerDefinitions.map(c, !has(c.memory) && !has(c.memoryReservation), c.name)[0] + '\\'. At least one of \\'memory\\' or \\'memoryReservation\\' must be specified.'".into())))]
 #[x_kube(validation = Rule::new("!has(self.placementConstraints) || self.placementConstraints.size() <= 10").message("Too many placement constraints: at most 10 are allowed."))]
 #[x_kube(validation = Rule::new("!has(self.family) || !has(oldSelf.family) || self.family == oldSelf.family").message("family cannot be changed: a TaskDefinition object is one family."))]

@@ -10,6 +10,7 @@
 pub mod api;
 pub mod arn;
 pub mod controllers;
+pub mod deploy;
 pub mod metrics;
 pub mod placement;
 pub mod taskdef;

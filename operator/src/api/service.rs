@@ -366,6 +366,16 @@ pub struct ServiceStatus {
     /// The deployments: one PRIMARY, and ACTIVE ones being replaced.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deployments: Vec<Deployment>,
+    /// What `spec.taskDefinition` resolves to now (`family:revision`). It differs from
+    /// `taskDefinition` after a rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_task_definition: Option<String>,
+    /// Blue/green: the deployment whose tasks the production Service selects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub production_deployment: Option<String>,
+    /// Tasks recently stopped, with ECS's stop code and reason (newest first, bounded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stopped_tasks: Vec<StoppedTask>,
     /// The most recent service events, newest first (bounded).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<ServiceEvent>,
@@ -407,6 +417,32 @@ pub struct Deployment {
     pub created_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
+    /// Blue/green: SCALE_UP (green starting), BAKE_TIME (production traffic on green, blue
+    /// still running), CLEAN_UP (blue stopping).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle_stage: Option<String>,
+    /// Blue/green: when production traffic moved to this deployment (the bake starts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub production_traffic_shifted_at: Option<String>,
+}
+
+/// A task the service stopped, and why (newest first, bounded).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StoppedTask {
+    /// The task (pod) name.
+    pub task_id: String,
+    /// Its deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<String>,
+    /// TaskFailedToStart, EssentialContainerExited, ServiceSchedulerInitiated...
+    pub stop_code: String,
+    /// ECS's stoppedReason, e.g. "Essential container in task exited".
+    pub stopped_reason: String,
+    /// Exit codes of the containers that stopped, `name=code`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exit_codes: Vec<String>,
+    pub stopped_at: String,
 }
 
 /// A service event, in ECS's words.

@@ -1,0 +1,548 @@
+//! The REPLICA service scheduler: keeps `desiredCount` tasks, rolls new revisions out within
+//! the bounds (or blue/green), trips the circuit breaker and rolls back.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::task::{StopCode, reasons};
+use super::{
+    ACTIVE, Bounds, Breaker, COMPLETED, FAILED, IN_PROGRESS, Launch, ObservedTask, PRIMARY, Plan,
+    StopTask, Strategy, deployment_label, task_list,
+};
+use crate::api::service::Deployment;
+
+/// Blue/green lifecycle stages (ECS's names).
+pub const SCALE_UP: &str = "SCALE_UP";
+pub const BAKE_TIME: &str = "BAKE_TIME";
+pub const CLEAN_UP: &str = "CLEAN_UP";
+
+/// Everything the planner reads.
+#[derive(Clone, Debug)]
+pub struct ServiceState<'a> {
+    pub service: &'a str,
+    pub bounds: Bounds,
+    pub strategy: Strategy,
+    pub breaker: Option<Breaker>,
+    /// The task definition (`family:revision`) the spec resolves to now.
+    pub target: &'a str,
+    /// The resolved task definition the last deployment decision was made for.
+    pub trigger: Option<&'a str>,
+    /// Recorded deployments, PRIMARY first.
+    pub deployments: &'a [Deployment],
+    pub tasks: &'a [ObservedTask],
+    /// Tasks already stopped and counted: a retried stop does not count twice.
+    pub counted: &'a BTreeSet<String>,
+    /// The deployment with production traffic (blue/green).
+    pub production: Option<&'a str>,
+    /// Unix seconds, and the same instant in RFC 3339 for status.
+    pub now: i64,
+    pub now_rfc3339: &'a str,
+    /// The id a new deployment gets, if this plan makes one.
+    pub new_deployment_id: &'a str,
+}
+
+fn new_deployment(id: &str, task_definition: &str, now: &str, reason: String) -> Deployment {
+    Deployment {
+        id: id.into(),
+        status: PRIMARY.into(),
+        task_definition: task_definition.into(),
+        rollout_state: Some(IN_PROGRESS.into()),
+        rollout_state_reason: Some(reason),
+        created_at: Some(now.into()),
+        updated_at: Some(now.into()),
+        ..Default::default()
+    }
+}
+
+fn in_progress_reason(id: &str) -> String {
+    format!("ECS deployment {id} in progress.")
+}
+
+fn set_rollout(d: &mut Deployment, state: &str, reason: String, now: &str) {
+    d.rollout_state = Some(state.into());
+    d.rollout_state_reason = Some(reason);
+    d.updated_at = Some(now.into());
+}
+
+fn rfc3339_seconds(s: &str) -> Option<i64> {
+    s.parse::<k8s_openapi::jiff::Timestamp>()
+        .ok()
+        .map(|t| t.as_second())
+}
+
+/// Plans one step. `choose(candidates, n)` picks `n` healthy tasks to stop among
+/// `candidates` (the Service controller uses the placement engine's scale-in rules).
+pub(super) fn prepare<'a>(s: &'a ServiceState) -> Prepared<'a> {
+    let svc = s.service;
+    let now = s.now_rfc3339;
+    let mut deps: Vec<Deployment> = s.deployments.to_vec();
+    let mut events: Vec<String> = Vec::new();
+    let mut production = s.production.map(String::from);
+    let mut used_new_id = false;
+
+    // 1. A new deployment when what the spec resolves to changed.
+    if deps.is_empty() {
+        deps.push(new_deployment(
+            s.new_deployment_id,
+            s.target,
+            now,
+            in_progress_reason(s.new_deployment_id),
+        ));
+        used_new_id = true;
+    } else if s.trigger != Some(s.target) && deps[0].task_definition != s.target {
+        let blue_back = matches!(s.strategy, Strategy::BlueGreen { .. })
+            && deps[0].rollout_state.as_deref() == Some(IN_PROGRESS)
+            && deps.len() > 1
+            && deps[1].task_definition == s.target
+            && s.tasks
+                .iter()
+                .any(|t| t.is_live() && t.deployment == deployment_label(&deps[1].id));
+        if blue_back {
+            // Blue/green rollback during the bake: blue is live and still (or again) takes
+            // production traffic; green is abandoned.
+            let mut green = deps.remove(0);
+            green.status = ACTIVE.into();
+            set_rollout(
+                &mut green,
+                FAILED,
+                format!("Rolled back to deployment {}.", deps[0].id),
+                now,
+            );
+            deps[0].status = PRIMARY.into();
+            production = Some(deps[0].id.clone());
+            events.push(format!(
+                "(service {svc}) rolled back to deployment {}: production traffic is on it.",
+                deps[0].id
+            ));
+            deps.insert(1, green);
+        } else {
+            for d in deps.iter_mut() {
+                d.status = ACTIVE.into();
+            }
+            deps.insert(
+                0,
+                new_deployment(
+                    s.new_deployment_id,
+                    s.target,
+                    now,
+                    in_progress_reason(s.new_deployment_id),
+                ),
+            );
+            used_new_id = true;
+        }
+    }
+    let index: BTreeMap<String, usize> = deps
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (deployment_label(&d.id).to_string(), i))
+        .collect();
+
+    // 2. Tasks that stopped or must stop: stop them, and count failures of deployments
+    //    still rolling out.
+    let mut stop: Vec<StopTask> = Vec::new();
+    let mut stopping: BTreeSet<&str> = BTreeSet::new();
+    let mut failed_names: Vec<&str> = Vec::new();
+    for t in s.tasks.iter().filter(|t| !t.stopping) {
+        let idx = index.get(&t.deployment).copied();
+        if let Some(cause) = &t.stop {
+            let counted = cause.failure
+                && !s.counted.contains(&t.name)
+                && idx.is_some_and(|i| deps[i].rollout_state.as_deref() == Some(IN_PROGRESS));
+            if counted {
+                deps[idx.unwrap()].failed_tasks += 1;
+            }
+            if cause.reason == reasons::HEALTH_CHECKS {
+                events.push(format!(
+                    "(service {svc}) (task {}) failed container health checks.",
+                    t.name
+                ));
+            }
+            failed_names.push(&t.name);
+            stop.push(StopTask {
+                name: t.name.clone(),
+                deployment: t.deployment.clone(),
+                code: cause.code,
+                reason: cause.reason.clone(),
+                counted_failure: counted,
+            });
+            stopping.insert(&t.name);
+        } else if idx.is_none() {
+            // A task of a deployment no longer recorded (crash between writes, or deleted).
+            stop.push(StopTask {
+                name: t.name.clone(),
+                deployment: t.deployment.clone(),
+                code: StopCode::ServiceSchedulerInitiated,
+                reason: format!("Scaling activity initiated by (deployment {})", deps[0].id),
+                counted_failure: false,
+            });
+            stopping.insert(&t.name);
+        }
+    }
+    if !failed_names.is_empty() {
+        events.push(format!(
+            "(service {svc}) has stopped {} running tasks: {}.",
+            failed_names.len(),
+            task_list(failed_names.iter().copied())
+        ));
+    }
+
+    // 3. The circuit breaker.
+    if let Some(b) = s.breaker
+        && deps[0].rollout_state.as_deref() == Some(IN_PROGRESS)
+        && deps[0].failed_tasks >= b.threshold
+    {
+        let failed_id = deps[0].id.clone();
+        set_rollout(
+            &mut deps[0],
+            FAILED,
+            "ECS deployment circuit breaker: tasks failed to start.".into(),
+            now,
+        );
+        events.push(format!(
+            "(service {svc}) (deployment {failed_id}) deployment failed: tasks failed to start."
+        ));
+        let good = deps[1..]
+            .iter()
+            .find(|d| d.rollout_state.as_deref() == Some(COMPLETED))
+            .cloned();
+        if b.rollback
+            && let Some(good) = good
+        {
+            if let Strategy::BlueGreen { .. } = s.strategy {
+                // Blue still runs: it takes (keeps) production traffic again.
+                let pos = deps.iter().position(|d| d.id == good.id).unwrap();
+                let mut blue = deps.remove(pos);
+                blue.status = PRIMARY.into();
+                deps[0].status = ACTIVE.into();
+                production = Some(blue.id.clone());
+                deps.insert(0, blue);
+            } else if !used_new_id {
+                for d in deps.iter_mut() {
+                    d.status = ACTIVE.into();
+                }
+                deps.insert(
+                    0,
+                    new_deployment(
+                        s.new_deployment_id,
+                        &good.task_definition,
+                        now,
+                        format!(
+                            "ECS deployment circuit breaker: rolling back to deploymentId {}.",
+                            good.id
+                        ),
+                    ),
+                );
+            }
+            events.push(format!(
+                "(service {svc}) (deployment {failed_id}) rolling back to deployment {}.",
+                good.id
+            ));
+        }
+    }
+    Prepared {
+        deps,
+        events,
+        production,
+        stop,
+        stopping,
+    }
+}
+
+/// What [`prepare`] decided.
+pub(super) struct Prepared<'a> {
+    pub deps: Vec<Deployment>,
+    pub events: Vec<String>,
+    pub production: Option<String>,
+    pub stop: Vec<StopTask>,
+    pub stopping: BTreeSet<&'a str>,
+}
+
+/// Plans one step. `choose(candidates, n)` picks `n` healthy tasks to stop among
+/// `candidates` (the Service controller uses the placement engine's scale-in rules).
+pub fn plan(
+    s: &ServiceState,
+    choose: &mut dyn FnMut(&[&ObservedTask], usize) -> Vec<String>,
+) -> Plan {
+    let svc = s.service;
+    let now = s.now_rfc3339;
+    let Prepared {
+        mut deps,
+        mut events,
+        mut production,
+        mut stop,
+        stopping,
+    } = prepare(s);
+    let trigger = s.target.to_string();
+
+    // Live tasks per deployment, after the stops above.
+    let label_of = |d: &Deployment| deployment_label(&d.id).to_string();
+    let primary_label = label_of(&deps[0]);
+    let live: Vec<&ObservedTask> = s
+        .tasks
+        .iter()
+        .filter(|t| t.is_live() && !stopping.contains(t.name.as_str()))
+        .collect();
+    let places = s.tasks.iter().filter(|t| t.holds_place()).count() as i32;
+    let healthy = live.iter().filter(|t| t.is_healthy()).count() as i32;
+    let p_live: Vec<&ObservedTask> = live
+        .iter()
+        .copied()
+        .filter(|t| t.deployment == primary_label)
+        .collect();
+    let p_healthy = p_live.iter().filter(|t| t.is_healthy()).count() as i32;
+    let desired = s.bounds.desired.max(0);
+    let primary_failed = deps[0].rollout_state.as_deref() == Some(FAILED);
+    let blue_green = match s.strategy {
+        Strategy::BlueGreen { bake_seconds } => Some(bake_seconds),
+        Strategy::Rolling => None,
+    };
+    let production_label = production.as_deref().map(deployment_label);
+
+    // 4. Launch for the PRIMARY deployment, within maximumPercent (blue/green runs green at
+    //    full size beside blue, as ECS does).
+    let mut launch = Vec::new();
+    let need = desired - p_live.len() as i32;
+    if need > 0 && !primary_failed {
+        let room = if blue_green.is_some() {
+            need
+        } else {
+            (s.bounds.max_total() - places).max(0)
+        };
+        let n = need.min(room);
+        if n > 0 {
+            launch.push(Launch {
+                deployment: deps[0].id.clone(),
+                task_definition: deps[0].task_definition.clone(),
+                count: n as usize,
+                instances: Vec::new(),
+            });
+        }
+    }
+
+    // 5. Stop: the PRIMARY's excess (scale-in), then the old deployments' tasks, never below
+    //    the healthy floor.
+    let scale_reason = format!("Scaling activity initiated by (deployment {})", deps[0].id);
+    let mut to_stop: Vec<String> = Vec::new();
+    let mut budget = healthy - s.bounds.min_healthy();
+    if need < 0 {
+        let excess = (-need) as usize;
+        let mut picked = pick(&p_live, excess, &mut budget, true, choose);
+        to_stop.append(&mut picked);
+    }
+    // Old tasks: rolling stops them as the healthy floor allows (not after a failed rollout
+    // with nothing to roll back to: they are all that serves). Blue/green keeps the
+    // production (blue) tasks until clean-up and stops every other old task at once.
+    let cleaning_up = deps[0].lifecycle_stage.as_deref() == Some(CLEAN_UP);
+    // Blue: the last COMPLETED deployment, serving until green has baked.
+    let blue_label = deps[1..]
+        .iter()
+        .find(|d| d.rollout_state.as_deref() == Some(COMPLETED))
+        .map(label_of);
+    let old: Vec<&ObservedTask> = live
+        .iter()
+        .copied()
+        .filter(|t| t.deployment != primary_label)
+        .filter(|t| {
+            blue_green.is_none()
+                || cleaning_up
+                || (production_label != Some(t.deployment.as_str())
+                    && blue_label.as_deref() != Some(t.deployment.as_str()))
+        })
+        .collect();
+    if blue_green.is_some() || !primary_failed {
+        let mut picked = pick(&old, old.len(), &mut budget, blue_green.is_some(), choose);
+        to_stop.append(&mut picked);
+    }
+    let stopped_now: Vec<String> = to_stop.clone();
+    for name in &to_stop {
+        let t = s.tasks.iter().find(|t| &t.name == name).unwrap();
+        stop.push(StopTask {
+            name: name.clone(),
+            deployment: t.deployment.clone(),
+            code: StopCode::ServiceSchedulerInitiated,
+            reason: scale_reason.clone(),
+            counted_failure: false,
+        });
+    }
+    if !stopped_now.is_empty() {
+        events.push(format!(
+            "(service {svc}) has stopped {} running tasks: {}.",
+            stopped_now.len(),
+            task_list(stopped_now.iter().map(String::as_str))
+        ));
+    }
+
+    // 6. Blue/green stages: shift production once green is healthy, clean up after the bake.
+    if let Some(bake) = blue_green
+        && deps[0].rollout_state.as_deref() == Some(IN_PROGRESS)
+        && deps.len() > 1
+    {
+        let stage = deps[0].lifecycle_stage.clone();
+        match stage.as_deref() {
+            None | Some(SCALE_UP) => {
+                deps[0].lifecycle_stage = Some(SCALE_UP.into());
+                if p_healthy >= desired {
+                    production = Some(deps[0].id.clone());
+                    deps[0].lifecycle_stage = Some(BAKE_TIME.into());
+                    deps[0].production_traffic_shifted_at = Some(now.into());
+                    events.push(format!(
+                        "(service {svc}) (deployment {}) production traffic shifted to the new tasks.",
+                        deps[0].id
+                    ));
+                }
+            }
+            Some(BAKE_TIME) => {
+                let shifted = deps[0]
+                    .production_traffic_shifted_at
+                    .as_deref()
+                    .and_then(rfc3339_seconds)
+                    .unwrap_or(s.now);
+                if s.now - shifted >= bake {
+                    deps[0].lifecycle_stage = Some(CLEAN_UP.into());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // 7. Counts, completion, steady state.
+    // Old tasks still holding a place (being stopped included): the rollout is not over.
+    let remaining_old = s
+        .tasks
+        .iter()
+        .filter(|t| t.deployment != primary_label && t.holds_place())
+        .count();
+    let launched: usize = launch.iter().map(|l| l.count).sum();
+    for d in deps.iter_mut() {
+        let l = label_of(d);
+        let mine = live
+            .iter()
+            .filter(|t| t.deployment == l && !to_stop.contains(&t.name));
+        let (mut running, mut pending) = (0, 0);
+        for t in mine {
+            if t.last_status == super::LastStatus::Running {
+                running += 1;
+            } else {
+                pending += 1;
+            }
+        }
+        d.running_count = running;
+        d.pending_count = pending;
+        d.desired_count = if d.status == PRIMARY {
+            if d.rollout_state.as_deref() == Some(FAILED) {
+                running + pending
+            } else {
+                desired
+            }
+        } else {
+            running + pending
+        };
+    }
+    let complete = deps[0].rollout_state.as_deref() == Some(IN_PROGRESS)
+        && (blue_green.is_none()
+            || deps.len() == 1
+            || deps[0].lifecycle_stage.as_deref() == Some(CLEAN_UP))
+        && p_healthy == desired
+        && p_live.len() as i32 == desired
+        && launched == 0
+        && stop.is_empty()
+        && remaining_old == 0;
+    if complete {
+        let id = deps[0].id.clone();
+        set_rollout(
+            &mut deps[0],
+            COMPLETED,
+            format!("ECS deployment {id} completed."),
+            now,
+        );
+        deps[0].lifecycle_stage = None;
+        deps.truncate(1);
+        if blue_green.is_some() {
+            production = Some(id.clone());
+        }
+        events.push(format!(
+            "(service {svc}) (deployment {id}) deployment completed."
+        ));
+    }
+    // Drained old deployments leave the list, except the one a rollback would return to.
+    if deps.len() > 1 {
+        let primary_in_progress = deps[0].rollout_state.as_deref() == Some(IN_PROGRESS);
+        let keep_for_rollback = deps[1..]
+            .iter()
+            .find(|d| d.rollout_state.as_deref() == Some(COMPLETED))
+            .map(|d| d.id.clone());
+        let holding: BTreeSet<&str> = s
+            .tasks
+            .iter()
+            .filter(|t| t.holds_place())
+            .map(|t| t.deployment.as_str())
+            .collect();
+        let first = deps.remove(0);
+        deps.retain(|d| {
+            holding.contains(deployment_label(&d.id))
+                || (primary_in_progress && keep_for_rollback.as_deref() == Some(d.id.as_str()))
+        });
+        deps.insert(0, first);
+    }
+    let steady = deps.len() == 1
+        && deps[0].rollout_state.as_deref() == Some(COMPLETED)
+        && p_healthy == desired
+        && p_live.len() as i32 == desired
+        && launched == 0
+        && stop.is_empty();
+    if blue_green.is_none() {
+        production = None;
+    } else if production.is_none() {
+        production = deps
+            .iter()
+            .find(|d| d.rollout_state.as_deref() == Some(COMPLETED))
+            .map(|d| d.id.clone());
+    }
+    Plan {
+        deployments: deps,
+        trigger,
+        launch,
+        stop,
+        events,
+        production,
+        steady,
+    }
+}
+
+/// Picks up to `n` tasks to stop among `candidates`: those that are not healthy first (they
+/// hold up nothing), then healthy ones while `budget` (healthy tasks above the floor) lasts,
+/// chosen by `choose`. `unbounded` ignores the budget (blue/green clean-up, scale-in beyond
+/// desired).
+fn pick(
+    candidates: &[&ObservedTask],
+    n: usize,
+    budget: &mut i32,
+    unbounded: bool,
+    choose: &mut dyn FnMut(&[&ObservedTask], usize) -> Vec<String>,
+) -> Vec<String> {
+    let mut out: Vec<String> = candidates
+        .iter()
+        .filter(|t| !t.is_healthy())
+        .take(n)
+        .map(|t| t.name.clone())
+        .collect();
+    let healthy: Vec<&ObservedTask> = candidates
+        .iter()
+        .copied()
+        .filter(|t| t.is_healthy())
+        .collect();
+    let want = n.saturating_sub(out.len()).min(healthy.len());
+    let allowed = if unbounded {
+        want
+    } else {
+        want.min((*budget).max(0) as usize)
+    };
+    if allowed > 0 {
+        let chosen = choose(&healthy, allowed);
+        *budget -= chosen.len() as i32;
+        out.extend(chosen);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,429 @@
+//! The rollout rules, step by step, with a simulated cluster: tasks start PENDING, become
+//! RUNNING (and healthy) on the next step unless told to fail.
+
+use std::collections::BTreeSet;
+
+use super::*;
+use crate::deploy::task::{Health, LastStatus, StopCause};
+use crate::deploy::{deployment_id, deployment_label};
+
+fn task(name: &str, dep: &str, status: LastStatus) -> ObservedTask {
+    ObservedTask {
+        name: name.into(),
+        uid: name.into(),
+        deployment: deployment_label(dep).into(),
+        node: Some("n1".into()),
+        last_status: status,
+        health: Health::Unknown,
+        health_checked: false,
+        stopping: false,
+        stop: None,
+        created_at: 0,
+        started_at: None,
+        containers: vec![],
+    }
+}
+
+/// How new tasks of a task definition behave in the simulation.
+#[derive(Clone, Copy, PartialEq)]
+enum Fate {
+    Healthy,
+    Fails,
+}
+
+struct Sim {
+    bounds: Bounds,
+    strategy: Strategy,
+    breaker: Option<Breaker>,
+    target: String,
+    trigger: Option<String>,
+    deployments: Vec<Deployment>,
+    production: Option<String>,
+    tasks: Vec<ObservedTask>,
+    counted: BTreeSet<String>,
+    fate: std::collections::BTreeMap<String, Fate>,
+    seq: u64,
+    now: i64,
+    events: Vec<String>,
+    /// (places, healthy) after every step, for the bound checks.
+    history: Vec<(i32, i32)>,
+}
+
+impl Sim {
+    fn new(desired: i32, min: i32, max: i32) -> Self {
+        Self {
+            bounds: Bounds {
+                desired,
+                minimum_healthy_percent: min,
+                maximum_percent: max,
+            },
+            strategy: Strategy::Rolling,
+            breaker: None,
+            target: "web:1".into(),
+            trigger: None,
+            deployments: vec![],
+            production: None,
+            tasks: vec![],
+            counted: BTreeSet::new(),
+            fate: [("web:1".to_string(), Fate::Healthy)].into(),
+            seq: 0,
+            now: 1_767_225_600,
+            events: vec![],
+            history: vec![],
+        }
+    }
+
+    /// One reconcile: plan, apply, then let the world move one step.
+    fn step(&mut self) -> Plan {
+        self.seq += 1;
+        let id = deployment_id(self.seq);
+        let now = k8s_openapi::jiff::Timestamp::from_second(self.now)
+            .unwrap()
+            .to_string();
+        let state = ServiceState {
+            service: "web",
+            bounds: self.bounds,
+            strategy: self.strategy,
+            breaker: self.breaker,
+            target: &self.target,
+            trigger: self.trigger.as_deref(),
+            deployments: &self.deployments,
+            tasks: &self.tasks,
+            counted: &self.counted,
+            production: self.production.as_deref(),
+            now: self.now,
+            now_rfc3339: &now,
+            new_deployment_id: &id,
+        };
+        let plan = plan(&state, &mut |c, n| {
+            c.iter().take(n).map(|t| t.name.clone()).collect()
+        });
+        self.deployments = plan.deployments.clone();
+        self.trigger = Some(plan.trigger.clone());
+        self.production = plan.production.clone();
+        self.events.extend(plan.events.iter().cloned());
+        // Stops: the pods go away (KWOK deletes at once).
+        for st in &plan.stop {
+            if st.counted_failure {
+                self.counted.insert(st.name.clone());
+            }
+            self.tasks.retain(|t| t.name != st.name);
+        }
+        // The world moves: pending tasks start (or fail).
+        for t in self.tasks.iter_mut() {
+            if t.last_status == LastStatus::Pending {
+                let td = self
+                    .deployments
+                    .iter()
+                    .find(|d| deployment_label(&d.id) == t.deployment)
+                    .map(|d| d.task_definition.clone())
+                    .unwrap_or_default();
+                match self.fate.get(&td).copied().unwrap_or(Fate::Healthy) {
+                    Fate::Healthy => t.last_status = LastStatus::Running,
+                    Fate::Fails => {
+                        t.stop = Some(StopCause {
+                            code: StopCode::EssentialContainerExited,
+                            reason: reasons::ESSENTIAL_EXITED.into(),
+                            failure: true,
+                        })
+                    }
+                }
+            }
+        }
+        for l in &plan.launch {
+            for _ in 0..l.count {
+                self.seq += 1;
+                let name = format!("web-{}", self.seq);
+                self.tasks
+                    .push(task(&name, &l.deployment, LastStatus::Pending));
+            }
+        }
+        let places = self.tasks.iter().filter(|t| t.holds_place()).count() as i32;
+        let healthy = self.tasks.iter().filter(|t| t.is_healthy()).count() as i32;
+        self.history.push((places, healthy));
+        self.now += 10;
+        plan
+    }
+
+    fn run_until_steady(&mut self, max_steps: usize) -> usize {
+        for i in 0..max_steps {
+            if self.step().steady {
+                return i;
+            }
+        }
+        panic!(
+            "not steady after {max_steps} steps: {:#?}",
+            self.deployments
+        );
+    }
+
+    fn primary(&self) -> &Deployment {
+        &self.deployments[0]
+    }
+
+    fn live_of(&self, td: &str) -> usize {
+        self.tasks
+            .iter()
+            .filter(|t| {
+                t.is_live()
+                    && self
+                        .deployments
+                        .iter()
+                        .any(|d| deployment_label(&d.id) == t.deployment && d.task_definition == td)
+            })
+            .count()
+    }
+}
+
+#[test]
+fn a_new_service_starts_desired_tasks_and_reaches_a_steady_state() {
+    let mut sim = Sim::new(3, 100, 200);
+    let first = sim.step();
+    assert_eq!(first.launch[0].count, 3);
+    assert_eq!(first.deployments[0].status, PRIMARY);
+    assert_eq!(
+        first.deployments[0].rollout_state.as_deref(),
+        Some(IN_PROGRESS)
+    );
+    sim.run_until_steady(5);
+    assert_eq!(sim.primary().rollout_state.as_deref(), Some(COMPLETED));
+    assert!(
+        sim.events
+            .iter()
+            .any(|e| e.ends_with("deployment completed.")
+                && e.starts_with("(service web) (deployment ecs-svc/"))
+    );
+    assert_eq!(sim.live_of("web:1"), 3);
+}
+
+#[test]
+fn rolling_update_4_50_150_stays_within_6_tasks_and_2_healthy() {
+    let mut sim = Sim::new(4, 50, 150);
+    sim.run_until_steady(5);
+    sim.history.clear();
+    sim.target = "web:2".into();
+    sim.fate.insert("web:2".into(), Fate::Healthy);
+    sim.run_until_steady(20);
+    for (places, healthy) in &sim.history {
+        assert!(*places <= 6, "{places} tasks > 6: {:?}", sim.history);
+        assert!(*healthy >= 2, "{healthy} healthy < 2: {:?}", sim.history);
+    }
+    assert_eq!(sim.live_of("web:2"), 4);
+    assert_eq!(sim.live_of("web:1"), 0);
+    assert_eq!(sim.deployments.len(), 1);
+    assert_eq!(sim.primary().task_definition, "web:2");
+}
+
+#[test]
+fn rolling_update_with_max_100_stops_before_it_starts() {
+    let mut sim = Sim::new(4, 50, 100);
+    sim.run_until_steady(5);
+    sim.history.clear();
+    sim.target = "web:2".into();
+    let first = sim.step();
+    assert!(first.launch.is_empty(), "no room at max 100%");
+    assert_eq!(first.stop.len(), 2, "down to the healthy floor of 2");
+    sim.run_until_steady(20);
+    assert!(
+        sim.history.iter().all(|(p, h)| *p <= 4 && *h >= 2),
+        "{:?}",
+        sim.history
+    );
+}
+
+#[test]
+fn default_bounds_keep_every_old_task_until_new_ones_are_healthy() {
+    let mut sim = Sim::new(2, 100, 200);
+    sim.run_until_steady(5);
+    sim.history.clear();
+    sim.target = "web:2".into();
+    sim.run_until_steady(20);
+    assert!(
+        sim.history.iter().all(|(p, h)| *p <= 4 && *h >= 2),
+        "{:?}",
+        sim.history
+    );
+}
+
+#[test]
+fn scale_in_and_out_without_a_new_deployment() {
+    let mut sim = Sim::new(3, 100, 200);
+    sim.run_until_steady(5);
+    let id = sim.primary().id.clone();
+    sim.bounds.desired = 1;
+    let p = sim.step();
+    assert_eq!(p.stop.len(), 2);
+    assert!(
+        p.stop[0]
+            .reason
+            .starts_with("Scaling activity initiated by (deployment ecs-svc/")
+    );
+    sim.run_until_steady(5);
+    sim.bounds.desired = 5;
+    sim.run_until_steady(5);
+    assert_eq!(sim.primary().id, id, "scaling is not a deployment");
+    assert_eq!(sim.live_of("web:1"), 5);
+}
+
+#[test]
+fn circuit_breaker_trips_at_the_threshold_and_rolls_back() {
+    let mut sim = Sim::new(4, 50, 150);
+    sim.breaker = Some(Breaker {
+        rollback: true,
+        threshold: 3,
+    });
+    sim.run_until_steady(5);
+    let good = sim.primary().id.clone();
+    sim.history.clear();
+    sim.target = "web:2".into();
+    sim.fate.insert("web:2".into(), Fate::Fails);
+    sim.run_until_steady(40);
+    // Rolled back: a new deployment of web:1, the failed one gone once it completed.
+    assert_eq!(sim.primary().task_definition, "web:1");
+    assert_ne!(sim.primary().id, good);
+    assert_eq!(
+        sim.trigger.as_deref(),
+        Some("web:2"),
+        "no new attempt of web:2"
+    );
+    assert!(
+        sim.events
+            .iter()
+            .any(|e| e.contains("deployment failed: tasks failed to start."))
+    );
+    assert!(
+        sim.events
+            .iter()
+            .any(|e| e.contains(&format!("rolling back to deployment {good}.")))
+    );
+    assert!(
+        sim.history.iter().all(|(p, h)| *p <= 6 && *h >= 2),
+        "{:?}",
+        sim.history
+    );
+    assert_eq!(sim.live_of("web:1"), 4);
+}
+
+#[test]
+fn circuit_breaker_counts_each_failed_task_once() {
+    let mut sim = Sim::new(10, 100, 200);
+    sim.breaker = Some(Breaker {
+        rollback: false,
+        threshold: 5,
+    });
+    sim.fate.insert("web:1".into(), Fate::Fails);
+    for _ in 0..6 {
+        sim.step();
+    }
+    let p = sim.primary();
+    assert_eq!(p.rollout_state.as_deref(), Some(FAILED));
+    assert_eq!(
+        p.rollout_state_reason.as_deref(),
+        Some("ECS deployment circuit breaker: tasks failed to start.")
+    );
+    // A FAILED deployment launches no more tasks.
+    let before = sim.seq;
+    let plan = sim.step();
+    assert!(plan.launch.is_empty());
+    assert!(sim.seq - before <= 1);
+    // The failed count stops at what tripped it plus what was already in flight.
+    let again = sim.step();
+    assert!(again.stop.iter().all(|s| !s.counted_failure));
+}
+
+#[test]
+fn a_retried_stop_is_not_counted_twice() {
+    let failed = ObservedTask {
+        stop: Some(StopCause {
+            code: StopCode::EssentialContainerExited,
+            reason: reasons::ESSENTIAL_EXITED.into(),
+            failure: true,
+        }),
+        ..task("web-9", "ecs-svc/0000000000000000001", LastStatus::Running)
+    };
+    let deps = vec![Deployment {
+        id: "ecs-svc/0000000000000000001".into(),
+        status: PRIMARY.into(),
+        task_definition: "web:1".into(),
+        rollout_state: Some(IN_PROGRESS.into()),
+        ..Default::default()
+    }];
+    let counted: BTreeSet<String> = ["web-9".to_string()].into();
+    let tasks = [failed];
+    let state = ServiceState {
+        service: "web",
+        bounds: Bounds {
+            desired: 1,
+            minimum_healthy_percent: 100,
+            maximum_percent: 200,
+        },
+        strategy: Strategy::Rolling,
+        breaker: None,
+        target: "web:1",
+        trigger: Some("web:1"),
+        deployments: &deps,
+        tasks: &tasks,
+        counted: &counted,
+        production: None,
+        now: 0,
+        now_rfc3339: "1970-01-01T00:00:00Z",
+        new_deployment_id: "ecs-svc/2",
+    };
+    let plan = plan(&state, &mut |c, n| {
+        c.iter().take(n).map(|t| t.name.clone()).collect()
+    });
+    assert_eq!(plan.stop.len(), 1);
+    assert!(!plan.stop[0].counted_failure);
+    assert_eq!(plan.deployments[0].failed_tasks, 0);
+}
+
+#[test]
+fn blue_green_shifts_production_only_when_green_is_healthy_then_bakes() {
+    let mut sim = Sim::new(2, 100, 200);
+    sim.strategy = Strategy::BlueGreen { bake_seconds: 30 };
+    sim.run_until_steady(6);
+    let blue = sim.primary().id.clone();
+    assert_eq!(sim.production.as_deref(), Some(blue.as_str()));
+    sim.target = "web:2".into();
+    let first = sim.step();
+    assert_eq!(first.launch[0].count, 2, "green at full size beside blue");
+    assert_eq!(
+        sim.production.as_deref(),
+        Some(blue.as_str()),
+        "green not healthy yet"
+    );
+    let green = sim.primary().id.clone();
+    sim.step(); // green becomes healthy in the world; the next plan shifts
+    let shift = sim.step();
+    assert_eq!(sim.production.as_deref(), Some(green.as_str()));
+    assert!(
+        shift
+            .events
+            .iter()
+            .any(|e| e.contains("production traffic shifted"))
+    );
+    assert_eq!(sim.live_of("web:1"), 2, "blue runs during the bake");
+    sim.run_until_steady(10);
+    assert_eq!(sim.live_of("web:1"), 0);
+    assert_eq!(sim.primary().id, green);
+}
+
+#[test]
+fn blue_green_rollback_during_bake_puts_production_back_on_blue() {
+    let mut sim = Sim::new(2, 100, 200);
+    sim.strategy = Strategy::BlueGreen { bake_seconds: 600 };
+    sim.run_until_steady(6);
+    let blue = sim.primary().id.clone();
+    sim.target = "web:2".into();
+    for _ in 0..4 {
+        sim.step();
+    }
+    assert_eq!(sim.primary().lifecycle_stage.as_deref(), Some(BAKE_TIME));
+    sim.target = "web:1".into();
+    sim.step();
+    assert_eq!(sim.production.as_deref(), Some(blue.as_str()));
+    assert_eq!(sim.primary().id, blue);
+    sim.run_until_steady(6);
+    assert_eq!(sim.live_of("web:2"), 0);
+    assert_eq!(sim.live_of("web:1"), 2);
+}

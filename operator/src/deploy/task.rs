@@ -1,0 +1,452 @@
+//! What a task pod says about its task, in ECS terms: `lastStatus`, health, and whether (and
+//! why) the task has stopped or must be stopped. Pure: a function of the pod and the clock.
+
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod, Probe};
+
+use crate::api::task::ContainerInfo;
+use crate::taskdef::annotations;
+
+/// ECS's task lifecycle, as far as kubecs can see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LastStatus {
+    /// Not yet on an instance (Fargate tasks waiting for kube-scheduler).
+    Provisioning,
+    /// On an instance, containers not all started.
+    Pending,
+    /// Every essential container runs.
+    Running,
+    /// Being stopped (the pod is terminating).
+    Deprovisioning,
+    /// Stopped: the pod finished, or an essential container stopped.
+    Stopped,
+}
+
+impl LastStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LastStatus::Provisioning => "PROVISIONING",
+            LastStatus::Pending => "PENDING",
+            LastStatus::Running => "RUNNING",
+            LastStatus::Deprovisioning => "DEPROVISIONING",
+            LastStatus::Stopped => "STOPPED",
+        }
+    }
+}
+
+/// ECS's task health.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Every essential container with a health check passes it.
+    Healthy,
+    /// An essential container failed its health check past its grace time.
+    Unhealthy,
+    /// No health check, or not decided yet.
+    Unknown,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Healthy => "HEALTHY",
+            Health::Unhealthy => "UNHEALTHY",
+            Health::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+/// ECS's stop codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopCode {
+    TaskFailedToStart,
+    EssentialContainerExited,
+    ServiceSchedulerInitiated,
+    UserInitiated,
+}
+
+impl StopCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopCode::TaskFailedToStart => "TaskFailedToStart",
+            StopCode::EssentialContainerExited => "EssentialContainerExited",
+            StopCode::ServiceSchedulerInitiated => "ServiceSchedulerInitiated",
+            StopCode::UserInitiated => "UserInitiated",
+        }
+    }
+}
+
+/// Why a task stopped, or must be stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StopCause {
+    pub code: StopCode,
+    /// ECS's `stoppedReason`.
+    pub reason: String,
+    /// Counts toward the deployment circuit breaker.
+    pub failure: bool,
+}
+
+/// ECS's stopped reasons.
+pub mod reasons {
+    pub const ESSENTIAL_EXITED: &str = "Essential container in task exited";
+    pub const HEALTH_CHECKS: &str = "Task failed container health checks";
+    pub const FAILED_TO_START: &str = "Task failed to start";
+}
+
+/// A task as its owner sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObservedTask {
+    /// The pod name (the task id kubecs shows in events).
+    pub name: String,
+    pub uid: String,
+    /// The deployment id label (`ecs.kubecs.io/deployment`), empty for RunTask.
+    pub deployment: String,
+    /// The container instance (node), once bound.
+    pub node: Option<String>,
+    pub last_status: LastStatus,
+    pub health: Health,
+    /// An essential container has a health check (so HEALTHY is required, not UNKNOWN).
+    pub health_checked: bool,
+    /// The pod is terminating: ECS's desiredStatus STOPPED.
+    pub stopping: bool,
+    /// Set when the task stopped or must stop.
+    pub stop: Option<StopCause>,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub containers: Vec<ContainerInfo>,
+}
+
+impl ObservedTask {
+    /// Not stopped and not being stopped.
+    pub fn is_live(&self) -> bool {
+        !self.stopping && self.stop.is_none()
+    }
+
+    /// Counts toward `minimumHealthyPercent`: RUNNING and, when it has a health check,
+    /// HEALTHY.
+    pub fn is_healthy(&self) -> bool {
+        self.is_live()
+            && self.last_status == LastStatus::Running
+            && match self.health {
+                Health::Healthy => true,
+                Health::Unknown => !self.health_checked,
+                Health::Unhealthy => false,
+            }
+    }
+
+    /// Holds a place toward `maximumPercent`: anything not yet gone.
+    pub fn holds_place(&self) -> bool {
+        self.last_status != LastStatus::Stopped
+    }
+}
+
+/// Container waiting reasons that mean the task will never start (ECS's
+/// `CannotPullContainerError` and friends), rather than "not yet".
+const FATAL_WAITING: &[&str] = &[
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+    "ErrImageNeverPull",
+];
+
+fn seconds(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> i64 {
+    t.0.as_second()
+}
+
+/// Seconds after a container starts by which a failing readiness probe means UNHEALTHY:
+/// ECS's startPeriod + interval × retries (+ timeout), then the service's grace period.
+fn unhealthy_after(probe: &Probe, grace: i64) -> i64 {
+    let delay = probe.initial_delay_seconds.unwrap_or(0) as i64;
+    let period = probe.period_seconds.unwrap_or(10) as i64;
+    let failures = probe.failure_threshold.unwrap_or(3) as i64;
+    let timeout = probe.timeout_seconds.unwrap_or(1) as i64;
+    grace.max(delay) + period * failures + timeout
+}
+
+/// Reads a task pod. `grace` is the service's `healthCheckGracePeriodSeconds` (0 for RunTask).
+pub fn observe(pod: &Pod, now: i64, grace: i64) -> ObservedTask {
+    let meta = &pod.metadata;
+    let spec = pod.spec.as_ref();
+    let status = pod.status.as_ref();
+    let labels = meta.labels.clone().unwrap_or_default();
+    let essential: Vec<String> = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(annotations::ESSENTIAL_CONTAINERS))
+        .map(|s| {
+            s.split(',')
+                .filter(|n| !n.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_else(|| {
+            spec.map(|s| s.containers.iter().map(|c| c.name.clone()).collect())
+                .unwrap_or_default()
+        });
+    let statuses: &[ContainerStatus] = status
+        .and_then(|s| s.container_statuses.as_deref())
+        .unwrap_or_default();
+    let probe_of = |name: &str| {
+        spec.and_then(|s| s.containers.iter().find(|c| c.name == name))
+            .and_then(|c| c.readiness_probe.as_ref())
+    };
+    let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
+    let node = spec.and_then(|s| s.node_name.clone());
+    let stopping = meta.deletion_timestamp.is_some();
+
+    let mut stop: Option<StopCause> = None;
+    let mut all_essential_running = !essential.is_empty();
+    let mut started_at: Option<i64> = None;
+    let mut health_checked = false;
+    let mut healthy = true;
+    let mut unhealthy = false;
+    for name in &essential {
+        let cs = statuses.iter().find(|c| &c.name == name);
+        let state = cs.and_then(|c| c.state.as_ref());
+        let running = state.and_then(|s| s.running.as_ref());
+        let terminated = state.and_then(|s| s.terminated.as_ref());
+        let waiting = state.and_then(|s| s.waiting.as_ref());
+        if let Some(r) = running {
+            let t = r.started_at.as_ref().map(seconds).unwrap_or(now);
+            started_at = Some(started_at.map_or(t, |s: i64| s.max(t)));
+        } else {
+            all_essential_running = false;
+        }
+        if terminated.is_some() && stop.is_none() {
+            stop = Some(StopCause {
+                code: StopCode::EssentialContainerExited,
+                reason: reasons::ESSENTIAL_EXITED.into(),
+                failure: true,
+            });
+        }
+        if let Some(w) = waiting {
+            let why = w.reason.as_deref().unwrap_or_default();
+            if FATAL_WAITING.contains(&why) && stop.is_none() {
+                let detail = w.message.as_deref().unwrap_or(why);
+                stop = Some(StopCause {
+                    code: StopCode::TaskFailedToStart,
+                    reason: format!("CannotPullContainerError: {}", detail.trim_end_matches('.')),
+                    failure: true,
+                });
+            }
+        }
+        if let Some(probe) = probe_of(name) {
+            health_checked = true;
+            let ready = cs.map(|c| c.ready).unwrap_or(false);
+            if !ready {
+                healthy = false;
+                if let Some(r) = running {
+                    let since = r.started_at.as_ref().map(seconds).unwrap_or(now);
+                    if now - since >= unhealthy_after(probe, grace) {
+                        unhealthy = true;
+                    }
+                }
+            }
+        }
+    }
+    if matches!(phase, "Failed" | "Succeeded") && stop.is_none() {
+        stop = Some(StopCause {
+            code: StopCode::EssentialContainerExited,
+            reason: reasons::ESSENTIAL_EXITED.into(),
+            failure: phase == "Failed",
+        });
+    }
+    if unhealthy && stop.is_none() {
+        stop = Some(StopCause {
+            code: StopCode::ServiceSchedulerInitiated,
+            reason: reasons::HEALTH_CHECKS.into(),
+            failure: true,
+        });
+    }
+    let last_status = if matches!(phase, "Failed" | "Succeeded") {
+        LastStatus::Stopped
+    } else if stopping {
+        LastStatus::Deprovisioning
+    } else if node.is_none() {
+        LastStatus::Provisioning
+    } else if phase == "Running" && all_essential_running {
+        LastStatus::Running
+    } else {
+        LastStatus::Pending
+    };
+    let health = if unhealthy {
+        Health::Unhealthy
+    } else if health_checked && healthy && last_status == LastStatus::Running {
+        Health::Healthy
+    } else {
+        Health::Unknown
+    };
+    let containers = statuses
+        .iter()
+        .map(|c| {
+            let state = c.state.as_ref();
+            let term = state.and_then(|s| s.terminated.as_ref());
+            ContainerInfo {
+                name: c.name.clone(),
+                last_status: if term.is_some() {
+                    "STOPPED"
+                } else if state.and_then(|s| s.running.as_ref()).is_some() {
+                    "RUNNING"
+                } else {
+                    "PENDING"
+                }
+                .into(),
+                exit_code: term.map(|t| t.exit_code),
+                reason: term
+                    .and_then(|t| t.reason.clone())
+                    .or_else(|| state.and_then(|s| s.waiting.as_ref()?.reason.clone())),
+                health_status: probe_of(&c.name)
+                    .map(|_| if c.ready { "HEALTHY" } else { "UNKNOWN" }.to_string()),
+            }
+        })
+        .collect();
+    ObservedTask {
+        name: meta.name.clone().unwrap_or_default(),
+        uid: meta.uid.clone().unwrap_or_default(),
+        deployment: labels
+            .get(crate::api::labels::DEPLOYMENT)
+            .cloned()
+            .unwrap_or_default(),
+        node,
+        last_status,
+        health,
+        health_checked,
+        stopping,
+        stop,
+        created_at: meta.creation_timestamp.as_ref().map(seconds).unwrap_or(now),
+        started_at: started_at.or_else(|| status.and_then(|s| s.start_time.as_ref().map(seconds))),
+        containers,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(v: serde_json::Value) -> Pod {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn running(name: &str, ready: bool, started: &str) -> serde_json::Value {
+        json!({"name": name, "image": "x", "imageID": "", "ready": ready, "restartCount": 0,
+               "state": {"running": {"startedAt": started}}})
+    }
+
+    fn base(containers: serde_json::Value, statuses: serde_json::Value, phase: &str) -> Pod {
+        pod(json!({
+            "metadata": {"name": "web-1", "uid": "u1", "creationTimestamp": "2026-01-01T00:00:00Z",
+                "labels": {"ecs.kubecs.io/deployment": "123"},
+                "annotations": {"ecs.kubecs.io/essential-containers": "app"}},
+            "spec": {"nodeName": "n1", "containers": containers},
+            "status": {"phase": phase, "containerStatuses": statuses}
+        }))
+    }
+
+    const T0: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+
+    #[test]
+    fn running_without_health_check_is_healthy_for_deployments() {
+        let p = base(
+            json!([{"name": "app", "image": "x"}, {"name": "side", "image": "y"}]),
+            json!([running("app", true, "2026-01-01T00:00:01Z")]),
+            "Running",
+        );
+        let t = observe(&p, T0 + 10, 0);
+        assert_eq!(t.last_status, LastStatus::Running);
+        assert_eq!(t.health, Health::Unknown);
+        assert!(t.is_healthy());
+        assert_eq!(t.deployment, "123");
+        assert_eq!(t.started_at, Some(T0 + 1));
+    }
+
+    #[test]
+    fn health_checked_task_is_healthy_only_when_ready() {
+        let c = json!([{"name": "app", "image": "x",
+            "readinessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 5, "failureThreshold": 2, "timeoutSeconds": 2}}]);
+        let ready = base(
+            c.clone(),
+            json!([running("app", true, "2026-01-01T00:00:00Z")]),
+            "Running",
+        );
+        assert_eq!(observe(&ready, T0 + 3, 0).health, Health::Healthy);
+        let not_ready = base(
+            c,
+            json!([running("app", false, "2026-01-01T00:00:00Z")]),
+            "Running",
+        );
+        // Within startPeriod/interval×retries: not decided, and not healthy either.
+        let early = observe(&not_ready, T0 + 5, 0);
+        assert_eq!(early.health, Health::Unknown);
+        assert!(!early.is_healthy());
+        assert!(early.stop.is_none());
+        // Past it: UNHEALTHY, and the task must stop with ECS's reason.
+        let late = observe(&not_ready, T0 + 13, 0);
+        assert_eq!(late.health, Health::Unhealthy);
+        assert_eq!(late.stop.unwrap().reason, reasons::HEALTH_CHECKS);
+        // The grace period postpones the verdict.
+        assert!(observe(&not_ready, T0 + 13, 60).stop.is_none());
+    }
+
+    #[test]
+    fn essential_container_exit_stops_the_task_but_a_sidecar_exit_does_not() {
+        let c = json!([{"name": "app", "image": "x"}, {"name": "side", "image": "y"}]);
+        let side_done = base(
+            c.clone(),
+            json!([running("app", true, "2026-01-01T00:00:00Z"),
+                   {"name": "side", "image": "y", "imageID": "", "ready": false, "restartCount": 0,
+                    "state": {"terminated": {"exitCode": 0}}}]),
+            "Running",
+        );
+        let t = observe(&side_done, T0, 0);
+        assert!(t.stop.is_none());
+        assert_eq!(t.containers[1].exit_code, Some(0));
+        let app_done = base(
+            c,
+            json!([{"name": "app", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+                    "state": {"terminated": {"exitCode": 2, "reason": "Error"}}}]),
+            "Running",
+        );
+        let t = observe(&app_done, T0, 0);
+        let stop = t.stop.unwrap();
+        assert_eq!(stop.code, StopCode::EssentialContainerExited);
+        assert_eq!(stop.reason, "Essential container in task exited");
+        assert_eq!(t.containers[0].exit_code, Some(2));
+    }
+
+    #[test]
+    fn image_pull_failure_is_a_failure_to_start() {
+        let p = base(
+            json!([{"name": "app", "image": "x"}]),
+            json!([{"name": "app", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+                    "state": {"waiting": {"reason": "ErrImagePull", "message": "pull access denied for x."}}}]),
+            "Pending",
+        );
+        let t = observe(&p, T0, 0);
+        assert_eq!(t.last_status, LastStatus::Pending);
+        let stop = t.stop.unwrap();
+        assert_eq!(stop.code, StopCode::TaskFailedToStart);
+        assert_eq!(
+            stop.reason,
+            "CannotPullContainerError: pull access denied for x"
+        );
+    }
+
+    #[test]
+    fn phases_map_to_ecs_statuses() {
+        let mut p = base(json!([{"name": "app", "image": "x"}]), json!([]), "Pending");
+        assert_eq!(observe(&p, T0, 0).last_status, LastStatus::Pending);
+        p.spec.as_mut().unwrap().node_name = None;
+        assert_eq!(observe(&p, T0, 0).last_status, LastStatus::Provisioning);
+        let done = base(
+            json!([{"name": "app", "image": "x"}]),
+            json!([]),
+            "Succeeded",
+        );
+        let t = observe(&done, T0, 0);
+        assert_eq!(t.last_status, LastStatus::Stopped);
+        assert!(!t.stop.unwrap().failure);
+    }
+}

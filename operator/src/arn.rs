@@ -24,6 +24,11 @@ pub fn task_definition(namespace: &str, family: &str, revision: i64) -> String {
     format!("arn:aws:ecs:{REGION}:{namespace}:task-definition/{family}:{revision}")
 }
 
+/// `arn:aws:ecr:kubecs:NAMESPACE:repository/NAME`: an ECR repository, same account mapping.
+pub fn repository(namespace: &str, name: &str) -> String {
+    crate::ecr::names::repository_arn(REGION, namespace, name)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -1,6 +1,6 @@
 //! kubecs: Amazon ECS and ECR semantics on any Kubernetes cluster.
 //!
-//! The pure decision modules (`api`, `taskdef`, `placement`, and later `deploy`)
+//! The pure decision modules (`api`, `taskdef`, `placement`, `ecr`, and later `deploy`)
 //! never talk to the API server; `controllers` reads, plans with them, applies and reports.
 
 // kube's `#[kube(printcolumn(...))]` repeats keys like `type_` across columns, which
@@ -11,6 +11,7 @@ pub mod api;
 pub mod arn;
 pub mod controllers;
 pub mod deploy;
+pub mod ecr;
 pub mod metrics;
 pub mod placement;
 pub mod taskdef;

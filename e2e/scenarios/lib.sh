@@ -50,3 +50,87 @@ print(json.dumps({"apiVersion": "ecs.kubecs.io/v1alpha1", "kind": "TaskDefinitio
                   "metadata": {"name": sys.argv[2], "namespace": sys.argv[3]}, "spec": spec}))
 PY
 }
+
+# service_pods NS SERVICE: the service's task pods, one "name node deployment ready" per line.
+service_pods() {
+  kubectl get pods -n "$1" -l "ecs.kubecs.io/service=$2" -o \
+    jsonpath='{range .items[*]}{.metadata.name} {.spec.nodeName} {.metadata.labels.ecs\.kubecs\.io/deployment} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}'
+}
+
+# rollout_is NS SERVICE TASKDEF STATE: the PRIMARY deployment runs TASKDEF in STATE.
+rollout_is() {
+  [ "$(jp services.ecs.kubecs.io "$2" '{.status.deployments[0].taskDefinition} {.status.deployments[0].rolloutState} {.status.runningCount}' "$1")" = "$3 $4 $5" ]
+}
+
+# service_events NS SERVICE: the ECS-style events of a service, newest first.
+service_events() { jp services.ecs.kubecs.io "$2" '{range .status.events[*]}{.message}{"\n"}{end}' "$1"; }
+
+# node_attr NODE LABEL: a node's label.
+node_label() { kubectl get node "$1" -o "jsonpath={.metadata.labels.${2//./\\.}}"; }
+
+# start_watch NS SERVICE ARGS...: watch-verify bounds in the background; stop_watch ends it.
+start_watch() {
+  local ns="$1" svc="$2"; shift 2
+  WATCH_STOP="$(mktemp -u)"; WATCH_LOG="$(mktemp)"
+  python3 "$E2E_DIR/scenarios/watch_service.py" --namespace "$ns" --service "$svc" --stop "$WATCH_STOP" "$@" >"$WATCH_LOG" 2>&1 &
+  WATCH_PID=$!
+  sleep 1
+}
+stop_watch() {
+  touch "$WATCH_STOP"
+  local rc=0; wait "$WATCH_PID" || rc=$?
+  cat "$WATCH_LOG"
+  [ "$rc" = 0 ] || fail "the watch saw a violation"
+}
+
+# app_taskdef NS NAME [BEHAVIOR] [MEMORY]: a small awsvpc task definition; BEHAVIOR sets the
+# KWOK behaviour (fail, complete, unhealthy) through a docker label.
+app_taskdef() {
+  local labels=""
+  [ -n "${3:-}" ] && labels="dockerLabels: {kwok.kubecs.io/behavior: \"$3\", kwok.kubecs.io/exit-code: \"${5:-1}\"}"
+  kubectl apply -f - <<YAML
+apiVersion: ecs.kubecs.io/v1alpha1
+kind: TaskDefinition
+metadata: {name: $2, namespace: $1}
+spec:
+  networkMode: awsvpc
+  requiresCompatibilities: [EC2]
+  cpu: "256"
+  memory: "${4:-512}"
+  containerDefinitions:
+    - name: app
+      image: public.ecr.aws/nginx/nginx:1.27
+      portMappings: [{containerPort: 80}]
+      $labels
+YAML
+}
+
+# all_nodes_cluster NS NAME: an EcsCluster over the nine KWOK instances, registered.
+all_nodes_cluster() {
+  kubectl apply -f - <<YAML
+apiVersion: ecs.kubecs.io/v1alpha1
+kind: EcsCluster
+metadata: {name: $2, namespace: $1}
+spec:
+  instanceSelector: {matchLabels: {type: kwok}}
+YAML
+  wait_until "$2 registers 9 instances" 60 field_eq ecsclusters "$2" '{.status.registeredContainerInstancesCount}' 9 "$1"
+}
+
+# bounded_service NS NAME EXTRA: a service of 4 tasks of task definition NAME with
+# minimumHealthyPercent 50 and maximumPercent 150, once COMPLETED. EXTRA is more
+# deploymentConfiguration (e.g. a circuit breaker).
+bounded_service() {
+  app_taskdef "$1" "$2"
+  wait_until "$2:1 registered" 60 field_eq taskdefinitions "$2" '{.status.latestRevision}' 1 "$1"
+  kubectl apply -f - <<YAML
+apiVersion: ecs.kubecs.io/v1alpha1
+kind: Service
+metadata: {name: $2, namespace: $1}
+spec:
+  taskDefinition: $2
+  desiredCount: 4
+  deploymentConfiguration: {minimumHealthyPercent: 50, maximumPercent: 150 ${3:+, $3}}
+YAML
+  wait_until "$2:1 COMPLETED with 4 tasks" 90 rollout_is "$1" "$2" "$2:1" COMPLETED 4
+}

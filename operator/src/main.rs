@@ -12,6 +12,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use clap::{Parser, Subcommand, ValueEnum};
 use futures::StreamExt;
+use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Client;
 use kube::api::Api;
@@ -43,6 +44,13 @@ enum Command {
         /// Address of the admin server (/live, /ready, /metrics).
         #[arg(long, env = "KUBECS_ADMIN_ADDR", default_value = "127.0.0.1:8080")]
         admin_addr: SocketAddr,
+        /// How long a finished Task (RunTask) stays visible before it is removed.
+        #[arg(
+            long,
+            env = "KUBECS_STOPPED_TASK_RETENTION_SECONDS",
+            default_value_t = 3600
+        )]
+        stopped_task_retention_seconds: u64,
     },
     /// Print every kubecs CRD as YAML (what crds/ holds).
     Crdgen,
@@ -89,7 +97,16 @@ async fn main() -> anyhow_free::Result {
             print!("{}", api::crds_yaml());
             Ok(())
         }
-        Command::Operator { admin_addr } => operator(admin_addr).await,
+        Command::Operator {
+            admin_addr,
+            stopped_task_retention_seconds,
+        } => {
+            operator(
+                admin_addr,
+                std::time::Duration::from_secs(stopped_task_retention_seconds),
+            )
+            .await
+        }
         Command::Render {
             file,
             output,
@@ -166,7 +183,7 @@ mod anyhow_free {
 
 /// Starts the shared reflectors, waits for their first lists, then runs the controllers and
 /// the admin server until a signal arrives.
-async fn operator(admin_addr: SocketAddr) -> anyhow_free::Result {
+async fn operator(admin_addr: SocketAddr, retention: std::time::Duration) -> anyhow_free::Result {
     let client = Client::try_default().await?;
     let mut registry = Registry::with_prefix("kubecs");
     let metrics = Arc::new(Metrics::new(&mut registry));
@@ -186,6 +203,20 @@ async fn operator(admin_addr: SocketAddr) -> anyhow_free::Result {
         Api::<Pod>::all(client.clone()),
         watcher::Config::default().fields("status.phase!=Succeeded,status.phase!=Failed"),
     );
+    // Registered task definition revisions.
+    let (revisions, _revision_events) = shared_reflector(
+        Api::<ControllerRevision>::all(client.clone()),
+        watcher::Config::default().labels(controllers::taskdef::OWNER_UID_LABEL),
+    );
+    // Task pods in every phase: their owners read stopped tasks too.
+    let (tasks, task_events) = shared_reflector(
+        Api::<Pod>::all(client.clone()),
+        watcher::Config::default().labels(&format!(
+            "{}={}",
+            api::labels::MANAGED_BY,
+            api::labels::MANAGER
+        )),
+    );
     let ready = Arc::new(tokio::sync::Notify::new());
     let admin = tokio::spawn(admin_server(admin_addr, Arc::new(registry), ready.clone()));
     info!("waiting for the first lists of nodes, pods and services");
@@ -193,20 +224,30 @@ async fn operator(admin_addr: SocketAddr) -> anyhow_free::Result {
     services.wait_until_ready().await?;
     pods.wait_until_ready().await?;
     taskdefs.wait_until_ready().await?;
+    revisions.wait_until_ready().await?;
+    tasks.wait_until_ready().await?;
     ready.notify_one();
 
-    let ctx = Arc::new(Context::new(
+    let mut context = Context::new(
         client,
         metrics,
-        nodes,
-        pods,
-        services,
-        taskdefs.clone(),
-    ));
+        controllers::Stores {
+            nodes,
+            pods,
+            services,
+            taskdefs: taskdefs.clone(),
+            revisions,
+            tasks,
+        },
+    );
+    context.stopped_task_retention = retention;
+    let ctx = Arc::new(context);
     info!("kubecs operator started");
     tokio::join!(
         controllers::cluster::run(ctx.clone(), node_events, service_events),
-        controllers::taskdef::run(ctx, taskdefs, taskdef_events),
+        controllers::taskdef::run(ctx.clone(), taskdefs, taskdef_events),
+        controllers::service::run(ctx.clone(), task_events.clone()),
+        controllers::task::run(ctx, task_events),
     );
     admin.abort();
     Ok(())
@@ -219,7 +260,7 @@ fn shared_reflector<K>(
     config: watcher::Config,
 ) -> (
     Store<K>,
-    impl futures::Stream<Item = Arc<K>> + Send + 'static,
+    impl futures::Stream<Item = Arc<K>> + Clone + Send + 'static,
 )
 where
     K: kube::Resource<DynamicType = ()>

@@ -4,10 +4,14 @@
 
 pub mod cluster;
 pub mod conditions;
+pub mod launch;
+pub mod service;
+pub mod task;
 pub mod taskdef;
 
 use std::sync::Arc;
 
+use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
@@ -32,17 +36,49 @@ pub struct Context {
     pub services: Store<Service>,
     /// Every TaskDefinition (family uniqueness, reference resolution).
     pub taskdefs: Store<TaskDefinition>,
+    /// Every registered task definition revision (ControllerRevisions kubecs made).
+    pub revisions: Store<ControllerRevision>,
+    /// Every task pod kubecs made, in any phase (owners read stopped tasks too).
+    pub tasks: Store<Pod>,
+    /// Placements made but not yet seen by the pod reflector; held during a decision, so
+    /// placement decisions are serialised as ECS's scheduler does.
+    pub ledger: tokio::sync::Mutex<launch::Ledger>,
+    /// Pods an owner created or deleted and waits to see in its store before planning again.
+    pub expectations: std::sync::Mutex<std::collections::HashMap<String, Expectation>>,
+    /// How long a finished RunTask stays visible.
+    pub stopped_task_retention: std::time::Duration,
+}
+
+/// What an owner waits to see in its store (ReplicaSet-style expectations): planning on a
+/// store that lags its own writes would double-create or double-stop tasks. A restarted
+/// operator has none: it starts from a fresh list, which holds every committed write.
+#[derive(Clone, Debug)]
+pub struct Expectation {
+    pub created: Vec<String>,
+    pub deleted: Vec<String>,
+    pub at: std::time::Instant,
+}
+
+/// The shared stores.
+pub struct Stores {
+    pub nodes: Store<Node>,
+    pub pods: Store<Pod>,
+    pub services: Store<Service>,
+    pub taskdefs: Store<TaskDefinition>,
+    pub revisions: Store<ControllerRevision>,
+    pub tasks: Store<Pod>,
 }
 
 impl Context {
-    pub fn new(
-        client: Client,
-        metrics: Arc<Metrics>,
-        nodes: Store<Node>,
-        pods: Store<Pod>,
-        services: Store<Service>,
-        taskdefs: Store<TaskDefinition>,
-    ) -> Self {
+    pub fn new(client: Client, metrics: Arc<Metrics>, stores: Stores) -> Self {
+        let Stores {
+            nodes,
+            pods,
+            services,
+            taskdefs,
+            revisions,
+            tasks,
+        } = stores;
         let recorder = Recorder::new(
             client.clone(),
             Reporter {
@@ -58,7 +94,47 @@ impl Context {
             pods,
             services,
             taskdefs,
+            revisions,
+            tasks,
+            ledger: Default::default(),
+            expectations: Default::default(),
+            stopped_task_retention: std::time::Duration::from_secs(3600),
         }
+    }
+
+    /// Whether the owner `key`'s last writes are visible in the task store (or old enough
+    /// to stop waiting for).
+    pub fn expectations_met(&self, key: &str, ns: &str) -> bool {
+        let mut all = self.expectations.lock().expect("not poisoned");
+        let Some(e) = all.get(key) else { return true };
+        let present = |name: &str| {
+            self.tasks
+                .get(&kube::runtime::reflector::ObjectRef::new(name).within(ns))
+        };
+        let met = e.created.iter().all(|n| present(n).is_some())
+            && e.deleted
+                .iter()
+                .all(|n| present(n).is_none_or(|p| p.metadata.deletion_timestamp.is_some()));
+        if met || e.at.elapsed() > std::time::Duration::from_secs(30) {
+            all.remove(key);
+            return true;
+        }
+        false
+    }
+
+    /// Records what the owner `key` just created and deleted.
+    pub fn expect(&self, key: &str, created: Vec<String>, deleted: Vec<String>) {
+        if created.is_empty() && deleted.is_empty() {
+            return;
+        }
+        self.expectations.lock().expect("not poisoned").insert(
+            key.to_string(),
+            Expectation {
+                created,
+                deleted,
+                at: std::time::Instant::now(),
+            },
+        );
     }
 }
 

@@ -273,7 +273,7 @@ async fn reconcile(td: Arc<TaskDefinition>, ctx: Arc<Context>) -> Result<Action>
     Ok(Action::requeue(Duration::from_secs(600)))
 }
 
-fn stored_revision(cr: &ControllerRevision) -> StoredRevision {
+pub fn stored_revision(cr: &ControllerRevision) -> StoredRevision {
     StoredRevision {
         revision: cr.revision.unwrap_or_default(),
         hash: cr

@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Watch-verifies an ECS service's rollout bounds and blue/green traffic switching.
+
+Reads `kubectl get --raw '...?watch=1'` streams of the namespace's pods and core Services
+(started here), keeps the current objects, and after every event checks:
+  - tasks holding a place (pods not Succeeded/Failed, terminating included) <= --max-tasks
+  - healthy tasks (Ready, not terminating) >= --min-healthy, once --min-healthy was reached
+  - --production NAME: whenever that core Service's selector names a deployment, every pod
+    of that deployment that exists is Ready (traffic moves only to healthy green tasks).
+Runs until the file --stop exists; prints the extremes; exits 1 on a violation.
+"""
+import argparse, json, os, subprocess, sys, threading, time
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--namespace", required=True)
+ap.add_argument("--service", required=True)
+ap.add_argument("--max-tasks", type=int)
+ap.add_argument("--min-healthy", type=int)
+ap.add_argument("--production")
+ap.add_argument("--stop", required=True)
+a = ap.parse_args()
+
+lock = threading.Lock()
+pods, svcs = {}, {}
+violations = []
+seen = {"max_tasks": 0, "min_healthy": None, "armed": False, "switches": 0}
+
+
+def ready(p):
+    conds = p.get("status", {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
+
+
+def check(why):
+    ours = [p for p in pods.values() if p["metadata"].get("labels", {}).get("ecs.kubecs.io/service") == a.service]
+    holding = [p for p in ours if p.get("status", {}).get("phase") not in ("Succeeded", "Failed")]
+    healthy = [p for p in holding if ready(p) and not p["metadata"].get("deletionTimestamp")]
+    seen["max_tasks"] = max(seen["max_tasks"], len(holding))
+    if a.max_tasks is not None and len(holding) > a.max_tasks:
+        violations.append(f"{len(holding)} tasks > {a.max_tasks} ({why})")
+    if a.min_healthy is not None:
+        if len(healthy) >= a.min_healthy:
+            seen["armed"] = True
+        if seen["armed"]:
+            seen["min_healthy"] = len(healthy) if seen["min_healthy"] is None else min(seen["min_healthy"], len(healthy))
+            if len(healthy) < a.min_healthy:
+                violations.append(f"{len(healthy)} healthy < {a.min_healthy} ({why})")
+    if a.production and a.production in svcs:
+        dep = (svcs[a.production].get("spec", {}).get("selector") or {}).get("ecs.kubecs.io/deployment")
+        if dep:
+            mine = [p for p in ours if p["metadata"]["labels"].get("ecs.kubecs.io/deployment") == dep
+                    and not p["metadata"].get("deletionTimestamp")]
+            not_ready = [p["metadata"]["name"] for p in mine if not ready(p)]
+            if not mine or not_ready:
+                violations.append(f"production selects deployment {dep} whose tasks are not all healthy: {not_ready or 'none'} ({why})")
+
+
+def follow(path, store):
+    while not os.path.exists(a.stop):
+        proc = subprocess.Popen(["kubectl", "get", "--raw", path], stdout=subprocess.PIPE, text=True)
+        for line in proc.stdout:
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            obj = ev.get("object", {})
+            name = obj.get("metadata", {}).get("name")
+            with lock:
+                if ev.get("type") == "DELETED":
+                    store.pop(name, None)
+                elif ev.get("type") in ("ADDED", "MODIFIED"):
+                    store[name] = obj
+                check(f"{ev.get('type')} {obj.get('kind', '')} {name}")
+            if os.path.exists(a.stop):
+                break
+        proc.kill()
+
+
+ns = a.namespace
+threading.Thread(target=follow, args=(f"/api/v1/namespaces/{ns}/pods?watch=1", pods), daemon=True).start()
+threading.Thread(target=follow, args=(f"/api/v1/namespaces/{ns}/services?watch=1", svcs), daemon=True).start()
+while not os.path.exists(a.stop):
+    time.sleep(0.2)
+with lock:
+    print(f"watched: most tasks {seen['max_tasks']}, fewest healthy {seen['min_healthy']}")
+    for v in violations[:10]:
+        print("VIOLATION:", v)
+sys.exit(1 if violations else 0)

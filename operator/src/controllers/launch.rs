@@ -1,0 +1,371 @@
+//! What Service and Task owners share: resolving a task definition reference to a registered
+//! revision, the container instances of a cluster as the placement engine sees them, and
+//! creating task pods — bound to the chosen instance (EC2) or left to kube-scheduler with a
+//! zone spread (FARGATE).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Node, Pod, TopologySpreadConstraint};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, PostParams, Preconditions};
+
+use super::Context;
+use super::taskdef::{TaskDefinitionRef, family_of, stored_revision};
+use crate::api::TaskDefinitionSpec;
+use crate::api::common::LaunchType;
+use crate::api::labels;
+use crate::placement::engine::{InstanceState, RunningTask, family_group, service_group};
+use crate::placement::instance::{CLAIM_ANNOTATION, pod_is_active, pod_requests};
+use crate::placement::{ContainerInstance, PlacementOutcome, PlacementPolicy, PlacementRequest};
+use crate::taskdef::{self, PodIdentity, RenderOptions};
+
+/// Label of a standalone task's group (spread and `task:group` use it).
+pub const TASK_GROUP_LABEL: &str = "ecs.kubecs.io/group";
+/// ECS's message for an INACTIVE revision used by something new.
+pub const INACTIVE: &str = "TaskDefinition is inactive";
+
+/// A registered revision, ready to render.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    pub family: String,
+    pub revision: i64,
+    pub active: bool,
+    pub spec: TaskDefinitionSpec,
+}
+
+impl Resolved {
+    /// `family:revision`.
+    pub fn name(&self) -> String {
+        format!("{}:{}", self.family, self.revision)
+    }
+}
+
+/// Resolves `family`, `family:N` or an ARN among the namespace's registered revisions.
+/// Errors are ECS's ClientException messages.
+pub fn resolve(ctx: &Context, ns: &str, reference: &str) -> Result<Resolved, String> {
+    let r = TaskDefinitionRef::parse(reference)?;
+    let td = ctx
+        .taskdefs
+        .state()
+        .into_iter()
+        .find(|t| t.namespace().as_deref() == Some(ns) && family_of(t) == r.family)
+        .ok_or_else(|| "Unable to describe task definition.".to_string())?;
+    let uid = td.uid().unwrap_or_default();
+    let revisions: Vec<_> = ctx
+        .revisions
+        .state()
+        .into_iter()
+        .filter(|cr| {
+            cr.namespace().as_deref() == Some(ns)
+                && cr.labels().get(super::taskdef::OWNER_UID_LABEL) == Some(&uid)
+        })
+        .collect();
+    let stored: Vec<_> = revisions.iter().map(|cr| stored_revision(cr)).collect();
+    let n = r.pick(&stored).ok_or_else(|| match r.revision {
+        Some(_) => "Unable to describe task definition.".to_string(),
+        None => format!(
+            "No ACTIVE revision of task definition family '{}'.",
+            r.family
+        ),
+    })?;
+    let cr = revisions
+        .iter()
+        .find(|cr| cr.revision == Some(n))
+        .expect("picked from these");
+    let spec: TaskDefinitionSpec = serde_json::from_value(cr.data.0.clone())
+        .map_err(|e| format!("stored revision {}:{n} is unreadable: {e}", r.family))?;
+    Ok(Resolved {
+        family: r.family,
+        revision: n,
+        active: stored_revision(cr).active,
+        spec,
+    })
+}
+
+/// The task group of a pod, as placement knows it.
+fn group_of(pod: &Pod) -> String {
+    let l = pod.labels();
+    if let Some(s) = l.get(labels::SERVICE) {
+        service_group(s)
+    } else if let Some(g) = l.get(TASK_GROUP_LABEL) {
+        g.clone()
+    } else {
+        l.get(labels::FAMILY)
+            .map(|f| family_group(f))
+            .unwrap_or_default()
+    }
+}
+
+fn host_ports(pod: &Pod) -> Vec<u16> {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.containers.iter())
+        .flat_map(|c| c.ports.iter().flatten())
+        .filter_map(|p| p.host_port)
+        .filter_map(|p| u16::try_from(p).ok())
+        .collect()
+}
+
+/// Taints a task pod does not tolerate keep kubecs from binding there, as kube-scheduler would.
+fn untolerated_taint(node: &Node) -> bool {
+    node.spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .is_some_and(|ts| {
+            ts.iter().any(|t| {
+                matches!(t.effect.as_str(), "NoSchedule" | "NoExecute")
+                    && t.key != "node.kubernetes.io/unschedulable"
+            })
+        })
+}
+
+/// Pods created but not yet seen by the reflector: placement counts them, so two decisions
+/// in a row never promise the same room twice.
+#[derive(Default)]
+pub struct Ledger {
+    in_flight: Vec<InFlight>,
+}
+
+struct InFlight {
+    key: String,
+    node: String,
+    task: RunningTask,
+    ports: Vec<u16>,
+    at: Instant,
+}
+
+/// The container instances of cluster `ns/name`, with what runs on them (every active pod on
+/// the Node, ours or not, plus in-flight ones).
+pub fn instances(
+    ctx: &Context,
+    ledger: &mut Ledger,
+    ns: &str,
+    cluster: &str,
+) -> Vec<InstanceState> {
+    let key = format!("{ns}/{cluster}");
+    let mut by_node: BTreeMap<String, InstanceState> = ctx
+        .nodes
+        .state()
+        .iter()
+        .filter(|n| n.annotations().get(CLAIM_ANNOTATION) == Some(&key))
+        .filter(|n| !untolerated_taint(n))
+        .map(|n| {
+            let s = InstanceState::from_container_instance(&ContainerInstance::from_node(n));
+            (s.id.clone(), s)
+        })
+        .collect();
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    for pod in ctx.pods.state().iter().filter(|p| pod_is_active(p)) {
+        seen.insert(format!(
+            "{}/{}",
+            pod.namespace().unwrap_or_default(),
+            pod.name_any()
+        ));
+        let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_ref()) else {
+            continue;
+        };
+        if let Some(inst) = by_node.get_mut(node) {
+            let (cpu, memory) = pod_requests(pod);
+            inst.run(
+                RunningTask {
+                    id: pod.uid().unwrap_or_default(),
+                    group: group_of(pod),
+                    cpu,
+                    memory,
+                },
+                &host_ports(pod),
+            );
+        }
+    }
+    ledger
+        .in_flight
+        .retain(|f| !seen.contains(&f.key) && f.at.elapsed() < Duration::from_secs(60));
+    for f in &ledger.in_flight {
+        if let Some(inst) = by_node.get_mut(&f.node) {
+            inst.run(f.task.clone(), &f.ports);
+        }
+    }
+    by_node.into_values().collect()
+}
+
+/// Who a task pod belongs to and what it is.
+pub struct TaskPod<'a> {
+    pub namespace: &'a str,
+    pub cluster: &'a str,
+    pub resolved: &'a Resolved,
+    /// The spec to render (overrides applied).
+    pub spec: &'a TaskDefinitionSpec,
+    /// `generateName`, or the exact name (RunTask's deterministic names).
+    pub generate_name: Option<String>,
+    pub name: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub owner: OwnerReference,
+    pub launch_type: LaunchType,
+    pub options: &'a RenderOptions,
+}
+
+/// Renders the task's pod (not yet placed).
+pub fn render(t: &TaskPod) -> Result<Pod, String> {
+    let identity = PodIdentity {
+        name: t.name.clone(),
+        namespace: Some(t.namespace.to_string()),
+        cluster: Some(t.cluster.to_string()),
+        family: Some(t.resolved.family.clone()),
+        revision: Some(t.resolved.revision),
+        labels: t.labels.clone(),
+        annotations: BTreeMap::new(),
+    };
+    let rendered = taskdef::render_pod(t.spec, &identity, t.options).map_err(|e| e.0.join(" "))?;
+    let mut pod = rendered.pod;
+    if t.name.is_none() {
+        pod.metadata.name = None;
+        pod.metadata.generate_name = t.generate_name.clone();
+    }
+    pod.metadata.owner_references = Some(vec![t.owner.clone()]);
+    if t.launch_type == LaunchType::Fargate
+        && let Some(spec) = pod.spec.as_mut()
+    {
+        // No instance management: kube-scheduler places it, spread across zones.
+        spec.topology_spread_constraints = Some(vec![TopologySpreadConstraint {
+            max_skew: 1,
+            topology_key: "topology.kubernetes.io/zone".into(),
+            when_unsatisfiable: "ScheduleAnyway".into(),
+            label_selector: Some(LabelSelector {
+                match_labels: Some(t.labels.clone()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]);
+    }
+    Ok(pod)
+}
+
+/// What one pod reserves, for a placement request.
+pub fn request_of(pod: &Pod, group: &str, count: usize, seed: u64) -> PlacementRequest {
+    let (cpu, memory) = pod_requests(pod);
+    PlacementRequest {
+        group: group.to_string(),
+        count,
+        cpu,
+        memory,
+        host_ports: host_ports(pod),
+        seed,
+    }
+}
+
+/// How to place a batch of identical tasks.
+#[derive(Clone, Copy)]
+pub struct Placement<'a> {
+    pub cluster: &'a str,
+    /// The task group (`service:NAME`, or the RunTask group).
+    pub group: &'a str,
+    pub count: usize,
+    pub policy: &'a PlacementPolicy,
+    pub launch_type: LaunchType,
+    /// DAEMON: the instances, one task each, decided by the planner.
+    pub fixed_nodes: Option<&'a [String]>,
+}
+
+/// Places `count` copies of `pod` (EC2) and creates them bound to their instances; FARGATE
+/// pods are created unbound. Returns the created pods' names and, when not all fit, the
+/// placement outcome that says why.
+pub async fn place_and_create(
+    ctx: &Context,
+    pod: &Pod,
+    how: &Placement<'_>,
+) -> Result<(Vec<String>, Option<PlacementOutcome>), kube::Error> {
+    let Placement {
+        cluster,
+        group,
+        count,
+        policy,
+        launch_type,
+        fixed_nodes,
+    } = *how;
+    let ns = pod.namespace().unwrap_or_default();
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut ledger = ctx.ledger.lock().await;
+    let nodes: Vec<Option<String>>;
+    let mut outcome = None;
+    if launch_type == LaunchType::Fargate {
+        nodes = vec![None; count];
+    } else if let Some(fixed) = fixed_nodes {
+        nodes = fixed.iter().cloned().map(Some).collect();
+    } else {
+        let states = instances(ctx, &mut ledger, &ns, cluster);
+        let seed = Instant::now().elapsed().as_nanos() as u64 ^ count as u64;
+        let req = request_of(pod, group, count, seed ^ rand_seed());
+        let out = crate::placement::place(&states, policy, &req);
+        nodes = out
+            .placed
+            .iter()
+            .map(|&i| Some(states[i].id.clone()))
+            .collect();
+        if out.failure.is_some() {
+            outcome = Some(out);
+        }
+    }
+    let mut created = Vec::new();
+    for node in nodes {
+        let mut p = pod.clone();
+        if let Some(n) = &node {
+            p.spec.as_mut().expect("rendered").node_name = Some(n.clone());
+        }
+        let made = match api.create(&PostParams::default(), &p).await {
+            Ok(made) => made,
+            // RunTask's deterministic names: created before a crash.
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) => return Err(e),
+        };
+        let name = made.name_any();
+        if let Some(n) = node {
+            let (cpu, memory) = pod_requests(&made);
+            ledger.in_flight.push(InFlight {
+                key: format!("{ns}/{name}"),
+                node: n,
+                task: RunningTask {
+                    id: made.uid().unwrap_or_default(),
+                    group: group.to_string(),
+                    cpu,
+                    memory,
+                },
+                ports: host_ports(&made),
+                at: Instant::now(),
+            });
+        }
+        created.push(name);
+    }
+    Ok((created, outcome))
+}
+
+/// Stops a task: deletes its pod (only that incarnation, by uid).
+pub async fn stop(ctx: &Context, ns: &str, name: &str, uid: &str) -> Result<(), kube::Error> {
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let dp = DeleteParams {
+        preconditions: (!uid.is_empty()).then(|| Preconditions {
+            uid: Some(uid.to_string()),
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
+    match api.delete(name, &dp).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A seed that differs between calls and processes: random placement ties must not repeat.
+fn rand_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    h.finish()
+}

@@ -1,0 +1,691 @@
+//! The Service controller: reads the service, its recorded deployments and its task pods,
+//! asks the REPLICA or DAEMON planner what to do, writes the deployments first (so every pod
+//! it creates names a recorded deployment), then stops and starts tasks and reports in
+//! ECS's words.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Pod, Service as CoreService};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::cluster::cluster_name;
+use super::conditions::{condition, merge};
+use super::launch::{self, INACTIVE, Resolved};
+use super::{Context, Error, FIELD_MANAGER, Result};
+use crate::api::common::LaunchType;
+use crate::api::common::condition as cond;
+use crate::api::service::{
+    DeploymentStrategy, SchedulingStrategy, ServiceEvent, StoppedTask, ThresholdType,
+};
+use crate::api::{EcsCluster, Service, ServiceStatus, labels};
+use crate::arn;
+use crate::deploy::replica::ServiceState;
+use crate::deploy::{
+    self, Bounds, Breaker, FAILED, IN_PROGRESS, ObservedTask, Plan, Strategy, breaker_threshold,
+    deployment_id, deployment_label,
+};
+use crate::placement::engine::{ScaleInRequest, service_group};
+use crate::placement::{PlacementPolicy, TaskKind, select_tasks_to_stop};
+
+const CONTROLLER: &str = "service";
+/// Events kept in status, newest first (ECS shows the last 100).
+const MAX_EVENTS: usize = 100;
+/// Stopped tasks kept in status.
+const MAX_STOPPED: usize = 20;
+/// ECS's steady-state message.
+fn steady_message(svc: &str) -> String {
+    format!("(service {svc}) has reached a steady state.")
+}
+
+pub async fn run(
+    ctx: Arc<Context>,
+    task_events: impl futures::Stream<Item = Arc<Pod>> + Send + 'static,
+) {
+    let api = Api::<Service>::all(ctx.client.clone());
+    Controller::new(api, watcher::Config::default().any_semantic())
+        .owns_shared_stream(task_events)
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            match res {
+                Err(kube::runtime::controller::Error::ObjectNotFound(_)) | Ok(_) => {}
+                Err(e) => warn!(error = %e, "service reconcile failed"),
+            }
+        })
+        .await;
+}
+
+fn error_policy(_s: Arc<Service>, err: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.failed(CONTROLLER, err.kind());
+    Action::requeue(Duration::from_secs(5))
+}
+
+fn now() -> (i64, String) {
+    let t = Timestamp::now();
+    (t.as_second(), t.to_string())
+}
+
+/// The service's task pods (owned by this incarnation of it).
+fn tasks_of(ctx: &Context, svc: &Service) -> Vec<Arc<Pod>> {
+    let ns = svc.namespace().unwrap_or_default();
+    let uid = svc.uid().unwrap_or_default();
+    ctx.tasks
+        .state()
+        .into_iter()
+        .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
+        .filter(|p| {
+            p.owner_references()
+                .iter()
+                .any(|o| o.uid == uid && o.controller == Some(true))
+        })
+        .collect()
+}
+
+async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
+    ctx.metrics.reconciled(CONTROLLER);
+    if svc.meta().deletion_timestamp.is_some() {
+        // Its tasks are owned: the garbage collector stops them.
+        return Ok(Action::await_change());
+    }
+    let ns = svc.namespace().unwrap_or_default();
+    let name = svc.name_any();
+    let key = format!("{ns}/Service/{name}");
+    if !ctx.expectations_met(&key, &ns) {
+        return Ok(Action::requeue(Duration::from_millis(500)));
+    }
+    let cluster = cluster_name(svc.spec.cluster.as_deref()).to_string();
+    let old = svc.status.clone().unwrap_or_default();
+    let generation = svc.metadata.generation;
+
+    // The cluster must exist.
+    let clusters: Api<EcsCluster> = Api::namespaced(ctx.client.clone(), &ns);
+    if clusters.get_opt(&cluster).await?.is_none() {
+        let msg = "ClusterNotFoundException: Cluster not found.".to_string();
+        return refuse(&svc, &ctx, &old, "ClusterNotFound", msg).await;
+    }
+    // The task definition must resolve; a new service cannot use an INACTIVE revision.
+    let resolved = match launch::resolve(&ctx, &ns, &svc.spec.task_definition) {
+        Ok(r) => r,
+        Err(msg) => return refuse(&svc, &ctx, &old, "TaskDefinitionNotFound", msg).await,
+    };
+    let already_runs = old
+        .deployments
+        .iter()
+        .any(|d| d.task_definition == resolved.name());
+    if !resolved.active && !already_runs {
+        let msg = format!("{INACTIVE}: {} is INACTIVE.", resolved.name());
+        return refuse(&svc, &ctx, &old, "TaskDefinitionInactive", msg).await;
+    }
+
+    let config = svc
+        .spec
+        .deployment_configuration
+        .clone()
+        .unwrap_or_default();
+    let daemon = svc.spec.scheduling_strategy == Some(SchedulingStrategy::Daemon);
+    let launch_type = svc.spec.launch_type.unwrap_or(LaunchType::Ec2);
+    let policy = match PlacementPolicy::new(
+        TaskKind::Service,
+        &svc.spec.placement_strategy,
+        &svc.spec.placement_constraints,
+        &resolved.spec.placement_constraints,
+    ) {
+        Ok(p) => p,
+        Err(e) => return refuse(&svc, &ctx, &old, "InvalidPlacement", e.to_string()).await,
+    };
+
+    let (now_s, now) = now();
+    let grace = svc.spec.health_check_grace_period_seconds.unwrap_or(0) as i64;
+    let pods = tasks_of(&ctx, &svc);
+    let tasks: Vec<ObservedTask> = pods
+        .iter()
+        .map(|p| deploy::observe(p, now_s, grace))
+        .collect();
+    let eligible = if daemon {
+        let mut ledger = ctx.ledger.lock().await;
+        launch::instances(&ctx, &mut ledger, &ns, &cluster)
+            .into_iter()
+            .filter(|i| i.agent_connected && !i.draining)
+            .filter(|i| {
+                policy.constraints.iter().all(|c| match c {
+                    crate::placement::Constraint::MemberOf(q) => q.matches(i),
+                    crate::placement::Constraint::DistinctInstance => true,
+                })
+            })
+            .map(|i| i.id)
+            .collect::<Vec<_>>()
+    } else {
+        Vec::new()
+    };
+    let desired = if daemon {
+        eligible.len() as i32
+    } else {
+        svc.spec.desired_count.unwrap_or(0)
+    };
+    let bounds = Bounds {
+        desired,
+        minimum_healthy_percent: config.minimum_healthy_percent.unwrap_or(if daemon {
+            0
+        } else {
+            100
+        }),
+        maximum_percent: config
+            .maximum_percent
+            .unwrap_or(if daemon { 100 } else { 200 }),
+    };
+    let strategy = match config.strategy {
+        Some(DeploymentStrategy::BlueGreen) => Strategy::BlueGreen {
+            bake_seconds: config.bake_time_in_minutes.unwrap_or(0) as i64 * 60,
+        },
+        _ => Strategy::Rolling,
+    };
+    let breaker = config
+        .deployment_circuit_breaker
+        .as_ref()
+        .filter(|b| b.enable)
+        .map(|b| {
+            let t = b.threshold_configuration.as_ref();
+            let value = t.and_then(|t| t.value);
+            let (count, percent) = match t.and_then(|t| t.type_) {
+                Some(ThresholdType::Percent) => (None, value),
+                _ => (value, None),
+            };
+            Breaker {
+                rollback: b.rollback,
+                threshold: breaker_threshold(desired, count, percent),
+            }
+        });
+    let counted: BTreeSet<String> = old
+        .stopped_tasks
+        .iter()
+        .map(|t| t.task_id.clone())
+        .collect();
+    let seed = Timestamp::now().as_nanosecond() as u64;
+    let new_id = deployment_id(seed);
+    let state = ServiceState {
+        service: &name,
+        bounds,
+        strategy,
+        breaker,
+        target: &resolved.name(),
+        trigger: old.requested_task_definition.as_deref(),
+        deployments: &old.deployments,
+        tasks: &tasks,
+        counted: &counted,
+        production: old.production_deployment.as_deref(),
+        now: now_s,
+        now_rfc3339: &now,
+        new_deployment_id: &new_id,
+    };
+    let plan = if daemon {
+        deploy::daemon::plan(&state, &eligible)
+    } else {
+        let mut ledger = ctx.ledger.lock().await;
+        let instances = launch::instances(&ctx, &mut ledger, &ns, &cluster);
+        drop(ledger);
+        let group = service_group(&name);
+        let strategies = policy.strategies.clone();
+        deploy::replica::plan(&state, &mut |candidates, n| {
+            choose_to_stop(&instances, &strategies, &group, candidates, n, seed)
+        })
+    };
+
+    // 1. Record deployments (and counted failures) before any pod names them.
+    let mut status = ServiceStatus {
+        service_arn: Some(arn::service(&ns, &cluster, &name)),
+        cluster_arn: Some(arn::cluster(&ns, &cluster)),
+        status: Some("ACTIVE".into()),
+        task_definition: plan.deployments.first().map(|d| d.task_definition.clone()),
+        requested_task_definition: Some(plan.trigger.clone()),
+        production_deployment: plan.production.clone(),
+        desired_count: desired,
+        selector: Some(format!("{}={name}", labels::SERVICE)),
+        observed_generation: generation,
+        ..old.clone()
+    };
+    status.deployments = plan.deployments.clone();
+    record_stops(&mut status, &plan, &tasks, &now);
+    let mut messages = plan.events.clone();
+    let new_deployment = plan
+        .deployments
+        .iter()
+        .any(|d| !old.deployments.iter().any(|o| o.id == d.id));
+    if new_deployment || plan.stop.iter().any(|s| s.counted_failure) {
+        push_events(&mut status, &messages, &now);
+        messages.clear();
+        super::apply_status(&ctx.client, svc.as_ref(), &status).await?;
+    }
+
+    // 2. Stop, then start.
+    let mut deleted = Vec::new();
+    for s in &plan.stop {
+        let uid = tasks
+            .iter()
+            .find(|t| t.name == s.name)
+            .map(|t| t.uid.clone())
+            .unwrap_or_default();
+        launch::stop(&ctx, &ns, &s.name, &uid).await?;
+        deleted.push(s.name.clone());
+    }
+    let mut created = Vec::new();
+    let mut placement_problem = None;
+    for l in &plan.launch {
+        let dep_label = deployment_label(&l.deployment).to_string();
+        let revision = if l.task_definition == resolved.name() {
+            resolved.clone()
+        } else {
+            // A rollback: the deployment runs an older revision.
+            match launch::resolve(&ctx, &ns, &l.task_definition) {
+                Ok(r) => r,
+                Err(msg) => {
+                    placement_problem = Some(msg);
+                    continue;
+                }
+            }
+        };
+        let pod = match task_pod(
+            &svc,
+            &ns,
+            &cluster,
+            &name,
+            &revision,
+            &dep_label,
+            launch_type,
+        ) {
+            Ok(p) => p,
+            Err(msg) => {
+                placement_problem = Some(msg);
+                continue;
+            }
+        };
+        let fixed = daemon.then_some(l.instances.as_slice());
+        let group = service_group(&name);
+        let how = launch::Placement {
+            cluster: &cluster,
+            group: &group,
+            count: l.count,
+            policy: &policy,
+            launch_type,
+            fixed_nodes: fixed,
+        };
+        let (names, failure) = launch::place_and_create(&ctx, &pod, &how).await?;
+        if !names.is_empty() {
+            messages.push(format!(
+                "(service {name}) has started {} tasks: {}.",
+                names.len(),
+                deploy::task_list(names.iter().map(String::as_str))
+            ));
+        }
+        if let Some(f) = failure.and_then(|o| o.failure) {
+            let msg = f.service_event(&name);
+            if status.events.first().map(|e| &e.message) != Some(&msg) {
+                messages.push(msg.clone());
+            }
+            placement_problem = Some(msg);
+        }
+        created.extend(names);
+    }
+    ctx.expect(&key, created.clone(), deleted);
+    if plan.steady
+        && status.events.first().map(|e| e.message.clone()) != Some(steady_message(&name))
+    {
+        messages.push(steady_message(&name));
+    }
+    for m in &messages {
+        publish(&ctx, &svc, m).await;
+    }
+    push_events(&mut status, &messages, &now);
+
+    // 3. Load balancers: core Services over the healthy tasks.
+    sync_load_balancers(&ctx, &svc, &plan).await?;
+
+    // 4. Counts and conditions.
+    let running = tasks
+        .iter()
+        .filter(|t| t.is_live() && t.last_status == deploy::LastStatus::Running)
+        .count() as i32;
+    let live = tasks.iter().filter(|t| t.is_live()).count() as i32;
+    status.running_count = running;
+    status.pending_count = (live - running).max(0) + created.len() as i32;
+    let primary = plan.deployments.first();
+    let failed = primary.and_then(|d| d.rollout_state.as_deref()) == Some(FAILED);
+    let progressing = primary.and_then(|d| d.rollout_state.as_deref()) == Some(IN_PROGRESS);
+    let conditions = vec![
+        condition(
+            cond::READY,
+            plan.steady,
+            if plan.steady {
+                "SteadyState"
+            } else {
+                "NotSteady"
+            },
+            if plan.steady {
+                steady_message(&name)
+            } else {
+                format!("{running} of {desired} tasks running.")
+            },
+            generation,
+        ),
+        condition(
+            cond::PROGRESSING,
+            progressing,
+            if progressing {
+                "RolloutInProgress"
+            } else {
+                "RolloutDone"
+            },
+            primary
+                .and_then(|d| d.rollout_state_reason.clone())
+                .unwrap_or_default(),
+            generation,
+        ),
+        condition(
+            cond::DEGRADED,
+            failed || placement_problem.is_some(),
+            if failed {
+                "DeploymentFailed"
+            } else if placement_problem.is_some() {
+                "UnableToPlaceTask"
+            } else {
+                "AsExpected"
+            },
+            placement_problem
+                .or_else(|| {
+                    failed
+                        .then(|| primary.and_then(|d| d.rollout_state_reason.clone()))
+                        .flatten()
+                })
+                .unwrap_or_default(),
+            generation,
+        ),
+    ];
+    status.conditions = merge(&old.conditions, conditions);
+    super::apply_status(&ctx.client, svc.as_ref(), &status).await?;
+    if !created.is_empty() {
+        info!(service = %name, started = created.len(), "started tasks");
+    }
+    Ok(if plan.steady {
+        Action::requeue(Duration::from_secs(60))
+    } else {
+        Action::requeue(Duration::from_secs(3))
+    })
+}
+
+/// Picks `n` tasks to stop with the placement engine's scale-in rules.
+fn choose_to_stop(
+    instances: &[crate::placement::InstanceState],
+    strategies: &[crate::placement::Strategy],
+    group: &str,
+    candidates: &[&ObservedTask],
+    n: usize,
+    seed: u64,
+) -> Vec<String> {
+    let by_uid: BTreeMap<&str, &str> = candidates
+        .iter()
+        .map(|t| (t.uid.as_str(), t.name.as_str()))
+        .collect();
+    let req = ScaleInRequest {
+        group: group.to_string(),
+        count: n,
+        eligible: Some(by_uid.keys().map(|u| u.to_string()).collect()),
+        seed,
+    };
+    let mut out: Vec<String> = select_tasks_to_stop(instances, strategies, &req)
+        .into_iter()
+        .filter_map(|r| by_uid.get(instances[r.instance].tasks[r.task].id.as_str()))
+        .map(|n| n.to_string())
+        .collect();
+    // Tasks the engine cannot see (not bound yet): any order.
+    for t in candidates {
+        if out.len() >= n {
+            break;
+        }
+        if !out.contains(&t.name) {
+            out.push(t.name.clone());
+        }
+    }
+    out.truncate(n);
+    out
+}
+
+fn task_pod(
+    svc: &Service,
+    ns: &str,
+    cluster: &str,
+    name: &str,
+    revision: &Resolved,
+    deployment: &str,
+    launch_type: LaunchType,
+) -> Result<Pod, String> {
+    let labels: BTreeMap<String, String> = [
+        (labels::SERVICE.to_string(), name.to_string()),
+        (labels::DEPLOYMENT.to_string(), deployment.to_string()),
+    ]
+    .into();
+    launch::render(&launch::TaskPod {
+        namespace: ns,
+        cluster,
+        resolved: revision,
+        spec: &revision.spec,
+        generate_name: Some(format!("{}-", crate::taskdef::names::dns_label(name))),
+        name: None,
+        labels,
+        owner: svc.controller_owner_ref(&()).expect("stored object"),
+        launch_type,
+        options: &crate::taskdef::RenderOptions::default(),
+    })
+}
+
+/// Records the stopped tasks (newest first), for the UI and so a retried stop of a counted
+/// failure is not counted again.
+fn record_stops(status: &mut ServiceStatus, plan: &Plan, tasks: &[ObservedTask], now: &str) {
+    for s in &plan.stop {
+        if status.stopped_tasks.iter().any(|t| t.task_id == s.name) {
+            continue;
+        }
+        let exit_codes = tasks
+            .iter()
+            .find(|t| t.name == s.name)
+            .map(|t| {
+                t.containers
+                    .iter()
+                    .filter_map(|c| c.exit_code.map(|e| format!("{}={e}", c.name)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        status.stopped_tasks.insert(
+            0,
+            StoppedTask {
+                task_id: s.name.clone(),
+                deployment_id: Some(s.deployment.clone()),
+                stop_code: s.code.as_str().into(),
+                stopped_reason: s.reason.clone(),
+                exit_codes,
+                stopped_at: now.into(),
+            },
+        );
+    }
+    status.stopped_tasks.truncate(MAX_STOPPED);
+}
+
+fn push_events(status: &mut ServiceStatus, messages: &[String], now: &str) {
+    for m in messages {
+        let id = format!("{:x}", Timestamp::now().as_nanosecond() as u64 ^ fnv(m));
+        status.events.insert(
+            0,
+            ServiceEvent {
+                id,
+                created_at: now.into(),
+                message: m.clone(),
+            },
+        );
+    }
+    status.events.truncate(MAX_EVENTS);
+}
+
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    })
+}
+
+async fn publish(ctx: &Context, svc: &Service, message: &str) {
+    let warning = message.contains("unable to place")
+        || message.contains("deployment failed")
+        || message.contains("failed container health checks");
+    let ev = Event {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: if warning {
+            "ServiceWarning"
+        } else {
+            "ServiceEvent"
+        }
+        .into(),
+        note: Some(message.chars().take(1000).collect()),
+        action: "Schedule".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &svc.object_ref(&())).await {
+        warn!(error = %e, "could not publish event");
+    }
+}
+
+/// A failure before planning (cluster, task definition, placement configuration): status
+/// says it in ECS's words, an event too, and the controller retries.
+async fn refuse(
+    svc: &Service,
+    ctx: &Context,
+    old: &ServiceStatus,
+    reason: &str,
+    message: String,
+) -> Result<Action> {
+    let mut status = old.clone();
+    status.observed_generation = svc.metadata.generation;
+    status.conditions = merge(
+        &old.conditions,
+        vec![
+            condition(
+                cond::READY,
+                false,
+                reason,
+                message.clone(),
+                svc.metadata.generation,
+            ),
+            condition(
+                cond::DEGRADED,
+                true,
+                reason,
+                message.clone(),
+                svc.metadata.generation,
+            ),
+        ],
+    );
+    super::apply_status(&ctx.client, svc, &status).await?;
+    if old.conditions.iter().all(|c| c.message != message) {
+        let ev = Event {
+            type_: EventType::Warning,
+            reason: reason.into(),
+            note: Some(message),
+            action: "Schedule".into(),
+            secondary: None,
+        };
+        let _ = ctx.recorder.publish(&ev, &svc.object_ref(&())).await;
+    }
+    Ok(Action::requeue(Duration::from_secs(15)))
+}
+
+/// The target group name of an ELB target group ARN (`...:targetgroup/NAME/ID`), or the
+/// value itself.
+pub fn target_group_name(arn_or_name: &str) -> String {
+    let name = arn_or_name
+        .split_once(":targetgroup/")
+        .map(|(_, rest)| rest.split('/').next().unwrap_or(rest))
+        .unwrap_or(arn_or_name);
+    crate::taskdef::names::dns_label(name)
+}
+
+/// Each `loadBalancers` entry is a core Service over the service's tasks (endpoints hold
+/// only ready, i.e. healthy, tasks). Blue/green: the production Service selects the
+/// production deployment; the alternate (test) one selects the newest deployment.
+async fn sync_load_balancers(ctx: &Context, svc: &Service, plan: &Plan) -> Result<()> {
+    let ns = svc.namespace().unwrap_or_default();
+    let name = svc.name_any();
+    let api: Api<CoreService> = Api::namespaced(ctx.client.clone(), &ns);
+    let owner = svc.controller_owner_ref(&()).expect("stored object");
+    for lb in &svc.spec.load_balancers {
+        let Some(target) = lb
+            .target_group_arn
+            .as_deref()
+            .or(lb.load_balancer_name.as_deref())
+        else {
+            continue;
+        };
+        let port = lb.container_port.unwrap_or(80);
+        let mut targets = vec![(target_group_name(target), plan.production.clone())];
+        if let Some(alt) = lb
+            .advanced_configuration
+            .as_ref()
+            .and_then(|a| a.alternate_target_group_arn.as_deref())
+        {
+            targets.push((
+                target_group_name(alt),
+                plan.deployments.first().map(|d| d.id.clone()),
+            ));
+        }
+        for (svc_name, deployment) in targets {
+            let mut selector = json!({ labels::SERVICE: name });
+            if let Some(d) = deployment {
+                selector[labels::DEPLOYMENT] = json!(deployment_label(&d));
+            }
+            let body = json!({
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {
+                    "name": svc_name,
+                    "namespace": ns,
+                    "labels": { labels::SERVICE: name, labels::MANAGED_BY: labels::MANAGER },
+                    "ownerReferences": [owner],
+                },
+                "spec": {
+                    "selector": selector,
+                    "ports": [{ "name": "traffic", "port": port, "targetPort": port, "protocol": "TCP" }],
+                },
+            });
+            api.patch(
+                &svc_name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn target_group_names_come_from_elb_arns() {
+        assert_eq!(
+            super::target_group_name(
+                "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web-prod/73e2d6bc24d8a067"
+            ),
+            "web-prod"
+        );
+        assert_eq!(super::target_group_name("web-test"), "web-test");
+    }
+}

@@ -66,6 +66,35 @@ nodes="$(service_pods $NS packed | awk '{print $2}' | sort -u)"
 expect_eq "one instance" 1 "$(wc -l <<<"$nodes" | tr -d ' ')"
 expect_eq "the t3.medium of us-east-1c" "t3.medium us-east-1c" "$(node_label "$nodes" node.kubernetes.io/instance-type) $(node_label "$nodes" topology.kubernetes.io/zone)"
 
+# 4. FARGATE: no instance management; kube-scheduler places the tasks with a zone spread.
+kubectl apply -f - <<'YAML'
+apiVersion: ecs.kubecs.io/v1alpha1
+kind: TaskDefinition
+metadata: {name: serverless, namespace: e2e-placement}
+spec:
+  requiresCompatibilities: [FARGATE]
+  networkMode: awsvpc
+  cpu: "256"
+  memory: "512"
+  containerDefinitions:
+    - {name: app, image: "public.ecr.aws/nginx/nginx:1.27"}
+---
+apiVersion: ecs.kubecs.io/v1alpha1
+kind: Service
+metadata: {name: serverless, namespace: e2e-placement}
+spec: {cluster: prod, taskDefinition: serverless, desiredCount: 3, launchType: FARGATE}
+---
+apiVersion: ecs.kubecs.io/v1alpha1
+kind: Service
+metadata: {name: wrong-type, namespace: e2e-placement}
+spec: {cluster: prod, taskDefinition: app, desiredCount: 1, launchType: FARGATE}
+YAML
+wait_until "serverless runs 3 tasks" 90 rollout_is $NS serverless serverless:1 COMPLETED 3
+kubectl get pods -n $NS -l ecs.kubecs.io/service=serverless -o jsonpath='{.items[0].spec.topologySpreadConstraints[0].topologyKey}' | grep -qx topology.kubernetes.io/zone || fail "no zone spread"
+echo "FARGATE zones: $(service_pods $NS serverless | while read -r _ node _ _; do node_label "$node" topology.kubernetes.io/zone; echo -n ' '; done)"
+wait_until "an EC2-only revision is refused for FARGATE" 60 field_eq services.ecs.kubecs.io wrong-type '{.status.conditions[?(@.type=="Ready")].message}' "Task definition does not support launch_type FARGATE." $NS
+kubectl delete services.ecs.kubecs.io serverless wrong-type -n $NS
+
 # The cluster's counts come alive.
 wait_until "cluster counts 11 running tasks" 60 field_eq ecsclusters prod '{.status.runningTasksCount}' 11 $NS
 expect_eq "active services" 3 "$(jp ecsclusters prod '{.status.activeServicesCount}' $NS)"

@@ -44,6 +44,16 @@ enum Command {
         /// Address of the admin server (/live, /ready, /metrics).
         #[arg(long, env = "KUBECS_ADMIN_ADDR", default_value = "127.0.0.1:8080")]
         admin_addr: SocketAddr,
+        /// Run controllers only while holding the `kubecs-operator` Lease, so several replicas
+        /// can run with one active.
+        #[arg(long, env = "KUBECS_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+        leader_election: bool,
+        /// The namespace of the Lease (the operator's own).
+        #[arg(long, env = "POD_NAMESPACE", default_value = "kubecs-system")]
+        lease_namespace: String,
+        /// Seconds a leader holds the Lease without renewing it; a standby takes over after.
+        #[arg(long, env = "KUBECS_LEASE_SECONDS", default_value_t = 15)]
+        lease_seconds: u64,
         /// How long a finished Task (RunTask) stays visible before it is removed.
         #[arg(
             long,
@@ -99,10 +109,15 @@ async fn main() -> anyhow_free::Result {
         }
         Command::Operator {
             admin_addr,
+            leader_election,
+            lease_namespace,
+            lease_seconds,
             stopped_task_retention_seconds,
         } => {
+            let lease = leader_election.then_some((lease_namespace, lease_seconds));
             operator(
                 admin_addr,
+                lease,
                 std::time::Duration::from_secs(stopped_task_retention_seconds),
             )
             .await
@@ -183,7 +198,11 @@ mod anyhow_free {
 
 /// Starts the shared reflectors, waits for their first lists, then runs the controllers and
 /// the admin server until a signal arrives.
-async fn operator(admin_addr: SocketAddr, retention: std::time::Duration) -> anyhow_free::Result {
+async fn operator(
+    admin_addr: SocketAddr,
+    lease: Option<(String, u64)>,
+    retention: std::time::Duration,
+) -> anyhow_free::Result {
     let client = Client::try_default().await?;
     let mut registry = Registry::with_prefix("kubecs");
     let metrics = Arc::new(Metrics::new(&mut registry));
@@ -242,6 +261,12 @@ async fn operator(admin_addr: SocketAddr, retention: std::time::Duration) -> any
     );
     context.stopped_task_retention = retention;
     let ctx = Arc::new(context);
+    // One active operator: wait for the Lease; losing it ends the process (its pod restarts
+    // as a standby), so two leaders never write at once.
+    let _lease_task = match lease {
+        Some((ns, seconds)) => Some(lead(ctx.client.clone(), &ns, seconds).await?),
+        None => None,
+    };
     info!("kubecs operator started");
     tokio::join!(
         controllers::cluster::run(ctx.clone(), node_events, service_events),
@@ -251,6 +276,44 @@ async fn operator(admin_addr: SocketAddr, retention: std::time::Duration) -> any
     );
     admin.abort();
     Ok(())
+}
+
+/// Blocks until this process holds the `kubecs-operator` Lease; then watches it and exits
+/// the process if it is lost.
+async fn lead(
+    client: Client,
+    namespace: &str,
+    seconds: u64,
+) -> Result<tokio::task::JoinHandle<()>, Box<dyn std::error::Error + Send + Sync>> {
+    let identity = format!(
+        "{}-{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "kubecs".into()),
+        std::process::id()
+    );
+    let manager = kube_lease_manager::LeaseManagerBuilder::new(client, "kubecs-operator")
+        .with_namespace(namespace)
+        .with_identity(&identity)
+        .with_duration(seconds.max(2))
+        .with_grace((seconds / 3).max(1))
+        .build()
+        .await?;
+    let (mut leading, task) = manager.watch().await;
+    info!(%identity, "standby: waiting for the kubecs-operator lease");
+    while !*leading.borrow_and_update() {
+        leading.changed().await?;
+    }
+    info!(%identity, "leading: holding the kubecs-operator lease");
+    Ok(tokio::spawn(async move {
+        while leading.changed().await.is_ok() {
+            if !*leading.borrow_and_update() {
+                break;
+            }
+        }
+        // Lost, or the lease manager stopped (then nobody renews it): either way not leader.
+        tracing::error!("lost the kubecs-operator lease: exiting");
+        drop(task);
+        std::process::exit(2);
+    }))
 }
 
 /// A reflector whose store the reconcilers read and whose events can trigger controllers.

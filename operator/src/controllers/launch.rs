@@ -84,6 +84,27 @@ pub fn resolve(ctx: &Context, ns: &str, reference: &str) -> Result<Resolved, Str
     })
 }
 
+/// ECS refuses a launch type the revision is not compatible with.
+pub fn check_launch_type(resolved: &Resolved, launch_type: LaunchType) -> Result<(), String> {
+    use crate::api::taskdef::Compatibility;
+    let (needed, word) = match launch_type {
+        LaunchType::Ec2 => (Compatibility::Ec2, "EC2"),
+        LaunchType::Fargate => (Compatibility::Fargate, "FARGATE"),
+        LaunchType::External => (Compatibility::External, "EXTERNAL"),
+        LaunchType::ManagedInstances => (Compatibility::ManagedInstances, "MANAGED_INSTANCES"),
+    };
+    // ECS validates a revision for Fargate only when it asks for it (requiresCompatibilities).
+    let asked = needed != Compatibility::Fargate
+        || resolved.spec.requires_compatibilities.contains(&needed);
+    if asked && taskdef::compatibilities(&resolved.spec).contains(&needed) {
+        Ok(())
+    } else {
+        Err(format!(
+            "Task definition does not support launch_type {word}."
+        ))
+    }
+}
+
 /// The task group of a pod, as placement knows it.
 fn group_of(pod: &Pod) -> String {
     let l = pod.labels();

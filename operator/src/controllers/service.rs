@@ -134,6 +134,9 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
         .unwrap_or_default();
     let daemon = svc.spec.scheduling_strategy == Some(SchedulingStrategy::Daemon);
     let launch_type = svc.spec.launch_type.unwrap_or(LaunchType::Ec2);
+    if let Err(msg) = launch::check_launch_type(&resolved, launch_type) {
+        return refuse(&svc, &ctx, &old, "IncompatibleLaunchType", msg).await;
+    }
     let policy = match PlacementPolicy::new(
         TaskKind::Service,
         &svc.spec.placement_strategy,

@@ -277,6 +277,10 @@ async fn launch_tasks(
             format!("{INACTIVE}: {} is INACTIVE.", resolved.name()),
         )));
     }
+    let launch_type = task.spec.launch_type.unwrap_or(LaunchType::Ec2);
+    if let Err(m) = launch::check_launch_type(&resolved, launch_type) {
+        return Ok(Err(("IncompatibleLaunchType", m)));
+    }
     let spec = match &task.spec.overrides {
         Some(o) => match crate::taskdef::apply_overrides(&resolved.spec, o) {
             Ok(s) => s,
@@ -298,7 +302,6 @@ async fn launch_tasks(
         .group
         .clone()
         .unwrap_or_else(|| family_group(&resolved.family));
-    let launch_type = task.spec.launch_type.unwrap_or(LaunchType::Ec2);
     let count = task.spec.count.unwrap_or(1).clamp(1, 10) as usize;
     let mut created = Vec::new();
     let mut failures = Vec::new();

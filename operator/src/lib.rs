@@ -12,4 +12,5 @@ pub mod arn;
 pub mod controllers;
 pub mod metrics;
 pub mod placement;
+pub mod registry;
 pub mod taskdef;

@@ -18,6 +18,9 @@ pub mod names;
 pub mod ranges;
 pub mod storage;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 
 pub use access::{AccessPolicy, AllowAll, RepositorySettings, StaticPolicy};

@@ -126,6 +126,15 @@ fn not_found_is_none<T>(r: io::Result<T>) -> io::Result<Option<T>> {
     }
 }
 
+/// Removes a temporary file when dropped, whatever happened (a no-op once it was renamed).
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
 fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -485,27 +494,22 @@ impl Storage for FsStorage {
     ) -> BoxFuture<'a, StorageResult<u64>> {
         Box::pin(async move {
             let tmp = self.paths.tmp()?;
-            let result = async {
-                let mut file = tokio::fs::File::create(&tmp).await?;
-                let mut hasher = digest.algorithm().hasher();
-                let size = Self::stream_to(&mut file, body, Some(&mut hasher), 0, limit).await?;
-                let actual = hasher.finish();
-                if &actual != digest {
-                    return Err(StorageError::DigestMismatch {
-                        expected: digest.clone(),
-                        actual,
-                    });
-                }
-                file.sync_all().await?;
-                drop(file);
-                self.install_blob(repo, digest, tmp.clone()).await?;
-                Ok(size)
+            // Also when the request is dropped mid-body (client gone): no file left behind.
+            let _cleanup = RemoveOnDrop(tmp.clone());
+            let mut file = tokio::fs::File::create(&tmp).await?;
+            let mut hasher = digest.algorithm().hasher();
+            let size = Self::stream_to(&mut file, body, Some(&mut hasher), 0, limit).await?;
+            let actual = hasher.finish();
+            if &actual != digest {
+                return Err(StorageError::DigestMismatch {
+                    expected: digest.clone(),
+                    actual,
+                });
             }
-            .await;
-            if result.is_err() {
-                let _ = tokio::fs::remove_file(&tmp).await;
-            }
-            result
+            file.sync_all().await?;
+            drop(file);
+            self.install_blob(repo, digest, tmp.clone()).await?;
+            Ok(size)
         })
     }
 
@@ -713,6 +717,7 @@ impl Storage for FsStorage {
             // Move the data out of the session first: a kill after this leaves a session
             // without data (reported unknown), never a session whose data became a blob.
             let verified = self.paths.tmp()?;
+            let _cleanup = RemoveOnDrop(verified.clone());
             let (d4, v2) = (dir.clone(), verified.clone());
             blocking(move || {
                 fs::rename(d4.join("data"), &v2)?;
@@ -1103,7 +1108,7 @@ impl Storage for FsStorage {
             // Leftover temporary files and idle upload sessions.
             let tmp = self.paths.root.join("tmp");
             let repos_root = self.paths.root.join("repositories");
-            let (tmp_deleted, uploads_expired, expired_ids) = blocking(move || {
+            let (tmp_deleted, idle_sessions) = blocking(move || {
                 let mut t = 0;
                 for (name, md) in list_dir(&tmp)? {
                     if old(&md) && fs::remove_file(tmp.join(name)).is_ok() {
@@ -1112,26 +1117,37 @@ impl Storage for FsStorage {
                 }
                 let mut repos = Vec::new();
                 walk_repositories(&repos_root, "", &mut repos)?;
-                let mut u = 0;
-                let mut ids = Vec::new();
+                let mut idle = Vec::new();
                 for r in repos {
                     let uploads = repos_root.join(&r).join("_uploads");
                     for (id, _) in list_dir(&uploads)? {
                         let dir = uploads.join(&id);
-                        let idle = match not_found_is_none(fs::metadata(dir.join("offset")))? {
-                            Some(md) => old(&md),
-                            None => true,
-                        };
-                        if idle && fs::remove_dir_all(&dir).is_ok() {
-                            u += 1;
-                            ids.push(id);
+                        // Idle: neither data nor offset written within the grace period.
+                        let mut quiet = true;
+                        for f in ["data", "offset"] {
+                            if let Some(md) = not_found_is_none(fs::metadata(dir.join(f)))? {
+                                quiet &= old(&md);
+                            }
+                        }
+                        if quiet {
+                            idle.push((id, dir));
                         }
                     }
                 }
-                Ok((t, u, ids))
+                Ok((t, idle))
             })
             .await?;
-            for id in expired_ids {
+            let mut uploads_expired = 0;
+            for (id, dir) in idle_sessions {
+                // A session whose lock is held has a chunk streaming in: not idle.
+                let lock = self.upload_lock(&id);
+                let Ok(_session) = lock.try_lock() else {
+                    continue;
+                };
+                if blocking(move || fs::remove_dir_all(&dir)).await.is_ok() {
+                    uploads_expired += 1;
+                }
+                drop(_session);
                 self.forget_upload(&id);
             }
             report.temp_files_deleted = tmp_deleted;

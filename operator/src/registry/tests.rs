@@ -1470,3 +1470,32 @@ async fn list_images_reports_tags_sizes_and_push_time() {
         first
     );
 }
+
+#[tokio::test]
+async fn gc_expires_idle_upload_sessions_only() {
+    let h = harness();
+    let mut locs = Vec::new();
+    for _ in 0..2 {
+        let loc = h
+            .send(Method::POST, "/v2/r/blobs/uploads/", &[], b"")
+            .await
+            .header("location")
+            .to_string();
+        h.send(Method::PATCH, &loc, &[], b"some bytes").await;
+        locs.push(loc);
+    }
+    // The first session has been idle for two hours; the second is active.
+    let id = locs[0].rsplit('/').next().unwrap();
+    let dir = h.storage.root().join("repositories/r/_uploads").join(id);
+    for f in ["data", "offset"] {
+        backdate(&dir.join(f), Duration::from_secs(7200));
+    }
+    let report = h
+        .storage
+        .delete_unreferenced_blobs(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(report.uploads_expired, 1);
+    assert_eq!(h.get(&locs[0]).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(h.get(&locs[1]).await.status, StatusCode::NO_CONTENT);
+}

@@ -245,6 +245,15 @@ async fn ping_needs_a_valid_token() {
             assert_eq!(r.error_code(), "UNAUTHORIZED", "{what}");
         }
     }
+    // Probes need no token; nothing else outside /v2 exists.
+    let live = h
+        .request(Method::GET, "/ready", &[], Body::empty(), None)
+        .await;
+    assert_eq!(live.status, StatusCode::OK);
+    let other = h
+        .request(Method::GET, "/v3/", &[], Body::empty(), None)
+        .await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
     // A Bearer token is accepted as well.
     let r = h
         .request(

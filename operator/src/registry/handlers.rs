@@ -566,11 +566,33 @@ fn blob_unknown(d: &Digest) -> ApiError {
 async fn get_blob(ctx: &Ctx<'_>, digest: &str, head: bool, headers: &HeaderMap) -> ApiResult {
     let d = parse_digest(digest)?;
     let storage = &ctx.reg.storage;
-    let size = storage
+    let Some(size) = storage
         .blob_size(ctx.name, &d)
         .await
         .map_err(storage_error)?
-        .ok_or_else(|| blob_unknown(&d))?;
+    else {
+        // Manifests are content too: clients may fetch one by digest from the blob
+        // endpoint (distribution serves it there; oras relies on it).
+        let m = storage
+            .get_manifest(ctx.name, &d)
+            .await
+            .map_err(storage_error)?
+            .ok_or_else(|| blob_unknown(&d))?;
+        let headers = vec![
+            (header::CONTENT_TYPE, m.media_type.clone()),
+            (header::CONTENT_LENGTH, m.bytes.len().to_string()),
+            (
+                header::HeaderName::from_static("docker-content-digest"),
+                d.to_string(),
+            ),
+        ];
+        let body = if head {
+            Body::empty()
+        } else {
+            Body::from(m.bytes)
+        };
+        return Ok(response(StatusCode::OK, headers, body));
+    };
     let decision = if head {
         RangeDecision::Full
     } else {

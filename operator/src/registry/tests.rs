@@ -652,6 +652,10 @@ async fn manifest_push_pull_and_validation() {
         assert_eq!(head.header("content-length"), m.len().to_string());
         assert!(head.body.is_empty());
     }
+    // A manifest is also served by the blob endpoint.
+    let as_blob = h.get(&format!("/v2/app/blobs/{d}")).await;
+    assert_eq!(as_blob.status, StatusCode::OK);
+    assert_eq!(&as_blob.body[..], &m[..]);
     let missing = h.get("/v2/app/manifests/v2").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert_eq!(missing.error_code(), "MANIFEST_UNKNOWN");

@@ -22,7 +22,7 @@ use super::manifest::Descriptor;
 /// Bytes arriving from a client.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 
-/// A blob being read: its total size, the range served, and the bytes of that range.
+/// A blob being read: its total size and a stream of the requested range.
 pub struct BlobRead {
     pub size: u64,
     pub stream: ByteStream,

@@ -14,4 +14,5 @@ pub mod deploy;
 pub mod ecr;
 pub mod metrics;
 pub mod placement;
+pub mod registry;
 pub mod taskdef;

@@ -1,5 +1,5 @@
-//! The `kubecs` binary: the operator, the CRD generator, `render`, and (as later issues add
-//! them) the registry and `login-password`.
+//! The `kubecs` binary: the operator, the CRD generator, `render`, the registry and
+//! `registry-token` (and, as a later issue adds it, `login-password`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,6 +24,7 @@ use tracing::info;
 use kubecs::api::{self, Service, TaskDefinition};
 use kubecs::controllers::{self, Context};
 use kubecs::metrics::Metrics;
+use kubecs::registry::{self as oci, DEFAULT_MAX_UPLOAD_BYTES};
 use kubecs::taskdef;
 
 #[derive(Parser)]
@@ -86,6 +87,46 @@ enum Command {
         #[arg(long)]
         no_pod_level_resources: bool,
     },
+    /// Run the ECR-compatible OCI registry (OCI Distribution Specification v1.1). Clients log in
+    /// with `docker login -u AWS -p <token>`; see `registry-token`.
+    Registry {
+        /// Address to listen on (port 0 picks a free port; the log says which).
+        #[arg(long, env = "KUBECS_REGISTRY_LISTEN", default_value = "127.0.0.1:5000")]
+        listen: SocketAddr,
+        /// Directory of the filesystem storage.
+        #[arg(long, env = "KUBECS_REGISTRY_STORAGE_DIR")]
+        storage_dir: PathBuf,
+        /// File holding the token signing key (32+ bytes); generated if missing.
+        #[arg(long, env = "KUBECS_REGISTRY_TOKEN_KEY_FILE")]
+        token_key_file: PathBuf,
+        /// The registry (account) id in ECR's messages.
+        #[arg(long, env = "KUBECS_REGISTRY_ID", default_value = "000000000000")]
+        registry_id: String,
+        /// Accept pushes to repositories that do not exist (instead of NAME_UNKNOWN).
+        #[arg(long, env = "KUBECS_REGISTRY_CREATE_ON_PUSH")]
+        create_on_push: bool,
+        /// The largest blob accepted, in bytes.
+        #[arg(long, env = "KUBECS_REGISTRY_MAX_UPLOAD_BYTES", default_value_t = DEFAULT_MAX_UPLOAD_BYTES)]
+        max_upload_bytes: u64,
+        /// Seconds between garbage collections of unreferenced blobs (0: never).
+        #[arg(long, default_value_t = 3600)]
+        gc_interval_seconds: u64,
+        /// Unreferenced blobs younger than this many seconds are kept (uploads in progress).
+        #[arg(long, default_value_t = 86400)]
+        gc_grace_seconds: u64,
+    },
+    /// Print a registry token (valid 12 hours) for `docker login -u AWS -p <token>`.
+    RegistryToken {
+        /// The registry's token key file (as given to `kubecs registry`); created if missing.
+        #[arg(long, env = "KUBECS_REGISTRY_TOKEN_KEY_FILE")]
+        token_key_file: PathBuf,
+        /// The principal's username.
+        #[arg(long)]
+        user: String,
+        /// The principal's groups (repeatable).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -121,6 +162,42 @@ async fn main() -> anyhow_free::Result {
                 std::time::Duration::from_secs(stopped_task_retention_seconds),
             )
             .await
+        }
+        Command::Registry {
+            listen,
+            storage_dir,
+            token_key_file,
+            registry_id,
+            create_on_push,
+            max_upload_bytes,
+            gc_interval_seconds,
+            gc_grace_seconds,
+        } => {
+            let config = oci::RegistryConfig {
+                registry_id,
+                create_on_push,
+                max_upload_bytes,
+            };
+            let gc = (gc_interval_seconds > 0).then(|| {
+                (
+                    std::time::Duration::from_secs(gc_interval_seconds),
+                    std::time::Duration::from_secs(gc_grace_seconds),
+                )
+            });
+            registry(listen, &storage_dir, &token_key_file, config, gc).await
+        }
+        Command::RegistryToken {
+            token_key_file,
+            user,
+            groups,
+        } => {
+            let signer = oci::TokenSigner::load_or_create(&token_key_file)?;
+            let principal = oci::Principal {
+                username: user,
+                groups,
+            };
+            println!("{}", signer.issue(&principal, std::time::SystemTime::now()));
+            Ok(())
         }
         Command::Render {
             file,
@@ -189,6 +266,62 @@ fn render(
     };
     print!("{out}");
     Ok(())
+}
+
+/// `kubecs registry`: filesystem storage, every repository allowed (the Repository-backed
+/// policy comes with the operator wiring), served until SIGINT/SIGTERM.
+async fn registry(
+    listen: SocketAddr,
+    storage_dir: &std::path::Path,
+    token_key_file: &std::path::Path,
+    config: oci::RegistryConfig,
+    gc: Option<(std::time::Duration, std::time::Duration)>,
+) -> anyhow_free::Result {
+    let storage = Arc::new(oci::FsStorage::open(storage_dir)?);
+    let signer = oci::TokenSigner::load_or_create(token_key_file)?;
+    let state = Arc::new(oci::Registry {
+        storage: storage.clone(),
+        policy: Arc::new(oci::AllowAll),
+        auth: oci::Authenticator::new(signer),
+        config,
+    });
+    if let Some((interval, grace)) = gc {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match oci::Storage::delete_unreferenced_blobs(&*storage, grace).await {
+                    Ok(r) => info!(?r, "registry garbage collection"),
+                    Err(e) => tracing::warn!(error = %e, "registry garbage collection failed"),
+                }
+            }
+        });
+    }
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    info!(
+        "kubecs registry listening on http://{}",
+        listener.local_addr()?
+    );
+    axum::serve(listener, oci::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
 }
 
 /// A boxed error for main: every failure here is fatal and printed.

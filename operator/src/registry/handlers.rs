@@ -1,0 +1,963 @@
+//! The OCI Distribution Specification v1.1 HTTP API.
+
+use std::io;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::{StreamExt, TryStreamExt};
+use serde_json::json;
+
+use super::Registry;
+use super::access::{RepositorySettings, actions};
+use super::auth::Principal;
+use super::digest::Digest;
+use super::errors::{ApiError, ErrorCode};
+use super::manifest::{self, MAX_MANIFEST_BYTES, OCI_INDEX};
+use super::names::{Route, parse_route, valid_repository_name, valid_tag};
+use super::ranges::{RangeDecision, decide_range, parse_content_range, upload_range};
+use super::storage::{ByteStream, ManifestRecord, StorageError, TagWrite};
+
+const API_VERSION: &str = "Docker-Distribution-API-Version";
+
+type ApiResult = Result<Response, ApiError>;
+
+/// Entry point for every request: authenticate, route, authorize, handle; then the API version
+/// header and a debug log line.
+pub async fn dispatch(State(reg): State<Arc<Registry>>, req: Request) -> Response {
+    let started = Instant::now();
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let mut resp = handle(&reg, req)
+        .await
+        .unwrap_or_else(IntoResponse::into_response);
+    resp.headers_mut()
+        .insert(API_VERSION, HeaderValue::from_static("registry/2.0"));
+    tracing::debug!(
+        %method,
+        %path,
+        status = resp.status().as_u16(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "registry request"
+    );
+    resp
+}
+
+fn unauthorized(reason: impl std::fmt::Display) -> ApiError {
+    tracing::debug!(%reason, "registry request refused");
+    ApiError::new(ErrorCode::Unauthorized, "authentication required")
+        .with_header(header::WWW_AUTHENTICATE, r#"Basic realm="kubecs""#)
+}
+
+fn unsupported(method: &Method) -> ApiError {
+    ApiError::new(
+        ErrorCode::Unsupported,
+        format!("the operation {method} is unsupported on this path"),
+    )
+}
+
+fn header_str(h: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The ECR actions a request needs on its repository.
+fn actions_for(route: &Route<'_>, method: &Method, query: &Query) -> Option<Vec<&'static str>> {
+    use actions::*;
+    let m = method.as_str();
+    let a: Vec<&'static str> = match (route, m) {
+        (Route::Manifest { .. }, "GET" | "HEAD") => vec![BATCH_GET_IMAGE],
+        (Route::Manifest { .. }, "PUT") => vec![PUT_IMAGE],
+        (Route::Manifest { .. }, "DELETE") => vec![BATCH_DELETE_IMAGE],
+        (Route::Blob { .. }, "GET") => vec![GET_DOWNLOAD_URL_FOR_LAYER],
+        (Route::Blob { .. }, "HEAD") => vec![BATCH_CHECK_LAYER_AVAILABILITY],
+        (Route::Blob { .. }, "DELETE") => vec![BATCH_DELETE_IMAGE],
+        (Route::UploadStart { .. }, "POST") if query.get("digest").is_some() => {
+            vec![
+                INITIATE_LAYER_UPLOAD,
+                UPLOAD_LAYER_PART,
+                COMPLETE_LAYER_UPLOAD,
+            ]
+        }
+        (Route::UploadStart { .. }, "POST") => vec![INITIATE_LAYER_UPLOAD],
+        (Route::Upload { .. }, "PATCH" | "GET" | "DELETE") => vec![UPLOAD_LAYER_PART],
+        (Route::Upload { .. }, "PUT") => vec![COMPLETE_LAYER_UPLOAD],
+        (Route::Tags { .. }, "GET") => vec![LIST_IMAGES],
+        (Route::Referrers { .. }, "GET") => vec![BATCH_GET_IMAGE],
+        _ => return None,
+    };
+    Some(a)
+}
+
+/// Query parameters, keeping repeated keys (`tag=a&tag=b`).
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(uri: &axum::http::Uri) -> Query {
+        Query(
+            axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri)
+                .map(|q| q.0)
+                .unwrap_or_default(),
+        )
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn all(&self, key: &str) -> impl Iterator<Item = &str> {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+async fn handle(reg: &Registry, req: Request) -> ApiResult {
+    let path = req.uri().path().to_string();
+    // Probes: `/v2/` needs a token, a kubelet has none.
+    if matches!(path.as_str(), "/live" | "/ready") && req.method() == Method::GET {
+        return Ok((StatusCode::OK, "ok").into_response());
+    }
+    let Some(rest) = path.strip_prefix("/v2") else {
+        return Err(
+            ApiError::new(ErrorCode::Unsupported, "not found").with_status(StatusCode::NOT_FOUND)
+        );
+    };
+    let principal = reg
+        .auth
+        .authenticate(
+            header_str(req.headers(), header::AUTHORIZATION),
+            SystemTime::now(),
+        )
+        .await
+        .map_err(unauthorized)?;
+    let method = req.method().clone();
+    let rest = rest.strip_prefix('/').unwrap_or(rest);
+    if rest.is_empty() {
+        return match method {
+            Method::GET | Method::HEAD => Ok((
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                "{}",
+            )
+                .into_response()),
+            _ => Err(unsupported(&method)),
+        };
+    }
+    let route = parse_route(rest).ok_or_else(|| {
+        ApiError::new(ErrorCode::Unsupported, format!("no such endpoint: {path}"))
+            .with_status(StatusCode::NOT_FOUND)
+    })?;
+    let query = Query::parse(req.uri());
+    if route == Route::Catalog {
+        return match method {
+            Method::GET => catalog(reg, &principal, &query).await,
+            _ => Err(unsupported(&method)),
+        };
+    }
+    let name = match &route {
+        Route::Tags { name }
+        | Route::Manifest { name, .. }
+        | Route::Blob { name, .. }
+        | Route::UploadStart { name }
+        | Route::Upload { name, .. }
+        | Route::Referrers { name, .. } => *name,
+        Route::Catalog => unreachable!("handled above"),
+    };
+    if !valid_repository_name(name) {
+        return Err(ApiError::new(
+            ErrorCode::NameInvalid,
+            format!("invalid repository name '{name}'"),
+        ));
+    }
+    let needed = actions_for(&route, &method, &query).ok_or_else(|| unsupported(&method))?;
+    for action in needed {
+        reg.policy
+            .authorize(&principal, name, action)
+            .map_err(|m| ApiError::new(ErrorCode::Denied, m))?;
+    }
+    let settings = reg
+        .policy
+        .repository(name)
+        .or_else(|| reg.config.create_on_push.then(RepositorySettings::default))
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NameUnknown,
+                format!(
+                    "The repository with name '{name}' does not exist in the registry with id '{}'",
+                    reg.config.registry_id
+                ),
+            )
+        })?;
+    let ctx = Ctx {
+        reg,
+        name,
+        principal: &principal,
+        settings: &settings,
+    };
+    match (route, method.clone()) {
+        (Route::Manifest { reference, .. }, Method::GET | Method::HEAD) => {
+            get_manifest(&ctx, reference, method == Method::HEAD).await
+        }
+        (Route::Manifest { reference, .. }, Method::PUT) => {
+            put_manifest(&ctx, reference, &query, req).await
+        }
+        (Route::Manifest { reference, .. }, Method::DELETE) => {
+            delete_manifest(&ctx, reference).await
+        }
+        (Route::Blob { digest, .. }, Method::GET | Method::HEAD) => {
+            get_blob(&ctx, digest, method == Method::HEAD, req.headers()).await
+        }
+        (Route::Blob { digest, .. }, Method::DELETE) => delete_blob(&ctx, digest).await,
+        (Route::UploadStart { .. }, Method::POST) => start_upload(&ctx, &query, req).await,
+        (Route::Upload { id, .. }, Method::PATCH) => patch_upload(&ctx, id, req).await,
+        (Route::Upload { id, .. }, Method::PUT) => put_upload(&ctx, id, &query, req).await,
+        (Route::Upload { id, .. }, Method::GET) => upload_status(&ctx, id).await,
+        (Route::Upload { id, .. }, Method::DELETE) => cancel_upload(&ctx, id).await,
+        (Route::Tags { .. }, Method::GET) => list_tags(&ctx, &query).await,
+        (Route::Referrers { digest, .. }, Method::GET) => referrers(&ctx, digest, &query).await,
+        _ => Err(unsupported(&method)),
+    }
+}
+
+/// A request addressed to one repository, authorized.
+struct Ctx<'a> {
+    reg: &'a Registry,
+    name: &'a str,
+    principal: &'a Principal,
+    settings: &'a RepositorySettings,
+}
+
+fn storage_error(e: StorageError) -> ApiError {
+    match e {
+        StorageError::DigestMismatch { expected, actual } => ApiError::new(
+            ErrorCode::DigestInvalid,
+            "provided digest did not match uploaded content",
+        )
+        .with_detail(json!({ "expected": expected.to_string(), "computed": actual.to_string() })),
+        StorageError::UploadUnknown(id) => ApiError::new(
+            ErrorCode::BlobUploadUnknown,
+            format!("blob upload {id} is unknown to the registry"),
+        ),
+        StorageError::TooLarge { limit } => ApiError::new(
+            ErrorCode::SizeInvalid,
+            format!("blob exceeds the maximum upload size of {limit} bytes"),
+        )
+        .with_status(StatusCode::PAYLOAD_TOO_LARGE),
+        StorageError::SizeMismatch { expected, received } => ApiError::new(
+            ErrorCode::SizeInvalid,
+            format!("received {received} bytes, {expected} were announced"),
+        ),
+        StorageError::RangeMismatch { offset, requested } => ApiError::new(
+            ErrorCode::BlobUploadInvalid,
+            format!("chunk starts at {requested}, the upload is at {offset}"),
+        )
+        .with_status(StatusCode::RANGE_NOT_SATISFIABLE),
+        StorageError::BlobUnknown(d) => {
+            ApiError::new(ErrorCode::BlobUnknown, format!("blob {d} is unknown"))
+                .with_detail(json!({ "digest": d.to_string() }))
+        }
+        StorageError::Client(e) => ApiError::new(
+            ErrorCode::BlobUploadInvalid,
+            format!("the request body could not be read: {e}"),
+        ),
+        StorageError::Io(e) => ApiError::internal(e),
+    }
+}
+
+fn parse_digest(s: &str) -> Result<Digest, ApiError> {
+    s.parse().map_err(|e: super::digest::DigestError| {
+        ApiError::new(ErrorCode::DigestInvalid, e.to_string())
+    })
+}
+
+fn body_stream(body: Body) -> ByteStream {
+    Box::pin(body.into_data_stream().map_err(io::Error::other))
+}
+
+fn location(path: String) -> (header::HeaderName, String) {
+    (header::LOCATION, path)
+}
+
+fn response(
+    status: StatusCode,
+    headers: Vec<(header::HeaderName, String)>,
+    body: Body,
+) -> Response {
+    let mut b = Response::builder().status(status);
+    for (k, v) in headers {
+        b = b.header(k, v);
+    }
+    b.body(body)
+        .unwrap_or_else(|e| ApiError::internal(e).into_response())
+}
+
+// --- manifests -------------------------------------------------------------------------------
+
+/// A manifest reference: a digest (has `:`) or a tag.
+enum Reference {
+    Digest(Digest),
+    Tag(String),
+}
+
+fn parse_reference(r: &str) -> Result<Reference, ApiError> {
+    if r.contains(':') {
+        parse_digest(r).map(Reference::Digest)
+    } else if valid_tag(r) {
+        Ok(Reference::Tag(r.to_string()))
+    } else {
+        Err(ApiError::new(
+            ErrorCode::ManifestInvalid,
+            format!("invalid tag '{r}'"),
+        ))
+    }
+}
+
+fn manifest_unknown(reference: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::ManifestUnknown,
+        format!("manifest unknown: {reference}"),
+    )
+}
+
+async fn get_manifest(ctx: &Ctx<'_>, reference: &str, head: bool) -> ApiResult {
+    let storage = &ctx.reg.storage;
+    let digest = match parse_reference(reference)? {
+        Reference::Digest(d) => d,
+        Reference::Tag(t) => storage
+            .resolve_tag(ctx.name, &t)
+            .await
+            .map_err(storage_error)?
+            .ok_or_else(|| manifest_unknown(reference))?,
+    };
+    let m = storage
+        .get_manifest(ctx.name, &digest)
+        .await
+        .map_err(storage_error)?
+        .ok_or_else(|| manifest_unknown(reference))?;
+    let headers = vec![
+        (header::CONTENT_TYPE, m.media_type.clone()),
+        (header::CONTENT_LENGTH, m.bytes.len().to_string()),
+        (
+            header::HeaderName::from_static("docker-content-digest"),
+            m.digest.to_string(),
+        ),
+        (header::ETAG, format!("\"{}\"", m.digest)),
+    ];
+    let body = if head {
+        Body::empty()
+    } else {
+        Body::from(m.bytes)
+    };
+    Ok(response(StatusCode::OK, headers, body))
+}
+
+/// Reads a request body of at most `limit` bytes; None when it is larger.
+async fn read_limited(body: Body, limit: usize) -> Result<Option<Bytes>, ApiError> {
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::new(ErrorCode::ManifestInvalid, format!("request body: {e}")))?;
+        if buf.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Some(Bytes::from(buf)))
+}
+
+fn tag_immutable_error(tag: &str, repo: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::TagInvalid,
+        format!(
+            "The image tag '{tag}' already exists in the '{repo}' repository and cannot be overwritten because the repository is immutable."
+        ),
+    )
+}
+
+async fn put_manifest(ctx: &Ctx<'_>, reference: &str, query: &Query, req: Request) -> ApiResult {
+    let too_large = || {
+        ApiError::new(
+            ErrorCode::ManifestInvalid,
+            format!("manifest exceeds the maximum size of {MAX_MANIFEST_BYTES} bytes"),
+        )
+        .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+    };
+    let (parts, body) = req.into_parts();
+    if header_str(&parts.headers, header::CONTENT_LENGTH)
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > MAX_MANIFEST_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let reference = match parse_reference(reference) {
+        Ok(r) => r,
+        Err(e) if e.code == ErrorCode::ManifestInvalid => {
+            return Err(ApiError::new(
+                ErrorCode::TagInvalid,
+                format!("invalid tag '{reference}'"),
+            ));
+        }
+        Err(e) => return Err(e),
+    };
+    let bytes = read_limited(body, MAX_MANIFEST_BYTES)
+        .await?
+        .ok_or_else(too_large)?;
+    let (digest, mut tags) = match reference {
+        Reference::Digest(d) => {
+            let actual = Digest::of(d.algorithm(), &bytes);
+            if actual != d {
+                return Err(ApiError::new(
+                    ErrorCode::DigestInvalid,
+                    "manifest digest did not match the reference",
+                )
+                .with_detail(
+                    json!({ "expected": d.to_string(), "computed": actual.to_string() }),
+                ));
+            }
+            (d, Vec::new())
+        }
+        Reference::Tag(t) => (Digest::sha256(&bytes), vec![t]),
+    };
+    // Tags given as parameters of a push by digest (distribution-spec 1.2 `?tag=`).
+    for t in query.all("tag") {
+        if !valid_tag(t) {
+            return Err(ApiError::new(
+                ErrorCode::TagInvalid,
+                format!("invalid tag '{t}'"),
+            ));
+        }
+        if !tags.iter().any(|x| x == t) {
+            tags.push(t.to_string());
+        }
+    }
+    let parsed = manifest::parse_manifest(&bytes, header_str(&parts.headers, header::CONTENT_TYPE))
+        .map_err(|e| ApiError::new(ErrorCode::ManifestInvalid, e.to_string()))?;
+    let storage = &ctx.reg.storage;
+    for b in &parsed.blobs {
+        if storage
+            .blob_size(ctx.name, b)
+            .await
+            .map_err(storage_error)?
+            .is_none()
+        {
+            return Err(ApiError::new(
+                ErrorCode::ManifestBlobUnknown,
+                format!("blob {b} is unknown to the repository"),
+            )
+            .with_detail(json!({ "digest": b.to_string() })));
+        }
+    }
+    for c in &parsed.children {
+        if storage
+            .get_manifest(ctx.name, c)
+            .await
+            .map_err(storage_error)?
+            .is_none()
+        {
+            return Err(ApiError::new(
+                ErrorCode::ManifestUnknown,
+                format!("manifest {c} listed by the index is unknown to the repository"),
+            )
+            .with_status(StatusCode::BAD_REQUEST)
+            .with_detail(json!({ "digest": c.to_string() })));
+        }
+    }
+    // Immutable tags: refuse before storing anything; `put_tag` re-checks atomically.
+    for t in &tags {
+        if ctx.settings.tag_is_immutable(t)
+            && let Some(current) = storage
+                .resolve_tag(ctx.name, t)
+                .await
+                .map_err(storage_error)?
+            && current != digest
+        {
+            return Err(tag_immutable_error(t, ctx.name));
+        }
+    }
+    let record = ManifestRecord {
+        media_type: parsed.media_type.clone(),
+        blobs: parsed.blobs.clone(),
+        children: parsed.children.clone(),
+        subject: parsed.subject.clone().map(|s| {
+            (
+                s,
+                parsed.referrer_descriptor(digest.clone(), bytes.len() as u64),
+            )
+        }),
+        artifact_type: parsed.artifact_type.clone(),
+        content_size: parsed.content_size,
+    };
+    storage
+        .put_manifest(ctx.name, &digest, bytes, record)
+        .await
+        .map_err(|e| match e {
+            StorageError::BlobUnknown(b) => ApiError::new(
+                ErrorCode::ManifestBlobUnknown,
+                format!("blob {b} is unknown to the repository"),
+            )
+            .with_detail(json!({ "digest": b.to_string() })),
+            e => storage_error(e),
+        })?;
+    for t in &tags {
+        let overwrite = !ctx.settings.tag_is_immutable(t);
+        if let TagWrite::Conflict(_) = storage
+            .put_tag(ctx.name, t, &digest, overwrite)
+            .await
+            .map_err(storage_error)?
+        {
+            return Err(tag_immutable_error(t, ctx.name));
+        }
+    }
+    tracing::debug!(repo = ctx.name, %digest, user = %ctx.principal.username, "manifest pushed");
+    let mut headers = vec![
+        location(format!("/v2/{}/manifests/{digest}", ctx.name)),
+        (
+            header::HeaderName::from_static("docker-content-digest"),
+            digest.to_string(),
+        ),
+        (header::CONTENT_LENGTH, "0".into()),
+    ];
+    if let Some(s) = &parsed.subject {
+        headers.push((
+            header::HeaderName::from_static("oci-subject"),
+            s.to_string(),
+        ));
+    }
+    if !query.0.iter().all(|(k, _)| k != "tag") {
+        headers.push((header::HeaderName::from_static("oci-tag"), tags.join(",")));
+    }
+    Ok(response(StatusCode::CREATED, headers, Body::empty()))
+}
+
+async fn delete_manifest(ctx: &Ctx<'_>, reference: &str) -> ApiResult {
+    let storage = &ctx.reg.storage;
+    let found = match parse_reference(reference)? {
+        Reference::Digest(d) => storage.delete_manifest(ctx.name, &d).await,
+        Reference::Tag(t) => storage.delete_tag(ctx.name, &t).await,
+    }
+    .map_err(storage_error)?;
+    if !found {
+        return Err(manifest_unknown(reference));
+    }
+    Ok(response(
+        StatusCode::ACCEPTED,
+        vec![(header::CONTENT_LENGTH, "0".into())],
+        Body::empty(),
+    ))
+}
+
+// --- blobs -----------------------------------------------------------------------------------
+
+fn blob_unknown(d: &Digest) -> ApiError {
+    ApiError::new(
+        ErrorCode::BlobUnknown,
+        format!("blob {d} is unknown to the repository"),
+    )
+    .with_detail(json!({ "digest": d.to_string() }))
+}
+
+async fn get_blob(ctx: &Ctx<'_>, digest: &str, head: bool, headers: &HeaderMap) -> ApiResult {
+    let d = parse_digest(digest)?;
+    let storage = &ctx.reg.storage;
+    let Some(size) = storage
+        .blob_size(ctx.name, &d)
+        .await
+        .map_err(storage_error)?
+    else {
+        // Manifests are content too: clients may fetch one by digest from the blob
+        // endpoint (distribution serves it there; oras relies on it).
+        let m = storage
+            .get_manifest(ctx.name, &d)
+            .await
+            .map_err(storage_error)?
+            .ok_or_else(|| blob_unknown(&d))?;
+        let headers = vec![
+            (header::CONTENT_TYPE, m.media_type.clone()),
+            (header::CONTENT_LENGTH, m.bytes.len().to_string()),
+            (
+                header::HeaderName::from_static("docker-content-digest"),
+                d.to_string(),
+            ),
+        ];
+        let body = if head {
+            Body::empty()
+        } else {
+            Body::from(m.bytes)
+        };
+        return Ok(response(StatusCode::OK, headers, body));
+    };
+    let decision = if head {
+        RangeDecision::Full
+    } else {
+        decide_range(header_str(headers, header::RANGE), size)
+    };
+    let mut out = vec![
+        (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+        (
+            header::HeaderName::from_static("docker-content-digest"),
+            d.to_string(),
+        ),
+        (header::ACCEPT_RANGES, "bytes".into()),
+        (header::ETAG, format!("\"{d}\"")),
+    ];
+    let (status, range) = match decision {
+        RangeDecision::Unsatisfiable => {
+            return Ok(response(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                vec![
+                    (header::CONTENT_RANGE, format!("bytes */{size}")),
+                    (header::CONTENT_LENGTH, "0".into()),
+                ],
+                Body::empty(),
+            ));
+        }
+        RangeDecision::Full => (StatusCode::OK, None),
+        RangeDecision::Partial { start, end } => {
+            out.push((
+                header::CONTENT_RANGE,
+                format!("bytes {start}-{}/{size}", end - 1),
+            ));
+            (StatusCode::PARTIAL_CONTENT, Some((start, end)))
+        }
+    };
+    let len = range.map_or(size, |(s, e)| e - s);
+    out.push((header::CONTENT_LENGTH, len.to_string()));
+    if head {
+        return Ok(response(status, out, Body::empty()));
+    }
+    let read = storage
+        .read_blob(ctx.name, &d, range)
+        .await
+        .map_err(storage_error)?
+        .ok_or_else(|| blob_unknown(&d))?;
+    Ok(response(status, out, Body::from_stream(read.stream)))
+}
+
+async fn delete_blob(ctx: &Ctx<'_>, digest: &str) -> ApiResult {
+    let d = parse_digest(digest)?;
+    if !ctx
+        .reg
+        .storage
+        .unlink_blob(ctx.name, &d)
+        .await
+        .map_err(storage_error)?
+    {
+        return Err(blob_unknown(&d));
+    }
+    Ok(response(
+        StatusCode::ACCEPTED,
+        vec![(header::CONTENT_LENGTH, "0".into())],
+        Body::empty(),
+    ))
+}
+
+fn blob_created(name: &str, d: &Digest) -> Response {
+    response(
+        StatusCode::CREATED,
+        vec![
+            location(format!("/v2/{name}/blobs/{d}")),
+            (
+                header::HeaderName::from_static("docker-content-digest"),
+                d.to_string(),
+            ),
+            (header::CONTENT_LENGTH, "0".into()),
+        ],
+        Body::empty(),
+    )
+}
+
+fn upload_headers(name: &str, id: &str, offset: u64) -> Vec<(header::HeaderName, String)> {
+    vec![
+        location(format!("/v2/{name}/blobs/uploads/{id}")),
+        (header::RANGE, upload_range(offset)),
+        (
+            header::HeaderName::from_static("docker-upload-uuid"),
+            id.to_string(),
+        ),
+        (header::CONTENT_LENGTH, "0".into()),
+    ]
+}
+
+async fn start_upload(ctx: &Ctx<'_>, query: &Query, req: Request) -> ApiResult {
+    let storage = &ctx.reg.storage;
+    if let Some(mount) = query.get("mount") {
+        let d = parse_digest(mount)?;
+        // A source repository counts only if the principal may read from it; otherwise the
+        // mount quietly becomes an upload (nothing leaks about the other repository).
+        let from = match query.get("from") {
+            Some(f) if valid_repository_name(f) => {
+                let readable = ctx
+                    .reg
+                    .policy
+                    .authorize(ctx.principal, f, actions::GET_DOWNLOAD_URL_FOR_LAYER)
+                    .is_ok();
+                readable.then_some(Some(f))
+            }
+            Some(_) => None,
+            // No source: the spec lets a registry mount any blob it has with this digest.
+            None => Some(None),
+        };
+        if let Some(from) = from
+            && storage
+                .mount_blob(ctx.name, &d, from)
+                .await
+                .map_err(storage_error)?
+        {
+            return Ok(blob_created(ctx.name, &d));
+        }
+    } else if let Some(digest) = query.get("digest") {
+        // Monolithic upload: the body is the whole blob.
+        let d = parse_digest(digest)?;
+        storage
+            .put_blob(
+                ctx.name,
+                &d,
+                body_stream(req.into_body()),
+                ctx.reg.config.max_upload_bytes,
+            )
+            .await
+            .map_err(storage_error)?;
+        return Ok(blob_created(ctx.name, &d));
+    }
+    let status = storage
+        .start_upload(ctx.name)
+        .await
+        .map_err(storage_error)?;
+    Ok(response(
+        StatusCode::ACCEPTED,
+        upload_headers(ctx.name, &status.id, status.offset),
+        Body::empty(),
+    ))
+}
+
+fn upload_unknown(id: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::BlobUploadUnknown,
+        format!("blob upload {id} is unknown to the registry"),
+    )
+}
+
+/// Appends a request body to an upload, honouring `Content-Range` (416 when the chunk does
+/// not start at the current offset).
+async fn append(ctx: &Ctx<'_>, id: &str, req: Request) -> Result<u64, ApiError> {
+    let (parts, body) = req.into_parts();
+    let content_length =
+        header_str(&parts.headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
+    let (start, expected) = match header_str(&parts.headers, header::CONTENT_RANGE) {
+        Some(cr) => {
+            let (a, b) = parse_content_range(cr).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::BlobUploadInvalid,
+                    format!("invalid Content-Range '{cr}'"),
+                )
+                .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
+            })?;
+            let len = b - a + 1;
+            if content_length.is_some_and(|n| n != len) {
+                return Err(ApiError::new(
+                    ErrorCode::SizeInvalid,
+                    format!(
+                        "Content-Range announces {len} bytes, Content-Length {content_length:?}"
+                    ),
+                ));
+            }
+            (Some(a), Some(len))
+        }
+        None => (None, content_length),
+    };
+    let storage = &ctx.reg.storage;
+    match storage
+        .append_upload(
+            ctx.name,
+            id,
+            start,
+            expected,
+            body_stream(body),
+            ctx.reg.config.max_upload_bytes,
+        )
+        .await
+    {
+        Ok(s) => Ok(s.offset),
+        Err(StorageError::RangeMismatch { offset, requested }) => {
+            let mut e = ApiError::new(
+                ErrorCode::BlobUploadInvalid,
+                format!("chunk starts at {requested}, the upload is at {offset}"),
+            )
+            .with_status(StatusCode::RANGE_NOT_SATISFIABLE);
+            for (k, v) in upload_headers(ctx.name, id, offset) {
+                if k != header::CONTENT_LENGTH {
+                    e = e.with_header(k, &v);
+                }
+            }
+            Err(e)
+        }
+        Err(e) => Err(storage_error(e)),
+    }
+}
+
+async fn patch_upload(ctx: &Ctx<'_>, id: &str, req: Request) -> ApiResult {
+    let offset = append(ctx, id, req).await?;
+    Ok(response(
+        StatusCode::ACCEPTED,
+        upload_headers(ctx.name, id, offset),
+        Body::empty(),
+    ))
+}
+
+async fn put_upload(ctx: &Ctx<'_>, id: &str, query: &Query, req: Request) -> ApiResult {
+    let d = parse_digest(query.get("digest").ok_or_else(|| {
+        ApiError::new(ErrorCode::DigestInvalid, "the digest parameter is required")
+    })?)?;
+    let storage = &ctx.reg.storage;
+    let has_body = req.body().size_hint().exact() != Some(0)
+        || req.headers().contains_key(header::CONTENT_RANGE);
+    if has_body {
+        append(ctx, id, req).await?;
+    } else if storage
+        .upload_status(ctx.name, id)
+        .await
+        .map_err(storage_error)?
+        .is_none()
+    {
+        return Err(upload_unknown(id));
+    }
+    storage
+        .complete_upload(ctx.name, id, &d)
+        .await
+        .map_err(storage_error)?;
+    Ok(blob_created(ctx.name, &d))
+}
+
+async fn upload_status(ctx: &Ctx<'_>, id: &str) -> ApiResult {
+    let s = ctx
+        .reg
+        .storage
+        .upload_status(ctx.name, id)
+        .await
+        .map_err(storage_error)?
+        .ok_or_else(|| upload_unknown(id))?;
+    Ok(response(
+        StatusCode::NO_CONTENT,
+        upload_headers(ctx.name, id, s.offset),
+        Body::empty(),
+    ))
+}
+
+async fn cancel_upload(ctx: &Ctx<'_>, id: &str) -> ApiResult {
+    if !ctx
+        .reg
+        .storage
+        .cancel_upload(ctx.name, id)
+        .await
+        .map_err(storage_error)?
+    {
+        return Err(upload_unknown(id));
+    }
+    Ok(response(StatusCode::NO_CONTENT, Vec::new(), Body::empty()))
+}
+
+// --- content discovery -----------------------------------------------------------------------
+
+/// One page of a sorted listing: entries after `last`, at most `n`; and whether more remain.
+pub fn paginate(sorted: Vec<String>, n: Option<usize>, last: Option<&str>) -> (Vec<String>, bool) {
+    let after: Vec<String> = sorted
+        .into_iter()
+        .filter(|t| last.is_none_or(|l| t.as_str() > l))
+        .collect();
+    match n {
+        Some(n) if after.len() > n => (after.into_iter().take(n).collect(), true),
+        _ => (after, false),
+    }
+}
+
+fn page_params(query: &Query) -> Result<(Option<usize>, Option<String>), ApiError> {
+    let n = match query.get("n") {
+        Some(v) => Some(v.parse::<usize>().map_err(|_| {
+            ApiError::new(ErrorCode::Unsupported, format!("invalid page size n={v}"))
+                .with_status(StatusCode::BAD_REQUEST)
+        })?),
+        None => None,
+    };
+    Ok((n, query.get("last").map(str::to_string)))
+}
+
+/// The `Link` to the next page. Tags and repository names are made of URL-safe characters.
+fn next_link(base: &str, n: usize, last: &str) -> (header::HeaderName, String) {
+    (
+        header::LINK,
+        format!("<{base}?n={n}&last={last}>; rel=\"next\""),
+    )
+}
+
+async fn list_tags(ctx: &Ctx<'_>, query: &Query) -> ApiResult {
+    let (n, last) = page_params(query)?;
+    let tags = ctx
+        .reg
+        .storage
+        .list_tags(ctx.name)
+        .await
+        .map_err(storage_error)?;
+    let (page, more) = paginate(tags, n, last.as_deref());
+    let mut headers = vec![(header::CONTENT_TYPE, "application/json".to_string())];
+    if more && let (Some(n), Some(l)) = (n, page.last()) {
+        headers.push(next_link(&format!("/v2/{}/tags/list", ctx.name), n, l));
+    }
+    let body = json!({ "name": ctx.name, "tags": page }).to_string();
+    Ok(response(StatusCode::OK, headers, Body::from(body)))
+}
+
+async fn referrers(ctx: &Ctx<'_>, digest: &str, query: &Query) -> ApiResult {
+    let d = parse_digest(digest)?;
+    let mut list = ctx
+        .reg
+        .storage
+        .referrers(ctx.name, &d)
+        .await
+        .map_err(storage_error)?;
+    let mut headers = vec![(header::CONTENT_TYPE, OCI_INDEX.to_string())];
+    if let Some(at) = query.get("artifactType") {
+        list.retain(|r| r.artifact_type.as_deref() == Some(at));
+        headers.push((
+            header::HeaderName::from_static("oci-filters-applied"),
+            "artifactType".into(),
+        ));
+    }
+    list.sort_by(|a, b| a.digest.cmp(&b.digest));
+    let body = json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": list }).to_string();
+    Ok(response(StatusCode::OK, headers, Body::from(body)))
+}
+
+async fn catalog(reg: &Registry, principal: &Principal, query: &Query) -> ApiResult {
+    let (n, last) = page_params(query)?;
+    let repos: Vec<String> = reg
+        .storage
+        .list_repositories()
+        .await
+        .map_err(storage_error)?
+        .into_iter()
+        .filter(|r| reg.config.create_on_push || reg.policy.repository(r).is_some())
+        .filter(|r| {
+            reg.policy
+                .authorize(principal, r, actions::DESCRIBE_REPOSITORIES)
+                .is_ok()
+                || reg
+                    .policy
+                    .authorize(principal, r, actions::LIST_IMAGES)
+                    .is_ok()
+        })
+        .collect();
+    let (page, more) = paginate(repos, n, last.as_deref());
+    let mut headers = vec![(header::CONTENT_TYPE, "application/json".to_string())];
+    if more && let (Some(n), Some(l)) = (n, page.last()) {
+        headers.push(next_link("/v2/_catalog", n, l));
+    }
+    let body = json!({ "repositories": page }).to_string();
+    Ok(response(StatusCode::OK, headers, Body::from(body)))
+}

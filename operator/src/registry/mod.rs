@@ -1,0 +1,69 @@
+//! The ECR-compatible OCI registry (`kubecs registry`): the OCI Distribution Specification
+//! v1.1 over HTTP, ECR-style tokens, ECR repository semantics through [`AccessPolicy`], and
+//! storage backends behind [`Storage`].
+//!
+//! - `names`, `digest`, `manifest`, `ranges`: pure decisions (grammar, validation, ranges).
+//! - `auth`: tokens and principals; `access`: the ECR policy hook.
+//! - `storage`: the backend trait; `fs`: the filesystem backend.
+//! - `handlers`: the HTTP API, mapping each request to its ECR action.
+
+pub mod access;
+pub mod auth;
+pub mod digest;
+pub mod errors;
+pub mod fs;
+pub mod handlers;
+pub mod manifest;
+pub mod names;
+pub mod ranges;
+pub mod storage;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+pub use access::{AccessPolicy, AllowAll, RepositorySettings, StaticPolicy};
+pub use auth::{Authenticator, ExternalTokenVerifier, NoExternalTokens, Principal, TokenSigner};
+pub use fs::FsStorage;
+pub use storage::{GcReport, ImageInfo, Storage};
+
+/// The default cap on one blob upload: 10 GiB.
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 10 * 1024 * 1024 * 1024;
+
+/// Registry settings.
+#[derive(Clone, Debug)]
+pub struct RegistryConfig {
+    /// The account id in ECR's messages.
+    pub registry_id: String,
+    /// Treat unknown repositories as existing (mutable) instead of NAME_UNKNOWN.
+    pub create_on_push: bool,
+    /// The largest blob accepted, in bytes.
+    pub max_upload_bytes: u64,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> RegistryConfig {
+        RegistryConfig {
+            registry_id: "000000000000".into(),
+            create_on_push: false,
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+        }
+    }
+}
+
+/// Everything a request needs.
+pub struct Registry {
+    pub storage: Arc<dyn Storage>,
+    pub policy: Arc<dyn AccessPolicy>,
+    pub auth: Authenticator,
+    pub config: RegistryConfig,
+}
+
+/// The HTTP API: every path goes to one dispatcher that authenticates, routes `/v2/...` by
+/// hand (repository names have any number of segments) and authorizes the ECR action.
+pub fn router(state: Arc<Registry>) -> axum::Router {
+    axum::Router::new()
+        .fallback(handlers::dispatch)
+        .with_state(state)
+}

@@ -16,10 +16,10 @@ events="$(service_events $NS api)"
 grep -qF "rolling back to deployment $good." <<<"$events" || fail "no rollback event: $events"
 grep -qE '\(service api\) \(deployment ecs-svc/[0-9]+\) deployment failed: tasks failed to start\.' <<<"$events" || fail "no failure event"
 expect_eq "requested is still api:2" api:2 "$(jp services.ecs.kubecs.io api '{.status.requestedTaskDefinition}' $NS)"
-reason="$(jp services.ecs.kubecs.io api '{.status.stoppedTasks[0].stoppedReason}' $NS)"
-expect_eq "stopped reason" "Essential container in task exited" "$reason"
+reason="$(jp services.ecs.kubecs.io api '{.status.stoppedTasks[?(@.stopCode=="EssentialContainerExited")].stoppedReason}' $NS | tr ' ' '\n' | sort -u | tr '\n' ' ')"
+grep -qF "Essential container in task exited" <<<"$(jp services.ecs.kubecs.io api '{.status.stoppedTasks[?(@.stopCode=="EssentialContainerExited")].stoppedReason}' $NS)" || fail "no stopped task with ECS's reason: $reason"
 jp services.ecs.kubecs.io api '{.status.stoppedTasks[*].exitCodes[*]}' $NS | grep -q "app=3" || fail "exit code 3 not reported"
-failed="$(kubectl get events -n $NS --field-selector reason=ServiceWarning -o jsonpath='{.items[*].note}')"
+failed="$(kubectl get events -n $NS --field-selector reason=ServiceWarning -o jsonpath='{.items[*].message}')"
 grep -qF "deployment failed" <<<"$failed" || fail "no Warning event: $failed"
 # It does not try api:2 again by itself.
 sleep 5

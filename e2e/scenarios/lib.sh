@@ -34,6 +34,9 @@ field_eq() { [ "$(jp "$1" "$2" "$3" "${5:-default}")" = "$4" ]; }
 fresh_namespace() {
   kubectl delete namespace "$1" --ignore-not-found --wait=true --timeout=60s >/dev/null 2>&1 || true
   kubectl create namespace "$1" >/dev/null
+  # e2e/run deletes every labelled namespace after each scenario, passed or failed, so one
+  # scenario's cluster never holds the instances the next one needs.
+  kubectl label namespace "$1" kubecs-e2e=scenario >/dev/null
 }
 
 # taskdef_object FILE NAME NAMESPACE: an ECS task definition JSON (register input, or the

@@ -402,9 +402,9 @@ async fn operator(
     };
     info!("kubecs operator started");
     tokio::join!(
-        controllers::cluster::run(ctx.clone(), node_events, service_events),
+        controllers::cluster::run(ctx.clone(), node_events.clone(), service_events),
         controllers::taskdef::run(ctx.clone(), taskdefs, taskdef_events),
-        controllers::service::run(ctx.clone(), task_events.clone()),
+        controllers::service::run(ctx.clone(), task_events.clone(), node_events),
         controllers::task::run(ctx, task_events),
     );
     admin.abort();

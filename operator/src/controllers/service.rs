@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Pod, Service as CoreService};
+use k8s_openapi::api::core::v1::{Node, Pod, Service as CoreService};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
@@ -35,6 +36,7 @@ use crate::deploy::{
     deployment_id, deployment_label,
 };
 use crate::placement::engine::{ScaleInRequest, service_group};
+use crate::placement::instance::CLAIM_ANNOTATION;
 use crate::placement::{PlacementPolicy, TaskKind, select_tasks_to_stop};
 
 const CONTROLLER: &str = "service";
@@ -50,10 +52,33 @@ fn steady_message(svc: &str) -> String {
 pub async fn run(
     ctx: Arc<Context>,
     task_events: impl futures::Stream<Item = Arc<Pod>> + Send + 'static,
+    node_events: impl futures::Stream<Item = Arc<Node>> + Send + 'static,
 ) {
     let api = Api::<Service>::all(ctx.client.clone());
+    let services = ctx.services.clone();
     Controller::new(api, watcher::Config::default().any_semantic())
         .owns_shared_stream(task_events)
+        // An instance joining, leaving, draining or freeing room concerns its cluster's
+        // services (DAEMON ones follow instances; others may be waiting for room). A Node no
+        // cluster claims any more concerns every DAEMON service.
+        .watches_shared_stream(node_events, move |node: Arc<Node>| {
+            let claim = node.annotations().get(CLAIM_ANNOTATION).cloned();
+            services
+                .state()
+                .iter()
+                .filter(|svc| match &claim {
+                    Some(key) => {
+                        format!(
+                            "{}/{}",
+                            svc.namespace().unwrap_or_default(),
+                            cluster_name(svc.spec.cluster.as_deref())
+                        ) == *key
+                    }
+                    None => svc.spec.scheduling_strategy == Some(SchedulingStrategy::Daemon),
+                })
+                .map(|svc| ObjectRef::from(svc.as_ref()))
+                .collect::<Vec<_>>()
+        })
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {
@@ -265,7 +290,9 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
         .any(|d| !old.deployments.iter().any(|o| o.id == d.id));
     if new_deployment || plan.stop.iter().any(|s| s.counted_failure) {
         push_events(&mut status, &messages, &now);
-        messages.clear();
+        for m in messages.drain(..) {
+            publish(&ctx, &svc, &m).await;
+        }
         super::apply_status(&ctx.client, svc.as_ref(), &status).await?;
     }
 

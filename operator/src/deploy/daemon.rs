@@ -115,7 +115,7 @@ pub fn plan(s: &ServiceState, eligible: &[String]) -> Plan {
     }
     let p_healthy = live_after
         .iter()
-        .filter(|t| t.deployment == primary && t.is_healthy())
+        .filter(|t| t.deployment == primary && t.is_stable(s.now))
         .count();
     let others = s
         .tasks

@@ -289,6 +289,7 @@ pub fn plan(
         .filter(|t| t.deployment == primary_label)
         .collect();
     let p_healthy = p_live.iter().filter(|t| t.is_healthy()).count() as i32;
+    let p_stable = p_live.iter().filter(|t| t.is_stable(s.now)).count() as i32;
     let desired = s.bounds.desired.max(0);
     let primary_failed = deps[0].rollout_state.as_deref() == Some(FAILED);
     let blue_green = match s.strategy {
@@ -380,7 +381,7 @@ pub fn plan(
         match stage.as_deref() {
             None | Some(SCALE_UP) => {
                 deps[0].lifecycle_stage = Some(SCALE_UP.into());
-                if p_healthy >= desired {
+                if p_stable >= desired {
                     production = Some(deps[0].id.clone());
                     deps[0].lifecycle_stage = Some(BAKE_TIME.into());
                     deps[0].production_traffic_shifted_at = Some(now.into());
@@ -441,7 +442,7 @@ pub fn plan(
         && (blue_green.is_none()
             || deps.len() == 1
             || deps[0].lifecycle_stage.as_deref() == Some(CLEAN_UP))
-        && p_healthy == desired
+        && p_stable == desired
         && p_live.len() as i32 == desired
         && launched == 0
         && stop.is_empty()

@@ -84,6 +84,9 @@ pub struct StopCause {
     pub failure: bool,
 }
 
+/// Seconds a task must have run healthy before it completes a rollout.
+pub const STABLE_SECONDS: i64 = 5;
+
 /// ECS's stopped reasons.
 pub mod reasons {
     pub const ESSENTIAL_EXITED: &str = "Essential container in task exited";
@@ -131,6 +134,12 @@ impl ObservedTask {
                 Health::Unknown => !self.health_checked,
                 Health::Unhealthy => false,
             }
+    }
+
+    /// Healthy for [`STABLE_SECONDS`]: what completes a rollout or takes production traffic,
+    /// so a container that crashes right after it starts never does.
+    pub fn is_stable(&self, now: i64) -> bool {
+        self.is_healthy() && self.started_at.is_none_or(|s| now - s >= STABLE_SECONDS)
     }
 
     /// Holds a place toward `maximumPercent`: anything not yet gone.

@@ -427,3 +427,48 @@ fn blue_green_rollback_during_bake_puts_production_back_on_blue() {
     assert_eq!(sim.live_of("web:2"), 0);
     assert_eq!(sim.live_of("web:1"), 2);
 }
+
+#[test]
+fn tasks_that_just_started_do_not_complete_a_rollout() {
+    let id = "ecs-svc/0000000000000000001";
+    let deps = vec![Deployment {
+        id: id.into(),
+        status: PRIMARY.into(),
+        task_definition: "web:1".into(),
+        rollout_state: Some(IN_PROGRESS.into()),
+        ..Default::default()
+    }];
+    let now = 1_000;
+    let young = ObservedTask {
+        started_at: Some(now - 1),
+        ..task("web-1", id, LastStatus::Running)
+    };
+    let counted = BTreeSet::new();
+    let mut state = ServiceState {
+        service: "web",
+        bounds: Bounds {
+            desired: 1,
+            minimum_healthy_percent: 100,
+            maximum_percent: 200,
+        },
+        strategy: Strategy::Rolling,
+        breaker: None,
+        target: "web:1",
+        trigger: Some("web:1"),
+        deployments: &deps,
+        tasks: std::slice::from_ref(&young),
+        counted: &counted,
+        production: None,
+        now,
+        now_rfc3339: "1970-01-01T00:16:40Z",
+        new_deployment_id: "ecs-svc/2",
+    };
+    let mut first = |c: &[&ObservedTask], n: usize| -> Vec<String> {
+        c.iter().take(n).map(|t| t.name.clone()).collect()
+    };
+    let p = plan(&state, &mut first);
+    assert_eq!(p.deployments[0].rollout_state.as_deref(), Some(IN_PROGRESS));
+    state.now = now + crate::deploy::task::STABLE_SECONDS;
+    let p = plan(&state, &mut first);
+    assert_eq!(p.deployments[0].rollout_state.as_deref(), Some(COMPLETED));
+}

@@ -242,6 +242,25 @@ impl Authenticator {
         self
     }
 
+    /// A Kubernetes credential only (no registry token): what `POST /kubecs/v1/token` takes, so
+    /// a registry token cannot renew itself forever.
+    pub async fn authenticate_kubernetes(
+        &self,
+        header: Option<&str>,
+    ) -> Result<Principal, TokenError> {
+        let token = match parse_authorization(header.ok_or(TokenError::Missing)?)? {
+            Credential::Basic { password, .. } => password,
+            Credential::Bearer(t) => t,
+        };
+        if token.starts_with(PREFIX) {
+            return Err(TokenError::Format);
+        }
+        self.external
+            .verify(None, &token)
+            .await
+            .ok_or(TokenError::Format)
+    }
+
     pub async fn authenticate(
         &self,
         header: Option<&str>,

@@ -89,6 +89,7 @@ fn harness_in(
         policy,
         auth: Authenticator::new(signer.clone()),
         config,
+        changes: None,
     }));
     Harness {
         dir,

@@ -170,7 +170,8 @@ async fn main() -> anyhow_free::Result {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,kube=warn".into()),
+                // Not `kube=warn`: targets match by prefix, and that would silence `kubecs` too.
+                .unwrap_or_else(|_| "info,kube_client=warn,kube_runtime=warn".into()),
         )
         .init();
     match Cli::parse().command {

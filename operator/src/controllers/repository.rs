@@ -544,9 +544,10 @@ mod tests {
             .iter()
             .map(|p| p.image_tags.clone())
             .collect();
+        // The two oldest of the four images, oldest first as ECR marks them.
         assert_eq!(
             expired,
-            vec![vec!["v2".to_string()], vec!["v1".to_string()]]
+            vec![vec!["v1".to_string()], vec!["v2".to_string()]]
         );
         assert_eq!(s.conditions[0].status, "True");
         assert_eq!(s.observed_generation, Some(3));

@@ -157,6 +157,17 @@ size="$(jp repository app '{.status.sizeInBytes}' "$NS")"; [ "$size" -gt 500000 
 [ -n "$(jp repository app '{.status.lastPushedAt}' "$NS")" ] || fail "no lastPushedAt"
 kubectl get repository -n "$NS" -o jsonpath='{.items[0].metadata.finalizers}' | grep -q ecr.kubecs.io/images || fail "no finalizer"
 echo "status: app holds 4 images, $size bytes"
+expect_eq "app Ready" True "$(jp repository app '{.status.conditions[?(@.type=="Ready")].status}' "$NS")"
+# Repository names are global: a second object claiming 'app' has no effect and says so.
+kubectl apply -f - <<YAML
+apiVersion: ecr.kubecs.io/v1alpha1
+kind: Repository
+metadata: {name: app-again, namespace: $NS}
+spec: {repositoryName: app, imageTagMutability: IMMUTABLE}
+YAML
+wait_until "the duplicate is Degraded" 30 field_eq repository app-again '{.status.conditions[?(@.type=="Degraded")].reason}' DuplicateRepositoryName "$NS"
+skopeo copy --dest-tls-verify=false --format v2s2 "oci:$tmp/layout:v2" "docker://$REG/app:v2s2"  # still MUTABLE
+kubectl -n "$NS" delete repository app-again --wait=true --timeout=30s
 
 # --- lifecycle: keep the 3 newest; GC frees the rest while a push completes ----------------------
 for i in 1 2 3 4 5; do

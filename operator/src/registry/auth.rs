@@ -285,6 +285,30 @@ impl Authenticator {
     }
 }
 
+/// A fake external verifier for tests: accepts the token `sa-token` as
+/// `system:serviceaccount:ns:builder`.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    pub struct Sa;
+
+    impl ExternalTokenVerifier for Sa {
+        fn verify<'a>(
+            &'a self,
+            _: Option<&'a str>,
+            token: &'a str,
+        ) -> BoxFuture<'a, Option<Principal>> {
+            Box::pin(async move {
+                (token == "sa-token").then(|| Principal {
+                    username: "system:serviceaccount:ns:builder".into(),
+                    groups: vec![],
+                })
+            })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -403,22 +427,7 @@ mod tests {
                 .is_err()
         );
 
-        struct Sa;
-        impl ExternalTokenVerifier for Sa {
-            fn verify<'a>(
-                &'a self,
-                _: Option<&'a str>,
-                token: &'a str,
-            ) -> BoxFuture<'a, Option<Principal>> {
-                Box::pin(async move {
-                    (token == "sa-token").then(|| Principal {
-                        username: "system:serviceaccount:ns:builder".into(),
-                        groups: vec![],
-                    })
-                })
-            }
-        }
-        let auth = auth.with_external(Arc::new(Sa));
+        let auth = auth.with_external(Arc::new(testing::Sa));
         assert_eq!(
             auth.authenticate(Some(&basic("anyone", "sa-token")), now)
                 .await

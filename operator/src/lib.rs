@@ -12,6 +12,7 @@ pub mod arn;
 pub mod controllers;
 pub mod deploy;
 pub mod ecr;
+pub mod login;
 pub mod metrics;
 pub mod placement;
 pub mod registry;

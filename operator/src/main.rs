@@ -114,6 +114,36 @@ enum Command {
         /// Unreferenced blobs younger than this many seconds are kept (uploads in progress).
         #[arg(long, default_value_t = 86400)]
         gc_grace_seconds: u64,
+        /// ECR semantics from the cluster: Repository objects decide which repositories exist,
+        /// their tag mutability and policy; Kubernetes bearer tokens are checked with
+        /// TokenReview (and exchanged for registry tokens at /kubecs/v1/token); the registry
+        /// writes Repository status, applies lifecycle policies and holds the
+        /// `ecr.kubecs.io/images` finalizer. Uses the in-cluster config or KUBECONFIG.
+        #[arg(long, env = "KUBECS_REGISTRY_KUBERNETES")]
+        kubernetes: bool,
+        /// `host[:port]` clients use to reach the registry, shown in `repositoryUri`
+        /// (default: the listen address).
+        #[arg(long, env = "KUBECS_REGISTRY_PUBLIC_HOST")]
+        public_host: Option<String>,
+        /// Seconds between applications of the lifecycle policies (also applied at start);
+        /// with --kubernetes.
+        #[arg(
+            long,
+            env = "KUBECS_REGISTRY_LIFECYCLE_INTERVAL_SECONDS",
+            default_value_t = 3600
+        )]
+        lifecycle_interval_seconds: u64,
+    },
+    /// Print a registry password for `docker login -u AWS --password-stdin` (like
+    /// `aws ecr get-login-password`): the current kubeconfig user's bearer token is exchanged
+    /// at the registry for a registry token of that identity, valid 12 hours.
+    LoginPassword {
+        /// The registry: `host[:port]` (https; http for loopback) or a URL.
+        #[arg(long, env = "KUBECS_REGISTRY")]
+        registry: String,
+        /// The kubeconfig context (default: the current one).
+        #[arg(long)]
+        context: Option<String>,
     },
     /// Print a registry token (valid 12 hours) for `docker login -u AWS -p <token>`.
     RegistryToken {
@@ -140,7 +170,8 @@ async fn main() -> anyhow_free::Result {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,kube=warn".into()),
+                // Not `kube=warn`: targets match by prefix, and that would silence `kubecs` too.
+                .unwrap_or_else(|_| "info,kube_client=warn,kube_runtime=warn".into()),
         )
         .init();
     match Cli::parse().command {
@@ -172,7 +203,14 @@ async fn main() -> anyhow_free::Result {
             max_upload_bytes,
             gc_interval_seconds,
             gc_grace_seconds,
+            kubernetes,
+            public_host,
+            lifecycle_interval_seconds,
         } => {
+            let cluster = kubernetes.then(|| ClusterWiring {
+                public_host: public_host.unwrap_or_else(|| listen.to_string()),
+                lifecycle_interval: std::time::Duration::from_secs(lifecycle_interval_seconds),
+            });
             let config = oci::RegistryConfig {
                 registry_id,
                 create_on_push,
@@ -184,7 +222,23 @@ async fn main() -> anyhow_free::Result {
                     std::time::Duration::from_secs(gc_grace_seconds),
                 )
             });
-            registry(listen, &storage_dir, &token_key_file, config, gc).await
+            registry(listen, &storage_dir, &token_key_file, config, gc, cluster).await
+        }
+        Command::LoginPassword { registry, context } => {
+            let result = async {
+                let bearer = kubecs::login::kubeconfig_token(context).await?;
+                kubecs::login::fetch_registry_token(&registry, &bearer).await
+            };
+            match result.await {
+                Ok(token) => {
+                    println!("{token}");
+                    Ok(())
+                }
+                Err(e) => {
+                    eprintln!("kubecs login-password: {e}");
+                    std::process::exit(1);
+                }
+            }
         }
         Command::RegistryToken {
             token_key_file,
@@ -268,22 +322,65 @@ fn render(
     Ok(())
 }
 
-/// `kubecs registry`: filesystem storage, every repository allowed (the Repository-backed
-/// policy comes with the operator wiring), served until SIGINT/SIGTERM.
+/// `kubecs registry --kubernetes` settings.
+struct ClusterWiring {
+    public_host: String,
+    lifecycle_interval: std::time::Duration,
+}
+
+/// `kubecs registry`: filesystem storage, served until SIGINT/SIGTERM. Bare, every repository
+/// is allowed and only registry tokens are accepted; with `--kubernetes`, Repository objects
+/// decide (see `registry::repositories`) and the Repository controller runs here.
 async fn registry(
     listen: SocketAddr,
     storage_dir: &std::path::Path,
     token_key_file: &std::path::Path,
     config: oci::RegistryConfig,
     gc: Option<(std::time::Duration, std::time::Duration)>,
+    cluster: Option<ClusterWiring>,
 ) -> anyhow_free::Result {
     let storage = Arc::new(oci::FsStorage::open(storage_dir)?);
     let signer = oci::TokenSigner::load_or_create(token_key_file)?;
+    let mut auth = oci::Authenticator::new(signer);
+    let mut policy: Arc<dyn oci::AccessPolicy> = Arc::new(oci::AllowAll);
+    let mut changes = None;
+    if let Some(wiring) = cluster {
+        let client = Client::try_default().await?;
+        let (repos, repo_events) = shared_reflector(
+            Api::<api::repository::Repository>::all(client.clone()),
+            watcher::Config::default(),
+        );
+        info!("waiting for the first list of Repository objects");
+        repos.wait_until_ready().await?;
+        auth = auth.with_external(Arc::new(oci::tokenreview::TokenReviewVerifier::new(
+            client.clone(),
+        )));
+        policy = Arc::new(oci::repositories::KubeRepositories {
+            store: repos.clone(),
+        });
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        changes = Some(tx.clone());
+        let ctx = Arc::new(controllers::repository::Ctx::new(
+            client,
+            repos,
+            storage.clone(),
+            config.registry_id.clone(),
+            wiring.public_host,
+        ));
+        tokio::spawn(controllers::repository::run(
+            ctx,
+            repo_events,
+            rx,
+            tx,
+            wiring.lifecycle_interval,
+        ));
+    }
     let state = Arc::new(oci::Registry {
         storage: storage.clone(),
-        policy: Arc::new(oci::AllowAll),
-        auth: oci::Authenticator::new(signer),
+        policy,
+        auth,
         config,
+        changes,
     });
     if let Some((interval, grace)) = gc {
         tokio::spawn(async move {

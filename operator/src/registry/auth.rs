@@ -242,6 +242,25 @@ impl Authenticator {
         self
     }
 
+    /// A Kubernetes credential only (no registry token): what `POST /kubecs/v1/token` takes, so
+    /// a registry token cannot renew itself forever.
+    pub async fn authenticate_kubernetes(
+        &self,
+        header: Option<&str>,
+    ) -> Result<Principal, TokenError> {
+        let token = match parse_authorization(header.ok_or(TokenError::Missing)?)? {
+            Credential::Basic { password, .. } => password,
+            Credential::Bearer(t) => t,
+        };
+        if token.starts_with(PREFIX) {
+            return Err(TokenError::Format);
+        }
+        self.external
+            .verify(None, &token)
+            .await
+            .ok_or(TokenError::Format)
+    }
+
     pub async fn authenticate(
         &self,
         header: Option<&str>,
@@ -263,6 +282,30 @@ impl Authenticator {
             .verify(username, token)
             .await
             .ok_or(TokenError::Format)
+    }
+}
+
+/// A fake external verifier for tests: accepts the token `sa-token` as
+/// `system:serviceaccount:ns:builder`.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    pub struct Sa;
+
+    impl ExternalTokenVerifier for Sa {
+        fn verify<'a>(
+            &'a self,
+            _: Option<&'a str>,
+            token: &'a str,
+        ) -> BoxFuture<'a, Option<Principal>> {
+            Box::pin(async move {
+                (token == "sa-token").then(|| Principal {
+                    username: "system:serviceaccount:ns:builder".into(),
+                    groups: vec![],
+                })
+            })
+        }
     }
 }
 
@@ -384,22 +427,7 @@ mod tests {
                 .is_err()
         );
 
-        struct Sa;
-        impl ExternalTokenVerifier for Sa {
-            fn verify<'a>(
-                &'a self,
-                _: Option<&'a str>,
-                token: &'a str,
-            ) -> BoxFuture<'a, Option<Principal>> {
-                Box::pin(async move {
-                    (token == "sa-token").then(|| Principal {
-                        username: "system:serviceaccount:ns:builder".into(),
-                        groups: vec![],
-                    })
-                })
-            }
-        }
-        let auth = auth.with_external(Arc::new(Sa));
+        let auth = auth.with_external(Arc::new(testing::Sa));
         assert_eq!(
             auth.authenticate(Some(&basic("anyone", "sa-token")), now)
                 .await

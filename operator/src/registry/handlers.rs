@@ -62,6 +62,42 @@ fn header_str(h: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Where a Kubernetes identity exchanges its bearer token for a registry token.
+pub const TOKEN_PATH: &str = "/kubecs/v1/token";
+
+/// `POST /kubecs/v1/token` (ECR's GetAuthorizationToken): authenticated with a Kubernetes token
+/// (checked by the external verifier, TokenReview), answers ECR's `authorizationData` with a
+/// registry token for that principal, valid 12 hours. A registry token is not accepted here.
+async fn issue_token(reg: &Registry, headers: &HeaderMap) -> ApiResult {
+    let principal = reg
+        .auth
+        .authenticate_kubernetes(header_str(headers, header::AUTHORIZATION))
+        .await
+        .map_err(unauthorized)?;
+    let now = SystemTime::now();
+    let token = reg.auth.signer.issue(&principal, now);
+    let expires = now + super::auth::TOKEN_LIFETIME;
+    let expires_at = k8s_openapi::jiff::Timestamp::try_from(expires)
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    tracing::info!(user = %principal.username, "issued a registry token");
+    let body = json!({
+        "authorizationData": [{
+            "authorizationToken": base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                format!("{}:{token}", super::auth::TOKEN_USERNAME),
+            ),
+            "expiresAt": expires_at,
+        }]
+    });
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response())
+}
+
 /// The ECR actions a request needs on its repository.
 fn actions_for(route: &Route<'_>, method: &Method, query: &Query) -> Option<Vec<&'static str>> {
     use actions::*;
@@ -122,6 +158,12 @@ async fn handle(reg: &Registry, req: Request) -> ApiResult {
     // Probes: `/v2/` needs a token, a kubelet has none.
     if matches!(path.as_str(), "/live" | "/ready") && req.method() == Method::GET {
         return Ok((StatusCode::OK, "ok").into_response());
+    }
+    if path == TOKEN_PATH {
+        return match *req.method() {
+            Method::POST | Method::GET => issue_token(reg, req.headers()).await,
+            ref m => Err(unsupported(m)),
+        };
     }
     let Some(rest) = path.strip_prefix("/v2") else {
         return Err(
@@ -516,6 +558,7 @@ async fn put_manifest(ctx: &Ctx<'_>, reference: &str, query: &Query, req: Reques
         }
     }
     tracing::debug!(repo = ctx.name, %digest, user = %ctx.principal.username, "manifest pushed");
+    ctx.reg.changed(ctx.name);
     let mut headers = vec![
         location(format!("/v2/{}/manifests/{digest}", ctx.name)),
         (
@@ -546,6 +589,7 @@ async fn delete_manifest(ctx: &Ctx<'_>, reference: &str) -> ApiResult {
     if !found {
         return Err(manifest_unknown(reference));
     }
+    ctx.reg.changed(ctx.name);
     Ok(response(
         StatusCode::ACCEPTED,
         vec![(header::CONTENT_LENGTH, "0".into())],

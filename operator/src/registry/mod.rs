@@ -5,7 +5,10 @@
 //! - `names`, `digest`, `manifest`, `ranges`: pure decisions (grammar, validation, ranges).
 //! - `auth`: tokens and principals; `access`: the ECR policy hook.
 //! - `storage`: the backend trait; `fs`: the filesystem backend.
-//! - `handlers`: the HTTP API, mapping each request to its ECR action.
+//! - `handlers`: the HTTP API, mapping each request to its ECR action, and
+//!   `POST /kubecs/v1/token` (a registry token for a Kubernetes identity).
+//! - `repositories`: Repository objects as the access policy; `tokenreview`: Kubernetes
+//!   tokens as credentials. These two are the registry's only Kubernetes dependencies.
 
 pub mod access;
 pub mod auth;
@@ -16,7 +19,9 @@ pub mod handlers;
 pub mod manifest;
 pub mod names;
 pub mod ranges;
+pub mod repositories;
 pub mod storage;
+pub mod tokenreview;
 
 #[cfg(test)]
 mod tests;
@@ -58,6 +63,17 @@ pub struct Registry {
     pub policy: Arc<dyn AccessPolicy>,
     pub auth: Authenticator,
     pub config: RegistryConfig,
+    /// Told the repository name after each manifest push or delete (Repository status).
+    pub changes: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+}
+
+impl Registry {
+    fn changed(&self, repo: &str) {
+        if let Some(tx) = &self.changes {
+            // The receiver is gone only at shutdown.
+            let _ = tx.send(repo.to_string());
+        }
+    }
 }
 
 /// The HTTP API: every path goes to one dispatcher that authenticates, routes `/v2/...` by

@@ -89,6 +89,7 @@ fn harness_in(
         policy,
         auth: Authenticator::new(signer.clone()),
         config,
+        changes: None,
     }));
     Harness {
         dir,
@@ -1511,4 +1512,44 @@ async fn gc_expires_idle_upload_sessions_only() {
     assert_eq!(report.uploads_expired, 1);
     assert_eq!(h.get(&locs[0]).await.status, StatusCode::NOT_FOUND);
     assert_eq!(h.get(&locs[1]).await.status, StatusCode::NO_CONTENT);
+}
+
+/// `POST /kubecs/v1/token`: a Kubernetes token (external verifier) buys a registry token for
+/// that identity; a registry token or nothing buys nothing.
+#[tokio::test]
+async fn token_endpoint_exchanges_kubernetes_tokens_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = TokenSigner::new(vec![9u8; 32]).unwrap();
+    let app = router(Arc::new(Registry {
+        storage: Arc::new(FsStorage::open(dir.path()).unwrap()),
+        policy: Arc::new(AllowAll),
+        auth: Authenticator::new(signer.clone()).with_external(Arc::new(auth::testing::Sa)),
+        config: RegistryConfig::default(),
+        changes: None,
+    }));
+    let call = |auth: Option<String>| {
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri(handlers::TOKEN_PATH);
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        app.clone().oneshot(req.body(Body::empty()).unwrap())
+    };
+    let resp = call(Some("Bearer sa-token".into())).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let token = crate::login::token_from_answer(&body).unwrap();
+    let p = signer.verify(&token, SystemTime::now()).unwrap();
+    assert_eq!(p.username, "system:serviceaccount:ns:builder");
+
+    let basic_sa = basic("anyone", "sa-token");
+    assert_eq!(call(Some(basic_sa)).await.unwrap().status(), StatusCode::OK);
+    let renew = call(Some(format!("Bearer {token}"))).await.unwrap();
+    assert_eq!(renew.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(call(None).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let wrong = call(Some("Bearer nope".into())).await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
 }

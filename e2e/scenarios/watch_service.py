@@ -55,9 +55,20 @@ def check(why):
                 violations.append(f"production selects deployment {dep} whose tasks are not all healthy: {not_ready or 'none'} ({why})")
 
 
-def follow(path, store):
+def initial(path, store):
+    """Lists first, so checks never see one kind of object without the other."""
+    listed = json.loads(subprocess.run(["kubectl", "get", "--raw", path], check=True,
+                                       capture_output=True, text=True).stdout)
+    for obj in listed.get("items", []):
+        store[obj["metadata"]["name"]] = obj
+    return listed["metadata"]["resourceVersion"]
+
+
+def follow(path, store, rv):
     while not os.path.exists(a.stop):
-        proc = subprocess.Popen(["kubectl", "get", "--raw", path], stdout=subprocess.PIPE, text=True)
+        sep = "&" if "?" in path else "?"
+        proc = subprocess.Popen(["kubectl", "get", "--raw", f"{path}{sep}watch=1&resourceVersion={rv}"],
+                                stdout=subprocess.PIPE, text=True)
         for line in proc.stdout:
             try:
                 ev = json.loads(line)
@@ -65,6 +76,7 @@ def follow(path, store):
                 continue
             obj = ev.get("object", {})
             name = obj.get("metadata", {}).get("name")
+            rv = obj.get("metadata", {}).get("resourceVersion", rv)
             with lock:
                 if ev.get("type") == "DELETED":
                     store.pop(name, None)
@@ -77,8 +89,12 @@ def follow(path, store):
 
 
 ns = a.namespace
-threading.Thread(target=follow, args=(f"/api/v1/namespaces/{ns}/pods?watch=1", pods), daemon=True).start()
-threading.Thread(target=follow, args=(f"/api/v1/namespaces/{ns}/services?watch=1", svcs), daemon=True).start()
+pods_path, svcs_path = f"/api/v1/namespaces/{ns}/pods", f"/api/v1/namespaces/{ns}/services"
+pods_rv, svcs_rv = initial(pods_path, pods), initial(svcs_path, svcs)
+with lock:
+    check("initial list")
+threading.Thread(target=follow, args=(pods_path, pods, pods_rv), daemon=True).start()
+threading.Thread(target=follow, args=(svcs_path, svcs, svcs_rv), daemon=True).start()
 while not os.path.exists(a.stop):
     time.sleep(0.2)
 with lock:

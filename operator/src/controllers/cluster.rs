@@ -269,7 +269,9 @@ async fn cleanup(cluster: &EcsCluster, ctx: &Context) -> Result<Action> {
                 },
                 &cluster.object_ref(&()),
             )
-            .await?;
+            .await
+            // A terminating namespace refuses new events; the status says it anyway.
+            .unwrap_or_else(|e| warn!(error = %e, "could not publish event"));
         return Err(Error::DeletionBlocked(reason));
     }
     let nodes: Api<Node> = Api::all(ctx.client.clone());

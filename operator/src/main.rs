@@ -55,6 +55,17 @@ enum Command {
         /// Seconds a leader holds the Lease without renewing it; a standby takes over after.
         #[arg(long, env = "KUBECS_LEASE_SECONDS", default_value_t = 15)]
         lease_seconds: u64,
+        /// The kubecs registry as task images name it (`host[:port]`): task pods pulling from
+        /// it get a pull Secret with a fresh registry token, as ECS's execution role does.
+        #[arg(
+            long,
+            env = "KUBECS_REGISTRY_HOST",
+            requires = "registry_token_key_file"
+        )]
+        registry_host: Option<String>,
+        /// The registry's token signing key (the chart mounts its Secret).
+        #[arg(long, env = "KUBECS_REGISTRY_TOKEN_KEY_FILE")]
+        registry_token_key_file: Option<PathBuf>,
         /// How long a finished Task (RunTask) stays visible before it is removed.
         #[arg(
             long,
@@ -185,12 +196,22 @@ async fn main() -> anyhow_free::Result {
             lease_namespace,
             lease_seconds,
             stopped_task_retention_seconds,
+            registry_host,
+            registry_token_key_file,
         } => {
             let lease = leader_election.then_some((lease_namespace, lease_seconds));
+            let registry = match (registry_host, registry_token_key_file) {
+                (Some(host), Some(key)) => Some(controllers::pullsecret::RegistryPull::new(
+                    host,
+                    oci::TokenSigner::new(std::fs::read(&key)?)?,
+                )),
+                _ => None,
+            };
             operator(
                 admin_addr,
                 lease,
                 std::time::Duration::from_secs(stopped_task_retention_seconds),
+                registry,
             )
             .await
         }
@@ -432,6 +453,7 @@ async fn operator(
     admin_addr: SocketAddr,
     lease: Option<(String, u64)>,
     retention: std::time::Duration,
+    registry_pull: Option<controllers::pullsecret::RegistryPull>,
 ) -> anyhow_free::Result {
     let client = Client::try_default().await?;
     let mut registry = Registry::with_prefix("kubecs");
@@ -490,6 +512,7 @@ async fn operator(
         },
     );
     context.stopped_task_retention = retention;
+    context.registry_pull = registry_pull;
     let ctx = Arc::new(context);
     // One active operator: wait for the Lease; losing it ends the process (its pod restarts
     // as a standby), so two leaders never write at once.

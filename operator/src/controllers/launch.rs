@@ -263,6 +263,21 @@ pub fn render(t: &TaskPod) -> Result<Pod, String> {
     Ok(pod)
 }
 
+/// How to render a task of `spec` in `ns`: with the registry pull Secret (kept fresh) when
+/// its images live in the kubecs registry.
+pub async fn render_options(
+    ctx: &Context,
+    ns: &str,
+    spec: &TaskDefinitionSpec,
+) -> Result<RenderOptions, kube::Error> {
+    let mut options = RenderOptions::default();
+    if let Some(registry) = ctx.registry_pull.as_ref().filter(|r| r.used_by(spec)) {
+        registry.ensure(&ctx.client, ns).await?;
+        options.registry_pull_secret = Some(super::pullsecret::PULL_SECRET.into());
+    }
+    Ok(options)
+}
+
 /// What one pod reserves, for a placement request.
 pub fn request_of(pod: &Pod, group: &str, count: usize, seed: u64) -> PlacementRequest {
     let (cpu, memory) = pod_requests(pod);

@@ -5,6 +5,7 @@
 pub mod cluster;
 pub mod conditions;
 pub mod launch;
+pub mod pullsecret;
 pub mod repository;
 pub mod service;
 pub mod task;
@@ -48,6 +49,8 @@ pub struct Context {
     pub expectations: std::sync::Mutex<std::collections::HashMap<String, Expectation>>,
     /// How long a finished RunTask stays visible.
     pub stopped_task_retention: std::time::Duration,
+    /// The kubecs registry tasks pull from, when configured.
+    pub registry_pull: Option<pullsecret::RegistryPull>,
 }
 
 /// What an owner waits to see in its store (ReplicaSet-style expectations): planning on a
@@ -100,6 +103,7 @@ impl Context {
             ledger: Default::default(),
             expectations: Default::default(),
             stopped_task_retention: std::time::Duration::from_secs(3600),
+            registry_pull: None,
         }
     }
 

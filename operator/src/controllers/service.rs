@@ -323,15 +323,8 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
                 }
             }
         };
-        let pod = match task_pod(
-            &svc,
-            &ns,
-            &cluster,
-            &name,
-            &revision,
-            &dep_label,
-            launch_type,
-        ) {
+        let options = launch::render_options(&ctx, &ns, &revision.spec).await?;
+        let pod = match task_pod(&svc, &revision, &dep_label, launch_type, &options) {
             Ok(p) => p,
             Err(msg) => {
                 placement_problem = Some(msg);
@@ -490,29 +483,29 @@ fn choose_to_stop(
 
 fn task_pod(
     svc: &Service,
-    ns: &str,
-    cluster: &str,
-    name: &str,
     revision: &Resolved,
     deployment: &str,
     launch_type: LaunchType,
+    options: &crate::taskdef::RenderOptions,
 ) -> Result<Pod, String> {
+    let ns = svc.namespace().unwrap_or_default();
+    let name = svc.name_any();
     let labels: BTreeMap<String, String> = [
-        (labels::SERVICE.to_string(), name.to_string()),
+        (labels::SERVICE.to_string(), name.clone()),
         (labels::DEPLOYMENT.to_string(), deployment.to_string()),
     ]
     .into();
     launch::render(&launch::TaskPod {
-        namespace: ns,
-        cluster,
+        namespace: &ns,
+        cluster: cluster_name(svc.spec.cluster.as_deref()),
         resolved: revision,
         spec: &revision.spec,
-        generate_name: Some(format!("{}-", crate::taskdef::names::dns_label(name))),
+        generate_name: Some(format!("{}-", crate::taskdef::names::dns_label(&name))),
         name: None,
         labels,
         owner: svc.controller_owner_ref(&()).expect("stored object"),
         launch_type,
-        options: &crate::taskdef::RenderOptions::default(),
+        options,
     })
 }
 

@@ -303,6 +303,7 @@ async fn launch_tasks(
         .clone()
         .unwrap_or_else(|| family_group(&resolved.family));
     let count = task.spec.count.unwrap_or(1).clamp(1, 10) as usize;
+    let options = launch::render_options(ctx, ns, &spec).await?;
     let mut created = Vec::new();
     let mut failures = Vec::new();
     // One pod per index: deterministic names, placed one decision at a time so each gets
@@ -332,7 +333,7 @@ async fn launch_tasks(
             labels,
             owner: task.controller_owner_ref(&()).expect("stored object"),
             launch_type,
-            options: &crate::taskdef::RenderOptions::default(),
+            options: &options,
         }) {
             Ok(p) => p,
             Err(m) => return Ok(Err(("InvalidTaskDefinition", m))),

@@ -330,6 +330,11 @@ impl S3Storage {
         }
     }
 
+    /// One listing request: fails on a missing bucket, a wrong endpoint or bad credentials.
+    pub async fn check(&self) -> StorageResult<()> {
+        self.list_dir(layout::REPOSITORIES).await.map(|_| ())
+    }
+
     /// The object key of a layout path.
     fn key(&self, rel: &str) -> Key {
         if self.prefix.is_empty() {

@@ -25,9 +25,9 @@
 //!   `uses/` marker, so a blob is fresh if either is recent. Within one replica the sweep and
 //!   manifest pushes are ordered by a lock as in the filesystem backend. Across replicas a
 //!   push also re-checks its blobs after writing the manifest (and withdraws it if one
-//!   vanished); what remains is a push that runs wholly between one GC sweep's marker re-check
-//!   and its DELETE (a single request): run the GC on one replica (`--gc-interval-seconds 0`
-//!   on the others) with a grace period far longer than a push.
+//!   vanished). What remains is a push on another replica whose marker write, blob check,
+//!   manifest write and re-check all fall between the GC's last look at that blob and its
+//!   DELETE (one request apart), for a blob unused for the whole grace period.
 //! - Multipart uploads abandoned by a killed process are invisible and never become objects;
 //!   a bucket lifecycle rule (AbortIncompleteMultipartUpload) reclaims their space.
 

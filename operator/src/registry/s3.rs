@@ -1465,6 +1465,59 @@ mod tests {
         assert!(matches!(e, Err(StorageError::BlobUnknown(_))));
     }
 
+    /// Replicas racing to create one immutable tag with different manifests: the conditional
+    /// create lets exactly one win, every other sees the winner as a conflict.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn racing_replicas_cannot_both_set_an_immutable_tag() {
+        use object_store::throttle::{ThrottleConfig, ThrottledStore};
+        // Each request takes a while, as over a network: the races are real.
+        let config = ThrottleConfig {
+            wait_get_per_call: Duration::from_millis(3),
+            wait_put_per_call: Duration::from_millis(3),
+            ..Default::default()
+        };
+        let store: Arc<dyn ObjectStore> = Arc::new(ThrottledStore::new(InMemory::new(), config));
+        let replicas: Vec<Arc<S3Storage>> = (0..4)
+            .map(|_| Arc::new(S3Storage::new(store.clone(), "", true)))
+            .collect();
+        let layer = Digest::sha256(b"l");
+        replicas[0]
+            .put_blob("r", &layer, body(vec![b"l"]), 10)
+            .await
+            .unwrap();
+        let mut digests = Vec::new();
+        for i in 0..8 {
+            digests.push(manifest(&replicas[0], "r", &layer, &i.to_string()).await);
+        }
+        let tasks: Vec<_> = digests
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let (s, d) = (replicas[i % replicas.len()].clone(), d.clone());
+                tokio::spawn(async move { s.put_tag("r", "release", &d, false).await.unwrap() })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for t in tasks {
+            outcomes.push(t.await.unwrap());
+        }
+        let created: Vec<_> = outcomes
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| **o == TagWrite::Created)
+            .collect();
+        assert_eq!(created.len(), 1, "{outcomes:?}");
+        let winner = digests[created[0].0].clone();
+        for o in &outcomes {
+            assert!(
+                *o == TagWrite::Created || *o == TagWrite::Conflict(winner.clone()),
+                "{outcomes:?}"
+            );
+        }
+        let tag = replicas[3].resolve_tag("r", "release").await.unwrap();
+        assert_eq!(tag, Some(winner));
+    }
+
     #[tokio::test]
     async fn gc_expires_idle_sessions() {
         let (_, s) = storage();

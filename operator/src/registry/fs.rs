@@ -12,11 +12,10 @@
 //! An upload's `offset` file is rewritten (atomically) only after the data up to it is
 //! fsynced; bytes beyond it are unacknowledged and cut off when the session resumes.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -38,7 +37,7 @@ pub struct FsStorage {
     /// Running hashes of upload sessions (so completing one does not re-read the data), and a
     /// lock per session serialising its chunks. Lost on restart: then the hash is recomputed
     /// from the session's data file.
-    uploads: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<RunningHash>>>>>,
+    uploads: layout::SessionLocks<Option<RunningHash>>,
     /// Makes "check a tag, then write it" atomic (immutable tags) and orders tag removal
     /// before manifest removal.
     tag_lock: tokio::sync::Mutex<()>,
@@ -223,7 +222,7 @@ impl FsStorage {
         }
         Ok(FsStorage {
             paths: Paths { root },
-            uploads: Mutex::new(HashMap::new()),
+            uploads: layout::SessionLocks::new(),
             tag_lock: tokio::sync::Mutex::new(()),
             gc_lock: tokio::sync::RwLock::new(()),
         })
@@ -250,19 +249,6 @@ impl FsStorage {
             paths.link(&repo, &d)
         })
         .await
-    }
-
-    fn upload_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<Option<RunningHash>>> {
-        self.uploads
-            .lock()
-            .expect("uploads lock")
-            .entry(id.to_string())
-            .or_default()
-            .clone()
-    }
-
-    fn forget_upload(&self, id: &str) {
-        self.uploads.lock().expect("uploads lock").remove(id);
     }
 
     /// Streams `body` to `file` from `offset`, updating `hasher`; returns the bytes written.
@@ -542,13 +528,13 @@ impl Storage for FsStorage {
             if !valid_upload_id(id) {
                 return Err(StorageError::UploadUnknown(id.to_string()));
             }
-            let lock = self.upload_lock(id);
+            let lock = self.uploads.get(id);
             let mut running = lock.lock().await;
             let dir = self.paths.upload(repo, id);
             let d2 = dir.clone();
             let Some(offset) = blocking(move || read_offset(&d2)).await? else {
                 drop(running);
-                self.forget_upload(id);
+                self.uploads.forget(id);
                 return Err(StorageError::UploadUnknown(id.to_string()));
             };
             if let Some(requested) = start
@@ -619,13 +605,13 @@ impl Storage for FsStorage {
             if !valid_upload_id(id) {
                 return Err(StorageError::UploadUnknown(id.to_string()));
             }
-            let lock = self.upload_lock(id);
+            let lock = self.uploads.get(id);
             let mut running = lock.lock().await;
             let dir = self.paths.upload(repo, id);
             let d2 = dir.clone();
             let Some(offset) = blocking(move || read_offset(&d2)).await? else {
                 drop(running);
-                self.forget_upload(id);
+                self.uploads.forget(id);
                 return Err(StorageError::UploadUnknown(id.to_string()));
             };
             let data = dir.join("data");
@@ -651,7 +637,7 @@ impl Storage for FsStorage {
                 }
             };
             drop(running);
-            self.forget_upload(id);
+            self.uploads.forget(id);
             if &actual != digest {
                 // Refused content is discarded with its session.
                 let _ = blocking(move || fs::remove_dir_all(&dir)).await;
@@ -688,7 +674,7 @@ impl Storage for FsStorage {
             if !valid_upload_id(id) {
                 return Ok(false);
             }
-            let lock = self.upload_lock(id);
+            let lock = self.uploads.get(id);
             let _running = lock.lock().await;
             let dir = self.paths.upload(repo, id);
             let existed = blocking(move || {
@@ -700,7 +686,7 @@ impl Storage for FsStorage {
             })
             .await?;
             drop(_running);
-            self.forget_upload(id);
+            self.uploads.forget(id);
             Ok(existed)
         })
     }
@@ -1066,7 +1052,7 @@ impl Storage for FsStorage {
             let mut uploads_expired = 0;
             for (id, dir) in idle_sessions {
                 // A session whose lock is held has a chunk streaming in: not idle.
-                let lock = self.upload_lock(&id);
+                let lock = self.uploads.get(&id);
                 let Ok(_session) = lock.try_lock() else {
                     continue;
                 };
@@ -1074,7 +1060,7 @@ impl Storage for FsStorage {
                     uploads_expired += 1;
                 }
                 drop(_session);
-                self.forget_upload(&id);
+                self.uploads.forget(&id);
             }
             report.temp_files_deleted = tmp_deleted;
             report.uploads_expired = uploads_expired;

@@ -12,8 +12,9 @@
 //! ```
 //! Names cannot collide with the `_` directories: a name component starts with `[a-z0-9]`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -117,6 +118,35 @@ pub fn random_id() -> io::Result<String> {
 
 pub fn valid_upload_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A lock per upload session within this process, serialising its chunks, with what the
+/// backend keeps beside it (`T`). Entries are dropped when a session ends.
+pub struct SessionLocks<T>(Mutex<HashMap<String, Arc<tokio::sync::Mutex<T>>>>);
+
+impl<T: Default> SessionLocks<T> {
+    pub fn new() -> SessionLocks<T> {
+        SessionLocks(Mutex::new(HashMap::new()))
+    }
+
+    pub fn get(&self, id: &str) -> Arc<tokio::sync::Mutex<T>> {
+        self.0
+            .lock()
+            .expect("session locks")
+            .entry(id.to_string())
+            .or_default()
+            .clone()
+    }
+
+    pub fn forget(&self, id: &str) {
+        self.0.lock().expect("session locks").remove(id);
+    }
+}
+
+impl<T: Default> Default for SessionLocks<T> {
+    fn default() -> SessionLocks<T> {
+        SessionLocks::new()
+    }
 }
 
 /// The first line of a stored manifest: what listings and the GC need without parsing the

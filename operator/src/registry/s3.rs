@@ -33,7 +33,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -286,7 +286,7 @@ pub struct S3Storage {
     conditional: bool,
     /// Serialises chunks of one session within this replica (the bucket state orders them
     /// across replicas).
-    uploads: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    uploads: layout::SessionLocks<()>,
     tag_lock: tokio::sync::Mutex<()>,
     /// As in the filesystem backend: pushes reusing blobs (readers) against the GC deleting
     /// one (writer), within this replica.
@@ -324,7 +324,7 @@ impl S3Storage {
             store,
             prefix: normalize_prefix(prefix),
             conditional,
-            uploads: Mutex::new(HashMap::new()),
+            uploads: layout::SessionLocks::new(),
             tag_lock: tokio::sync::Mutex::new(()),
             gc_lock: tokio::sync::RwLock::new(()),
         }
@@ -484,19 +484,6 @@ impl S3Storage {
             self.put(&link, Bytes::new()).await?;
         }
         Ok(())
-    }
-
-    fn session_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        self.uploads
-            .lock()
-            .expect("uploads lock")
-            .entry(id.to_string())
-            .or_default()
-            .clone()
-    }
-
-    fn forget_session(&self, id: &str) {
-        self.uploads.lock().expect("uploads lock").remove(id);
     }
 
     async fn read_state(
@@ -720,10 +707,10 @@ impl Storage for S3Storage {
             if !valid_upload_id(id) {
                 return Err(StorageError::UploadUnknown(id.to_string()));
             }
-            let lock = self.session_lock(id);
+            let lock = self.uploads.get(id);
             let _session = lock.lock().await;
             let Some((state, etag)) = self.read_state(repo, id).await? else {
-                self.forget_session(id);
+                self.uploads.forget(id);
                 return Err(StorageError::UploadUnknown(id.to_string()));
             };
             let offset = state.offset;
@@ -788,10 +775,10 @@ impl Storage for S3Storage {
             if !valid_upload_id(id) {
                 return Err(StorageError::UploadUnknown(id.to_string()));
             }
-            let lock = self.session_lock(id);
+            let lock = self.uploads.get(id);
             let _session = lock.lock().await;
             let Some((state, _)) = self.read_state(repo, id).await? else {
-                self.forget_session(id);
+                self.uploads.forget(id);
                 return Err(StorageError::UploadUnknown(id.to_string()));
             };
             let feed = async |mut w: Option<&mut ObjectWriter>, h: &mut Hasher| {
@@ -823,7 +810,7 @@ impl Storage for S3Storage {
             if matches!(result, Ok(_) | Err(StorageError::DigestMismatch { .. })) {
                 // Done, or refused content: the session ends either way.
                 self.delete_session(repo, id).await?;
-                self.forget_session(id);
+                self.uploads.forget(id);
             }
             result
         })
@@ -838,13 +825,13 @@ impl Storage for S3Storage {
             if !valid_upload_id(id) {
                 return Ok(false);
             }
-            let lock = self.session_lock(id);
+            let lock = self.uploads.get(id);
             let _session = lock.lock().await;
             let existed = self.read_state(repo, id).await?.is_some();
             if existed {
                 self.delete_session(repo, id).await?;
             }
-            self.forget_session(id);
+            self.uploads.forget(id);
             Ok(existed)
         })
     }
@@ -1165,14 +1152,14 @@ impl Storage for S3Storage {
                         continue;
                     }
                     // A session whose lock is held here has a chunk streaming in.
-                    let lock = self.session_lock(&id);
+                    let lock = self.uploads.get(&id);
                     let Ok(_session) = lock.try_lock() else {
                         continue;
                     };
                     self.delete_session(r, &id).await?;
                     report.uploads_expired += 1;
                     drop(_session);
-                    self.forget_session(&id);
+                    self.uploads.forget(&id);
                 }
             }
             Ok(report)

@@ -104,9 +104,36 @@ enum Command {
         /// Address to listen on (port 0 picks a free port; the log says which).
         #[arg(long, env = "KUBECS_REGISTRY_LISTEN", default_value = "127.0.0.1:5000")]
         listen: SocketAddr,
-        /// Directory of the filesystem storage.
-        #[arg(long, env = "KUBECS_REGISTRY_STORAGE_DIR")]
-        storage_dir: PathBuf,
+        /// Directory of the filesystem storage (one registry process per directory).
+        #[arg(
+            long,
+            env = "KUBECS_REGISTRY_STORAGE_DIR",
+            required_unless_present = "storage",
+            conflicts_with = "storage"
+        )]
+        storage_dir: Option<PathBuf>,
+        /// S3-compatible object storage, `s3://BUCKET[/PREFIX]`, instead of --storage-dir:
+        /// several registry processes may serve one bucket. Credentials come from the
+        /// standard AWS variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY...).
+        #[arg(long, env = "KUBECS_REGISTRY_STORAGE")]
+        storage: Option<String>,
+        /// URL of an S3-compatible server (path-style requests); default AWS.
+        #[arg(long, env = "KUBECS_REGISTRY_S3_ENDPOINT", requires = "storage")]
+        s3_endpoint: Option<String>,
+        /// The bucket's region (default AWS_REGION or us-east-1).
+        #[arg(long, env = "KUBECS_REGISTRY_S3_REGION", requires = "storage")]
+        s3_region: Option<String>,
+        /// Allow an http:// endpoint.
+        #[arg(long, env = "KUBECS_REGISTRY_S3_ALLOW_HTTP", requires = "storage")]
+        s3_allow_http: bool,
+        /// The server lacks conditional writes (If-Match / If-None-Match on PUT): overwrite
+        /// instead. Immutable tags are then enforced within each replica only.
+        #[arg(
+            long,
+            env = "KUBECS_REGISTRY_S3_NO_CONDITIONAL_WRITES",
+            requires = "storage"
+        )]
+        s3_no_conditional_writes: bool,
         /// File holding the token signing key (32+ bytes); generated if missing.
         #[arg(long, env = "KUBECS_REGISTRY_TOKEN_KEY_FILE")]
         token_key_file: PathBuf,
@@ -218,6 +245,11 @@ async fn main() -> anyhow_free::Result {
         Command::Registry {
             listen,
             storage_dir,
+            storage,
+            s3_endpoint,
+            s3_region,
+            s3_allow_http,
+            s3_no_conditional_writes,
             token_key_file,
             registry_id,
             create_on_push,
@@ -243,7 +275,22 @@ async fn main() -> anyhow_free::Result {
                     std::time::Duration::from_secs(gc_grace_seconds),
                 )
             });
-            registry(listen, &storage_dir, &token_key_file, config, gc, cluster).await
+            let store = match (storage, storage_dir) {
+                (Some(url), _) => {
+                    let (bucket, prefix) = oci::S3Config::parse_url(&url)?;
+                    StoreChoice::S3(oci::S3Config {
+                        bucket,
+                        prefix,
+                        endpoint: s3_endpoint,
+                        region: s3_region,
+                        allow_http: s3_allow_http,
+                        conditional_writes: !s3_no_conditional_writes,
+                    })
+                }
+                (None, Some(dir)) => StoreChoice::Dir(dir),
+                (None, None) => return Err("--storage-dir or --storage is required".into()),
+            };
+            registry(listen, store, &token_key_file, config, gc, cluster).await
         }
         Command::LoginPassword { registry, context } => {
             let result = async {
@@ -349,18 +396,33 @@ struct ClusterWiring {
     lifecycle_interval: std::time::Duration,
 }
 
-/// `kubecs registry`: filesystem storage, served until SIGINT/SIGTERM. Bare, every repository
+/// Where `kubecs registry` keeps its content.
+enum StoreChoice {
+    Dir(PathBuf),
+    S3(oci::S3Config),
+}
+
+/// `kubecs registry`: filesystem or S3 storage, served until SIGINT/SIGTERM. Bare, every repository
 /// is allowed and only registry tokens are accepted; with `--kubernetes`, Repository objects
 /// decide (see `registry::repositories`) and the Repository controller runs here.
 async fn registry(
     listen: SocketAddr,
-    storage_dir: &std::path::Path,
+    store: StoreChoice,
     token_key_file: &std::path::Path,
     config: oci::RegistryConfig,
     gc: Option<(std::time::Duration, std::time::Duration)>,
     cluster: Option<ClusterWiring>,
 ) -> anyhow_free::Result {
-    let storage = Arc::new(oci::FsStorage::open(storage_dir)?);
+    let storage: Arc<dyn oci::Storage> = match store {
+        StoreChoice::Dir(dir) => Arc::new(oci::FsStorage::open(dir)?),
+        StoreChoice::S3(config) => {
+            let s3 = oci::S3Storage::connect(&config)?;
+            // Fail at start, not at the first push, on a wrong bucket, endpoint or key.
+            s3.check().await?;
+            info!(bucket = %config.bucket, prefix = %config.prefix, "registry storage on S3");
+            Arc::new(s3)
+        }
+    };
     let signer = oci::TokenSigner::load_or_create(token_key_file)?;
     let mut auth = oci::Authenticator::new(signer);
     let mut policy: Arc<dyn oci::AccessPolicy> = Arc::new(oci::AllowAll);

@@ -1,16 +1,8 @@
 //! The filesystem storage backend (the embedded default, on a PVC in the chart).
 //!
-//! Layout under the root:
-//! ```text
-//! blobs/<alg>/<hex[..2]>/<hex>                          blob content, shared by repositories
-//! repositories/<name>/_layers/<alg>/<hex>               empty file: the repository links the blob
-//! repositories/<name>/_manifests/<alg>/<hex>            one JSON metadata line, then the manifest bytes
-//! repositories/<name>/_tags/<tag>                       the digest the tag points at
-//! repositories/<name>/_referrers/<alg>/<hex>/<alg>-<hex>  referrer descriptor (JSON), by subject
-//! repositories/<name>/_uploads/<id>/{data,offset}       an upload session and its durable offset
-//! tmp/                                                  files being written
-//! ```
-//! Names cannot collide with the `_` directories: a name component starts with `[a-z0-9]`.
+//! Layout under the root: the shared one (`layout`), with an upload session as
+//! `repositories/<name>/_uploads/<id>/{data,offset}` (its data and durable offset) and `tmp/`
+//! for files being written.
 //!
 //! Durability ("storage that never lies"): content is written to a temporary file (in `tmp/`
 //! or the session directory, on the same filesystem), fsynced, renamed into place, and the
@@ -20,20 +12,19 @@
 //! An upload's `offset` file is rewritten (atomically) only after the data up to it is
 //! fsynced; bytes beyond it are unacknowledged and cut off when the session resumes.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::future::BoxFuture;
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use super::digest::{Algorithm, Digest, Hasher};
+use super::layout::{self, ManifestMeta, random_id, valid_upload_id};
 use super::manifest::Descriptor;
 use super::storage::*;
 
@@ -46,7 +37,7 @@ pub struct FsStorage {
     /// Running hashes of upload sessions (so completing one does not re-read the data), and a
     /// lock per session serialising its chunks. Lost on restart: then the hash is recomputed
     /// from the session's data file.
-    uploads: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<RunningHash>>>>>,
+    uploads: layout::SessionLocks<Option<RunningHash>>,
     /// Makes "check a tag, then write it" atomic (immutable tags) and orders tag removal
     /// before manifest removal.
     tag_lock: tokio::sync::Mutex<()>,
@@ -59,28 +50,6 @@ pub struct FsStorage {
 struct RunningHash {
     offset: u64,
     hasher: Hasher,
-}
-
-/// The first line of a manifest file.
-#[derive(Serialize, Deserialize, Debug, Clone, Default)]
-#[serde(rename_all = "camelCase")]
-struct ManifestMeta {
-    media_type: String,
-    /// Milliseconds since the Unix epoch.
-    pushed_at: u64,
-    #[serde(default)]
-    blobs: Vec<Digest>,
-    #[serde(default)]
-    children: Vec<Digest>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    subject: Option<Digest>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    artifact_type: Option<String>,
-    #[serde(default)]
-    content_size: u64,
-    /// Manifest bytes.
-    #[serde(default)]
-    size: u64,
 }
 
 fn io_other(e: impl std::fmt::Display) -> io::Error {
@@ -101,21 +70,6 @@ async fn blocking_storage<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| StorageError::Io(io_other(e)))?
-}
-
-fn millis(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-fn random_id() -> io::Result<String> {
-    let mut b = [0u8; 16];
-    getrandom::fill(&mut b).map_err(io_other)?;
-    Ok(super::digest::to_hex(&b))
-}
-
-fn valid_upload_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 fn not_found_is_none<T>(r: io::Result<T>) -> io::Result<Option<T>> {
@@ -248,7 +202,7 @@ fn list_digests(dir: &Path) -> io::Result<Vec<(Digest, fs::Metadata)>> {
             continue;
         }
         for (hex, md) in list_dir(&dir.join(&alg))? {
-            if let Ok(d) = format!("{alg}:{hex}").parse::<Digest>() {
+            if let Some(d) = layout::digest_from_parts(&alg, &hex) {
                 out.push((d, md));
             }
         }
@@ -268,7 +222,7 @@ impl FsStorage {
         }
         Ok(FsStorage {
             paths: Paths { root },
-            uploads: Mutex::new(HashMap::new()),
+            uploads: layout::SessionLocks::new(),
             tag_lock: tokio::sync::Mutex::new(()),
             gc_lock: tokio::sync::RwLock::new(()),
         })
@@ -295,19 +249,6 @@ impl FsStorage {
             paths.link(&repo, &d)
         })
         .await
-    }
-
-    fn upload_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<Option<RunningHash>>> {
-        self.uploads
-            .lock()
-            .expect("uploads lock")
-            .entry(id.to_string())
-            .or_default()
-            .clone()
-    }
-
-    fn forget_upload(&self, id: &str) {
-        self.uploads.lock().expect("uploads lock").remove(id);
     }
 
     /// Streams `body` to `file` from `offset`, updating `hasher`; returns the bytes written.
@@ -342,45 +283,36 @@ struct Paths {
 }
 
 impl Paths {
+    fn at(&self, rel: String) -> PathBuf {
+        self.root.join(rel)
+    }
+
     fn blob(&self, d: &Digest) -> PathBuf {
-        self.root
-            .join("blobs")
-            .join(d.algorithm().as_str())
-            .join(&d.hex()[..2])
-            .join(d.hex())
+        self.at(layout::blob(d))
     }
 
     fn repo(&self, repo: &str) -> PathBuf {
-        self.root.join("repositories").join(repo)
+        self.at(layout::repo(repo))
     }
 
     fn link_path(&self, repo: &str, d: &Digest) -> PathBuf {
-        self.repo(repo)
-            .join("_layers")
-            .join(d.algorithm().as_str())
-            .join(d.hex())
+        self.at(layout::link(repo, d))
     }
 
     fn manifest(&self, repo: &str, d: &Digest) -> PathBuf {
-        self.repo(repo)
-            .join("_manifests")
-            .join(d.algorithm().as_str())
-            .join(d.hex())
+        self.at(layout::manifest(repo, d))
     }
 
     fn tag(&self, repo: &str, tag: &str) -> PathBuf {
-        self.repo(repo).join("_tags").join(tag)
+        self.at(layout::tag(repo, tag))
     }
 
     fn referrers(&self, repo: &str, subject: &Digest) -> PathBuf {
-        self.repo(repo)
-            .join("_referrers")
-            .join(subject.algorithm().as_str())
-            .join(subject.hex())
+        self.at(layout::referrers(repo, subject))
     }
 
     fn upload(&self, repo: &str, id: &str) -> PathBuf {
-        self.repo(repo).join("_uploads").join(id)
+        self.at(layout::upload(repo, id))
     }
 
     /// A fresh temporary path in `tmp/` (same filesystem as every destination).
@@ -596,13 +528,13 @@ impl Storage for FsStorage {
             if !valid_upload_id(id) {
                 return Err(StorageError::UploadUnknown(id.to_string()));
             }
-            let lock = self.upload_lock(id);
+            let lock = self.uploads.get(id);
             let mut running = lock.lock().await;
             let dir = self.paths.upload(repo, id);
             let d2 = dir.clone();
             let Some(offset) = blocking(move || read_offset(&d2)).await? else {
                 drop(running);
-                self.forget_upload(id);
+                self.uploads.forget(id);
                 return Err(StorageError::UploadUnknown(id.to_string()));
             };
             if let Some(requested) = start
@@ -673,13 +605,13 @@ impl Storage for FsStorage {
             if !valid_upload_id(id) {
                 return Err(StorageError::UploadUnknown(id.to_string()));
             }
-            let lock = self.upload_lock(id);
+            let lock = self.uploads.get(id);
             let mut running = lock.lock().await;
             let dir = self.paths.upload(repo, id);
             let d2 = dir.clone();
             let Some(offset) = blocking(move || read_offset(&d2)).await? else {
                 drop(running);
-                self.forget_upload(id);
+                self.uploads.forget(id);
                 return Err(StorageError::UploadUnknown(id.to_string()));
             };
             let data = dir.join("data");
@@ -705,7 +637,7 @@ impl Storage for FsStorage {
                 }
             };
             drop(running);
-            self.forget_upload(id);
+            self.uploads.forget(id);
             if &actual != digest {
                 // Refused content is discarded with its session.
                 let _ = blocking(move || fs::remove_dir_all(&dir)).await;
@@ -742,7 +674,7 @@ impl Storage for FsStorage {
             if !valid_upload_id(id) {
                 return Ok(false);
             }
-            let lock = self.upload_lock(id);
+            let lock = self.uploads.get(id);
             let _running = lock.lock().await;
             let dir = self.paths.upload(repo, id);
             let existed = blocking(move || {
@@ -754,7 +686,7 @@ impl Storage for FsStorage {
             })
             .await?;
             drop(_running);
-            self.forget_upload(id);
+            self.uploads.forget(id);
             Ok(existed)
         })
     }
@@ -770,18 +702,9 @@ impl Storage for FsStorage {
             let Some(raw) = not_found_is_none(tokio::fs::read(&path).await)? else {
                 return Ok(None);
             };
-            let nl = raw
-                .iter()
-                .position(|&b| b == b'\n')
-                .ok_or_else(|| io_other(format!("{} has no metadata line", path.display())))?;
-            let meta: ManifestMeta = serde_json::from_slice(&raw[..nl]).map_err(io_other)?;
-            let bytes = Bytes::from(raw).slice(nl + 1..);
-            Ok(Some(StoredManifest {
-                digest,
-                media_type: meta.media_type,
-                bytes,
-                pushed_at: UNIX_EPOCH + Duration::from_millis(meta.pushed_at),
-            }))
+            let m = layout::stored_manifest(digest, Bytes::from(raw))
+                .map_err(|e| io_other(format!("{}: {e}", path.display())))?;
+            Ok(Some(m))
         })
     }
 
@@ -804,8 +727,10 @@ impl Storage for FsStorage {
                 .map(|d| (d.clone(), self.paths.blob(d)))
                 .collect();
             let referrer = record.subject.as_ref().map(|(s, desc)| {
-                let name = format!("{}-{}", digest.algorithm().as_str(), digest.hex());
-                (self.paths.referrers(repo, s).join(name), desc.clone())
+                (
+                    self.paths.at(layout::referrer(repo, s, digest)),
+                    desc.clone(),
+                )
             });
             let this = self.paths.clone();
             blocking_storage(move || {
@@ -823,19 +748,8 @@ impl Storage for FsStorage {
                     // Already stored: identical bytes (content-addressed), first push time kept.
                     return Ok(());
                 }
-                let meta = ManifestMeta {
-                    media_type: record.media_type,
-                    pushed_at: millis(SystemTime::now()),
-                    blobs: record.blobs,
-                    children: record.children,
-                    subject: record.subject.map(|(s, _)| s),
-                    artifact_type: record.artifact_type,
-                    content_size: record.content_size,
-                    size: bytes.len() as u64,
-                };
-                let mut buf = serde_json::to_vec(&meta).map_err(io_other)?;
-                buf.push(b'\n');
-                buf.extend_from_slice(&bytes);
+                let meta = ManifestMeta::new(record, bytes.len(), SystemTime::now());
+                let buf = layout::encode_manifest(&meta, &bytes)?;
                 this.write_atomic(&path, &buf)?;
                 Ok(())
             })
@@ -870,7 +784,7 @@ impl Storage for FsStorage {
                     let entry = referrers_root
                         .join(subject.algorithm().as_str())
                         .join(subject.hex())
-                        .join(format!("{}-{}", digest.algorithm().as_str(), digest.hex()));
+                        .join(layout::referrer_name(&digest));
                     remove_durably(&entry)?;
                 }
                 remove_durably(&path)
@@ -903,11 +817,9 @@ impl Storage for FsStorage {
         Box::pin(async move {
             let _tags = self.tag_lock.lock().await;
             let current = self.resolve_tag(repo, tag).await?;
-            let outcome = match current {
-                Some(c) if &c == digest => return Ok(TagWrite::Unchanged),
-                Some(c) if !overwrite => return Ok(TagWrite::Conflict(c)),
-                Some(c) => TagWrite::Moved(c),
-                None => TagWrite::Created,
+            let outcome = match layout::plan_tag(current.as_ref(), digest, overwrite) {
+                layout::TagPlan::Done(outcome) => return Ok(outcome),
+                layout::TagPlan::Write(outcome) => outcome,
             };
             let (path, manifest) = (self.paths.tag(repo, tag), self.paths.manifest(repo, digest));
             let paths = self.paths.clone();
@@ -1024,7 +936,7 @@ impl Storage for FsStorage {
                     }
                     for (prefix, _) in list_dir(&blobs_root.join(&alg))? {
                         for (hex, md) in list_dir(&blobs_root.join(&alg).join(&prefix))? {
-                            if let Ok(d) = format!("{alg}:{hex}").parse::<Digest>() {
+                            if let Some(d) = layout::digest_from_parts(&alg, &hex) {
                                 out.push((d, md));
                             }
                         }
@@ -1140,7 +1052,7 @@ impl Storage for FsStorage {
             let mut uploads_expired = 0;
             for (id, dir) in idle_sessions {
                 // A session whose lock is held has a chunk streaming in: not idle.
-                let lock = self.upload_lock(&id);
+                let lock = self.uploads.get(&id);
                 let Ok(_session) = lock.try_lock() else {
                     continue;
                 };
@@ -1148,7 +1060,7 @@ impl Storage for FsStorage {
                     uploads_expired += 1;
                 }
                 drop(_session);
-                self.forget_upload(&id);
+                self.uploads.forget(&id);
             }
             report.temp_files_deleted = tmp_deleted;
             report.uploads_expired = uploads_expired;
@@ -1165,7 +1077,7 @@ fn walk_repositories(dir: &Path, prefix: &str, out: &mut Vec<String>) -> io::Res
         if !md.is_dir() {
             continue;
         }
-        if name.starts_with('_') {
+        if layout::is_repository_marker(&name) {
             is_repo = true;
             continue;
         }
@@ -1192,29 +1104,17 @@ fn list_images_in(dir: &Path) -> io::Result<Vec<ImageInfo>> {
             tags.push((tag, d));
         }
     }
-    let by_digest = tags_by_digest(&tags);
-    let mut out = Vec::new();
+    let mut manifests = Vec::new();
     for (d, _) in list_digests(&dir.join("_manifests"))? {
         let path = dir
             .join("_manifests")
             .join(d.algorithm().as_str())
             .join(d.hex());
-        let Some(meta) = read_meta(&path)? else {
-            continue;
-        };
-        out.push(ImageInfo {
-            tags: by_digest.get(&d).cloned().unwrap_or_default(),
-            digest: d,
-            media_type: meta.media_type,
-            artifact_type: meta.artifact_type,
-            manifest_size: meta.size,
-            content_size: meta.content_size,
-            pushed_at: UNIX_EPOCH + Duration::from_millis(meta.pushed_at),
-            subject: meta.subject,
-        });
+        if let Some(meta) = read_meta(&path)? {
+            manifests.push((d, meta));
+        }
     }
-    out.sort_by(|a, b| b.pushed_at.cmp(&a.pushed_at).then(a.digest.cmp(&b.digest)));
-    Ok(out)
+    Ok(layout::images(manifests, &tags))
 }
 
 /// Digests of all blobs in the store (for tests and diagnostics).
@@ -1224,7 +1124,7 @@ pub fn stored_blobs(root: &Path) -> io::Result<BTreeSet<Digest>> {
     for (alg, _) in list_dir(&blobs)? {
         for (prefix, _) in list_dir(&blobs.join(&alg))? {
             for (hex, _) in list_dir(&blobs.join(&alg).join(&prefix))? {
-                if let Ok(d) = format!("{alg}:{hex}").parse() {
+                if let Some(d) = layout::digest_from_parts(&alg, &hex) {
                     out.insert(d);
                 }
             }

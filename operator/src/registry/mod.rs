@@ -4,7 +4,8 @@
 //!
 //! - `names`, `digest`, `manifest`, `ranges`: pure decisions (grammar, validation, ranges).
 //! - `auth`: tokens and principals; `access`: the ECR policy hook.
-//! - `storage`: the backend trait; `fs`: the filesystem backend.
+//! - `storage`: the backend trait; `layout`: what the backends share; `fs`: the filesystem
+//!   backend; `s3`: S3-compatible object storage (stateless replicas on one bucket).
 //! - `handlers`: the HTTP API, mapping each request to its ECR action, and
 //!   `POST /kubecs/v1/token` (a registry token for a Kubernetes identity).
 //! - `repositories`: Repository objects as the access policy; `tokenreview`: Kubernetes
@@ -16,10 +17,12 @@ pub mod digest;
 pub mod errors;
 pub mod fs;
 pub mod handlers;
+pub mod layout;
 pub mod manifest;
 pub mod names;
 pub mod ranges;
 pub mod repositories;
+pub mod s3;
 pub mod storage;
 pub mod tokenreview;
 
@@ -31,6 +34,7 @@ use std::sync::Arc;
 pub use access::{AccessPolicy, AllowAll, RepositorySettings, StaticPolicy};
 pub use auth::{Authenticator, ExternalTokenVerifier, NoExternalTokens, Principal, TokenSigner};
 pub use fs::FsStorage;
+pub use s3::{S3Config, S3Storage};
 pub use storage::{GcReport, ImageInfo, Storage};
 
 /// The default cap on one blob upload: 10 GiB.

@@ -22,6 +22,7 @@ KUBECONFIG="$tmp/registry.kubeconfig" "$KUBECS_BIN" registry --kubernetes --list
   --public-host "$E2E_REGISTRY" --storage-dir "$tmp/store" --token-key-file "$E2E_REGISTRY_KEY" >"$tmp/registry.log" 2>&1 &
 registry_pid=$!
 wait_until "registry up" 60 curl -sf "http://$E2E_REGISTRY/ready"
+kill -0 "$registry_pid" 2>/dev/null || { cat "$tmp/registry.log"; fail "the registry exited (port $E2E_REGISTRY taken?)"; }
 kubectl apply -f - <<YAML
 apiVersion: ecr.kubecs.io/v1alpha1
 kind: Repository

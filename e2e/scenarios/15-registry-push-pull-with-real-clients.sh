@@ -1,6 +1,6 @@
 # A team moves its image workflow from ECR to the cluster registry. Its CI ServiceAccount logs
 # in with `kubecs login-password` (as with `aws ecr get-login-password`) and pushes images
-# built from scratch with skopeo (OCI and Docker v2s2), crane and oras; they come back byte for
+# built from scratch with umoci, with skopeo (OCI and Docker v2s2), crane and oras; they come back byte for
 # byte. Bad credentials get 401, a repository policy Deny gets 403 in IAM's words, an
 # IMMUTABLE repository refuses to move a tag and a missing repository refuses a push, both in
 # ECR's words. Repository status shows the images, a lifecycle policy keeping the 3 newest
@@ -100,7 +100,7 @@ expect_eq "a ServiceAccount token directly (TokenReview)" 200 "$(status -u "AWS:
 expect_eq "a registry token cannot mint another" 401 "$(status -X POST -H "Authorization: Bearer $TOKEN" "http://$REG/kubecs/v1/token")"
 
 # --- skopeo: OCI and v2s2, byte for byte ------------------------------------------------------
-python3 "$E2E_DIR/scenarios/oci_layout.py" "$tmp/layout" v1 "hello from kubecs" 200000 >/dev/null
+build_image "$tmp/layout" v1 "hello from kubecs" 200000
 skopeo copy --dest-tls-verify=false --preserve-digests "oci:$tmp/layout:v1" "docker://$REG/app:oci"
 skopeo copy --dest-tls-verify=false --format v2s2 "oci:$tmp/layout:v1" "docker://$REG/app:v2s2"
 for t in oci v2s2; do
@@ -133,7 +133,7 @@ grep -qF "User: system:serviceaccount:$NS:intruder is not authorized to perform:
 if skopeo copy --dest-tls-verify=false --dest-creds "AWS:$ITOKEN" "oci:$tmp/layout:v1" "docker://$REG/app:mine" 2>"$tmp/err"; then fail "intruder pushed"; fi
 grep -qE "403|denied" "$tmp/err" || fail "skopeo error: $(cat "$tmp/err")"
 
-python3 "$E2E_DIR/scenarios/oci_layout.py" "$tmp/layout" v2 "another image" >/dev/null
+build_image "$tmp/layout" v2 "another image"
 skopeo copy --dest-tls-verify=false --preserve-digests "oci:$tmp/layout:v1" "docker://$REG/pinned:release"
 skopeo copy --dest-tls-verify=false --preserve-digests "oci:$tmp/layout:v2" "docker://$REG/pinned:other"
 skopeo copy --dest-tls-verify=false --preserve-digests "oci:$tmp/layout:v1" "docker://$REG/pinned:release"  # same digest: allowed
@@ -171,7 +171,7 @@ kubectl -n "$NS" delete repository app-again --wait=true --timeout=30s
 
 # --- lifecycle: keep the 3 newest; GC frees the rest while a push completes ----------------------
 for i in 1 2 3 4 5; do
-  python3 "$E2E_DIR/scenarios/oci_layout.py" "$tmp/layout" "t$i" "trim image $i" 50000 >/dev/null
+  build_image "$tmp/layout" "t$i" "trim image $i" 50000
   skopeo copy --dest-tls-verify=false --preserve-digests "oci:$tmp/layout:t$i" "docker://$REG/trim:t$i"
   sleep 1.1  # distinct push times (seconds)
 done
@@ -187,7 +187,7 @@ expect_eq "nothing expired before the policy runs" 5 "$(jp repository trim '{.st
 # The lifecycle runs at start and every interval: restart with a short one.
 stop_registry
 start_registry 2
-python3 "$E2E_DIR/scenarios/oci_layout.py" "$tmp/layout" big "pushed during GC" 8000000 >/dev/null
+build_image "$tmp/layout" big "pushed during GC" 8000000
 skopeo copy --dest-tls-verify=false --preserve-digests "oci:$tmp/layout:big" "docker://$REG/trim:t6" &
 push_pid=$!
 wait_until "t1 and t2 expired" 30 bash -c "! curl -sf -o /dev/null -u 'AWS:$TOKEN' http://$REG/v2/trim/manifests/t1 && ! curl -sf -o /dev/null -u 'AWS:$TOKEN' http://$REG/v2/trim/manifests/t2"

@@ -137,3 +137,21 @@ spec:
 YAML
   wait_until "$2:1 COMPLETED with 4 tasks" 90 rollout_is "$1" "$2" "$2:1" COMPLETED 4
 }
+
+# build_image LAYOUT TAG CONTENT [RANDOM_BYTES]: an image built from scratch with umoci (no
+# daemon, no base image) into an OCI layout: /hello.txt holding CONTENT and, with
+# RANDOM_BYTES, /random.bin in a second layer.
+build_image() {
+  local dir="$1" tag="$2" root
+  root="$(mktemp -d)"
+  printf '%s\n' "$3" > "$root/hello.txt"
+  [ -f "$dir/index.json" ] || umoci init --layout "$dir"
+  umoci new --image "$dir:$tag"
+  umoci insert --rootless --image "$dir:$tag" "$root/hello.txt" /hello.txt
+  if [ -n "${4:-}" ]; then
+    head -c "$4" /dev/urandom > "$root/random.bin"
+    umoci insert --rootless --image "$dir:$tag" "$root/random.bin" /random.bin
+  fi
+  umoci config --image "$dir:$tag" --config.cmd /hello.txt
+  rm -rf "$root"
+}

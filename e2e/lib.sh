@@ -16,3 +16,47 @@ export PATH="$BIN_DIR:$PATH"
 
 log() { printf '[e2e %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+# The kubecs registry that `e2e/cluster up` runs (the chart's ServiceAccount, Repository
+# objects decide), the repository of the busybox test image, and how many real nodes.
+REGISTRY="${KUBECS_E2E_REGISTRY:-127.0.0.1:15000}"
+BUSYBOX_REPOSITORY=kubecs-e2e/busybox
+REAL_NODE_COUNT="${KUBECS_E2E_REAL_NODES:-1}"
+ENV_FILE="$RUN_DIR/env"
+
+# free_port: a TCP port on 127.0.0.1 that nothing listens on now.
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# sa_kubeconfig NAMESPACE SA FILE [DURATION]: a kubeconfig of the e2e cluster whose user is a
+# token of that ServiceAccount (default 24h).
+sa_kubeconfig() {
+  local token
+  token="$(kubectl --kubeconfig "$KUBECONFIG_FILE" -n "$1" create token "$2" --duration="${4:-24h}")" || return 1
+  kubectl --kubeconfig "$KUBECONFIG_FILE" config view --raw --minify -o json | python3 -c '
+import json, sys
+cfg = json.load(sys.stdin)
+cfg["users"] = [{"name": sys.argv[1], "user": {"token": sys.argv[2]}}]
+cfg["contexts"][0]["context"]["user"] = sys.argv[1]
+json.dump(cfg, sys.stdout)' "$2" "$token" > "$3"
+}
+
+# retry_until DESCRIPTION SECONDS CMD...: run CMD every 0.5 s until it succeeds. On time-out,
+# print what was awaited and CMD's last output (stdout and stderr), and fail.
+retry_until() {
+  local what="$1" secs="$2"; shift 2
+  local deadline=$(( $(date +%s) + secs )) out
+  until out="$("$@" 2>&1)"; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      printf 'timed out after %ss waiting for: %s\n  last output of `%s`:\n%s\n' "$secs" "$what" "$*" "$(printf '%s' "$out" | tail -n 20 | sed 's/^/    /')" >&2
+      return 1
+    fi
+    sleep 0.5
+  done
+}
+
+# install_chart: the CRDs and the chart (idempotent).
+install_chart() {
+  kubectl --kubeconfig "$KUBECONFIG_FILE" apply --server-side -f "$REPO_DIR/crds/" >/dev/null || return 1
+  kubectl --kubeconfig "$KUBECONFIG_FILE" wait --for=condition=Established --timeout=60s -f "$REPO_DIR/crds/" >/dev/null || return 1
+  helm --kubeconfig "$KUBECONFIG_FILE" upgrade --install kubecs "$REPO_DIR/charts/kubecs" -n kubecs-system \
+    --create-namespace --wait=false >/dev/null
+}

@@ -8,31 +8,20 @@ fresh_namespace $NS
 PATH="$("$E2E_DIR/registry-clients"):$PATH"
 tmp="$(mktemp -d)"
 export DOCKER_CONFIG="$tmp/docker"
-registry_pid=""
-trap '[ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null; kubectl -n $NS get repository -o name 2>/dev/null | xargs -r -I{} kubectl -n $NS patch {} --type merge -p "{\"metadata\":{\"finalizers\":null}}" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
-token="$(kubectl -n kubecs-system create token kubecs-registry --duration=1h)"
-kubectl config view --raw --minify -o json | python3 -c '
-import json, sys
-cfg = json.load(sys.stdin)
-cfg["users"] = [{"name": "registry", "user": {"token": sys.argv[1]}}]
-cfg["contexts"][0]["context"]["user"] = "registry"
-json.dump(cfg, sys.stdout)' "$token" > "$tmp/registry.kubeconfig"
-# The registry as the chart runs it: the chart's ServiceAccount and token key.
-KUBECONFIG="$tmp/registry.kubeconfig" "$KUBECS_BIN" registry --kubernetes --listen "$E2E_REGISTRY" \
-  --public-host "$E2E_REGISTRY" --storage-dir "$tmp/store" --token-key-file "$E2E_REGISTRY_KEY" >"$tmp/registry.log" 2>&1 &
-registry_pid=$!
-wait_until "registry up" 60 curl -sf "http://$E2E_REGISTRY/ready"
-kill -0 "$registry_pid" 2>/dev/null || { cat "$tmp/registry.log"; fail "the registry exited (port $E2E_REGISTRY taken?)"; }
+# The cluster's registry (e2e/cluster up runs it as the chart does). force: the namespace's
+# deletion takes the images with the Repositories.
+trap 'rm -rf "$tmp"' EXIT
 kubectl apply -f - <<YAML
 apiVersion: ecr.kubecs.io/v1alpha1
 kind: Repository
 metadata: {name: web, namespace: $NS}
-spec: {}
+spec: {force: true}
 ---
 apiVersion: ecr.kubecs.io/v1alpha1
 kind: Repository
 metadata: {name: secret-sauce, namespace: $NS}
 spec:
+  force: true
   repositoryPolicy:
     Statement:
       - Effect: Deny
@@ -44,8 +33,9 @@ ci_token="$("$KUBECS_BIN" registry-token --token-key-file "$E2E_REGISTRY_KEY" --
 crane auth login "$E2E_REGISTRY" -u AWS -p "$ci_token" >/dev/null
 printf 'hello from the cluster registry\n' > "$tmp/hello.txt"
 (cd "$tmp" && tar cf layer.tar hello.txt)
-crane append --insecure -f "$tmp/layer.tar" -t "$E2E_REGISTRY/web:1" >/dev/null
-crane append --insecure -f "$tmp/layer.tar" -t "$E2E_REGISTRY/secret-sauce:1" >/dev/null
+# The registry learns of new Repositories through its watch: a push may precede it.
+wait_until "pushing web:1" 30 crane append --insecure -f "$tmp/layer.tar" -t "$E2E_REGISTRY/web:1"
+wait_until "pushing secret-sauce:1" 30 crane append --insecure -f "$tmp/layer.tar" -t "$E2E_REGISTRY/secret-sauce:1"
 
 all_nodes_cluster $NS default
 kubectl apply -f - <<YAML

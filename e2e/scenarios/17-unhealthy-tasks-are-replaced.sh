@@ -24,9 +24,20 @@ metadata: {name: sick, namespace: e2e-health}
 spec: {taskDefinition: sick, desiredCount: 1, healthCheckGracePeriodSeconds: 3}
 YAML
 wait_until "sick:1 registered" 60 field_eq taskdefinitions sick '{.status.latestRevision}' 1 $NS
-wait_until "a task stopped for its health checks" 90 field_eq services.ecs.kubecs.io sick '{.status.stoppedTasks[0].stoppedReason}' "Task failed container health checks" $NS
-first="$(jp services.ecs.kubecs.io sick '{.status.stoppedTasks[0].taskId}' $NS)"
-service_events $NS sick | grep -qF "(service sick) (task $first) failed container health checks." || fail "no health event: $(service_events $NS sick)"
-wait_until "a replacement runs" 60 bash -c "kubectl get pods -n $NS -l ecs.kubecs.io/service=sick -o name | grep -v $first | grep -q ."
+# health_stopped: the id of a task stopped for its health checks whose ECS event is written.
+# Any such task will do: by the time status is read, a replacement may have failed too.
+health_stopped() {
+  local ids id
+  ids="$(kubectl get services.ecs.kubecs.io sick -n $NS -o jsonpath='{range .status.stoppedTasks[?(@.stoppedReason=="Task failed container health checks")]}{.taskId}{"\n"}{end}')"
+  [ -n "$ids" ] || { echo "no task stopped for its health checks yet; stoppedTasks: $(jp services.ecs.kubecs.io sick '{.status.stoppedTasks}' $NS)"; return 1; }
+  for id in $ids; do
+    service_events $NS sick | grep -qF "(service sick) (task $id) failed container health checks." && { echo "$id"; return 0; }
+  done
+  echo "stopped for health checks: $ids; but no event names one: $(service_events $NS sick)"; return 1
+}
+wait_until "a task stopped for its health checks, with its event" 90 health_stopped
+first="$(health_stopped)"
+replacement() { kubectl get pods -n $NS -l ecs.kubecs.io/service=sick -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}' | grep -v -x "$first" | grep -q .; }
+wait_until "a replacement of task $first" 60 replacement
 expect_eq "the deployment counts it" 1 "$(jp services.ecs.kubecs.io sick '{.status.deployments[0].failedTasks}' $NS | awk '{print ($1 >= 1)}')"
 expect_eq "never healthy: not Ready" False "$(jp services.ecs.kubecs.io sick '{.status.conditions[?(@.type=="Ready")].status}' $NS)"

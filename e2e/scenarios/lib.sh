@@ -3,15 +3,9 @@
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-# wait_until DESCRIPTION SECONDS CMD...: retry CMD until it succeeds.
-wait_until() {
-  local what="$1" secs="$2"; shift 2
-  local deadline=$(( $(date +%s) + secs ))
-  until "$@" >/dev/null 2>&1; do
-    [ "$(date +%s)" -ge "$deadline" ] && { echo "timed out after ${secs}s waiting for: $what" >&2; return 1; }
-    sleep 0.5
-  done
-}
+# wait_until DESCRIPTION SECONDS CMD...: retry CMD until it succeeds; on time-out, print what
+# was awaited and CMD's last output (retry_until in e2e/lib.sh).
+wait_until() { retry_until "$@"; }
 
 # jp KIND NAME JSONPATH [NAMESPACE]: one field of an object.
 jp() { kubectl get "$1" "$2" -n "${4:-default}" -o "jsonpath=$3" 2>/dev/null; }
@@ -28,7 +22,11 @@ expect_refused() {
 }
 
 # field_eq KIND NAME JSONPATH VALUE [NAMESPACE]: true when the field has the value.
-field_eq() { [ "$(jp "$1" "$2" "$3" "${5:-default}")" = "$4" ]; }
+# On a mismatch it prints the value it saw (wait_until shows the last one on time-out).
+field_eq() {
+  local v; v="$(jp "$1" "$2" "$3" "${5:-default}")"
+  [ "$v" = "$4" ] || { echo "$1/$2 $3 is '$v', not '$4'"; return 1; }
+}
 
 # fresh_namespace NAME: a new empty namespace for a scenario.
 fresh_namespace() {
@@ -62,22 +60,25 @@ service_pods() {
 
 # rollout_is NS SERVICE TASKDEF STATE: the PRIMARY deployment runs TASKDEF in STATE.
 rollout_is() {
-  [ "$(jp services.ecs.kubecs.io "$2" '{.status.deployments[0].taskDefinition} {.status.deployments[0].rolloutState} {.status.runningCount}' "$1")" = "$3 $4 $5" ]
+  local v; v="$(jp services.ecs.kubecs.io "$2" '{.status.deployments[0].taskDefinition} {.status.deployments[0].rolloutState} {.status.runningCount}' "$1")"
+  [ "$v" = "$3 $4 $5" ] || { echo "service $2: PRIMARY taskDefinition, rolloutState, runningCount are '$v', not '$3 $4 $5'"; return 1; }
 }
 
 # service_events NS SERVICE: the ECS-style events of a service, newest first.
 service_events() { jp services.ecs.kubecs.io "$2" '{range .status.events[*]}{.message}{"\n"}{end}' "$1"; }
 
-# node_attr NODE LABEL: a node's label.
+# node_label NODE LABEL: a node's label.
 node_label() { kubectl get node "$1" -o "jsonpath={.metadata.labels.${2//./\\.}}"; }
 
 # start_watch NS SERVICE ARGS...: watch-verify bounds in the background; stop_watch ends it.
 start_watch() {
   local ns="$1" svc="$2"; shift 2
-  WATCH_STOP="$(mktemp -u)"; WATCH_LOG="$(mktemp)"
-  python3 "$E2E_DIR/scenarios/watch_service.py" --namespace "$ns" --service "$svc" --stop "$WATCH_STOP" "$@" >"$WATCH_LOG" 2>&1 &
+  WATCH_STOP="$(mktemp -u)"; WATCH_LOG="$(mktemp)"; WATCH_READY="$(mktemp -u)"
+  python3 "$E2E_DIR/scenarios/watch_service.py" --namespace "$ns" --service "$svc" --stop "$WATCH_STOP" \
+    --ready "$WATCH_READY" "$@" >"$WATCH_LOG" 2>&1 &
   WATCH_PID=$!
-  sleep 1
+  # Armed only once it has listed: what happens from then on is seen.
+  wait_until "the watch has listed" 30 test -e "$WATCH_READY" || { cat "$WATCH_LOG"; fail "the watch did not start"; }
 }
 stop_watch() {
   touch "$WATCH_STOP"
@@ -155,3 +156,44 @@ build_image() {
   umoci config --image "$dir:$tag" --config.cmd /hello.txt
   rm -rf "$root"
 }
+
+# --- the real node (e2e/node): containers that really run ------------------------------------
+
+# real_cluster NS NAME: an EcsCluster over the real nodes only (label type=real), registered.
+real_cluster() {
+  local n; n="$(wc -w <<<"$REAL_NODES" | tr -d ' ')"
+  [ "$n" -ge 1 ] || fail "no real node in this cluster (REAL_NODES is empty)"
+  kubectl apply -f - <<YAML
+apiVersion: ecs.kubecs.io/v1alpha1
+kind: EcsCluster
+metadata: {name: $2, namespace: $1}
+spec:
+  instanceSelector: {matchLabels: {type: real}}
+YAML
+  wait_until "$2 registers the $n real instance(s)" 60 field_eq ecsclusters "$2" '{.status.registeredContainerInstancesCount}' "$n" "$1"
+}
+
+# task_pod NS TASK [INDEX]: the pod of a RunTask task (deterministic names: TASK-INDEX).
+task_pod() { echo "$2-${3:-0}"; }
+
+# container_field NS POD CONTAINER JSONPATH: a field of a container's status (regular or init).
+container_field() {
+  kubectl get pod "$2" -n "$1" -o json | python3 -c '
+import json, sys
+pod = json.load(sys.stdin)
+st = pod.get("status", {})
+for c in (st.get("containerStatuses") or []) + (st.get("initContainerStatuses") or []):
+    if c["name"] == sys.argv[1]:
+        cur = c
+        for k in sys.argv[2].split("."):
+            cur = cur.get(k, {}) if isinstance(cur, dict) else {}
+        print(cur if cur != {} else "")
+        break' "$3" "$4"
+}
+
+# marks NS POD CONTAINER WORD: the /proc/uptime seconds a container logged as "WORD T"
+# (containers share the host's kernel, so one clock orders them to 10 ms).
+marks() { kubectl logs -n "$1" "$2" -c "$3" 2>/dev/null | awk -v w="$4" '$1 == w {print $2; exit}'; }
+
+# before A B: A <= B (decimal seconds).
+before() { python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) <= float(sys.argv[2]) else 1)' "$1" "$2"; }

@@ -5,9 +5,10 @@ Reads `kubectl get --raw '...?watch=1'` streams of the namespace's pods and core
 (started here), keeps the current objects, and after every event checks:
   - tasks holding a place (pods not Succeeded/Failed, terminating included) <= --max-tasks
   - healthy tasks (Ready, not terminating) >= --min-healthy, once --min-healthy was reached
+  - --never-ready-revision N: no pod of task definition revision N is ever Ready
   - --production NAME: whenever that core Service's selector names a deployment, every pod
     of that deployment that exists is Ready (traffic moves only to healthy green tasks).
-Runs until the file --stop exists; prints the extremes; exits 1 on a violation.
+Creates --ready once it has listed (events from then on are seen); runs until the file --stop exists; prints the extremes; exits 1 on a violation.
 """
 import argparse, json, os, subprocess, sys, threading, time
 
@@ -17,7 +18,9 @@ ap.add_argument("--service", required=True)
 ap.add_argument("--max-tasks", type=int)
 ap.add_argument("--min-healthy", type=int)
 ap.add_argument("--production")
+ap.add_argument("--never-ready-revision", help="no task of this task definition revision may ever be Ready")
 ap.add_argument("--stop", required=True)
+ap.add_argument("--ready", help="file created once the initial lists are in (the watch is armed)")
 a = ap.parse_args()
 
 lock = threading.Lock()
@@ -45,6 +48,11 @@ def check(why):
             seen["min_healthy"] = len(healthy) if seen["min_healthy"] is None else min(seen["min_healthy"], len(healthy))
             if len(healthy) < a.min_healthy:
                 violations.append(f"{len(healthy)} healthy < {a.min_healthy} ({why})")
+    if a.never_ready_revision:
+        bad = [p["metadata"]["name"] for p in ours
+               if p["metadata"].get("labels", {}).get("ecs.kubecs.io/revision") == a.never_ready_revision and ready(p)]
+        if bad:
+            violations.append(f"revision {a.never_ready_revision} tasks counted healthy: {bad} ({why})")
     if a.production and a.production in svcs:
         dep = (svcs[a.production].get("spec", {}).get("selector") or {}).get("ecs.kubecs.io/deployment")
         if dep:
@@ -95,6 +103,8 @@ with lock:
     check("initial list")
 threading.Thread(target=follow, args=(pods_path, pods, pods_rv), daemon=True).start()
 threading.Thread(target=follow, args=(svcs_path, svcs, svcs_rv), daemon=True).start()
+if a.ready:
+    open(a.ready, "w").close()
 while not os.path.exists(a.stop):
     time.sleep(0.2)
 with lock:

@@ -55,7 +55,10 @@ impl RegistryPull {
             .expect("not poisoned")
             .get(ns)
             .is_some_and(|t| now.duration_since(*t).unwrap_or_default() < RENEW_AFTER);
-        if fresh {
+        let api = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), ns);
+        // A namespace deleted and created again under the same name has lost its Secret:
+        // the cache alone would never write it again.
+        if fresh && api.get_metadata_opt(PULL_SECRET).await?.is_some() {
             return Ok(());
         }
         let token = self.signer.issue(&task_principal(ns), now);
@@ -70,13 +73,12 @@ impl RegistryPull {
             "type": "kubernetes.io/dockerconfigjson",
             "stringData": {".dockerconfigjson": docker_config_json(&self.host, &token)},
         });
-        Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), ns)
-            .patch(
-                PULL_SECRET,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&secret),
-            )
-            .await?;
+        api.patch(
+            PULL_SECRET,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&secret),
+        )
+        .await?;
         self.written
             .lock()
             .expect("not poisoned")

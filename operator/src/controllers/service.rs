@@ -530,7 +530,10 @@ fn record_stops(status: &mut ServiceStatus, plan: &Plan, tasks: &[ObservedTask],
             0,
             StoppedTask {
                 task_id: s.name.clone(),
-                deployment_id: Some(s.deployment.clone()),
+                // The deployment's ECS id (`ecs-svc/N`), as status.deployments names it; the
+                // pod label holds only N.
+                deployment_id: (!s.deployment.is_empty())
+                    .then(|| format!("ecs-svc/{}", s.deployment)),
                 stop_code: s.code.as_str().into(),
                 stopped_reason: s.reason.clone(),
                 exit_codes,
@@ -565,7 +568,8 @@ fn fnv(s: &str) -> u64 {
 async fn publish(ctx: &Context, svc: &Service, message: &str) {
     let warning = message.contains("unable to place")
         || message.contains("deployment failed")
-        || message.contains("failed container health checks");
+        || message.contains("failed container health checks")
+        || message.contains(") failed to start: ");
     let ev = Event {
         type_: if warning {
             EventType::Warning

@@ -156,6 +156,14 @@ pub(super) fn prepare<'a>(s: &'a ServiceState) -> Prepared<'a> {
                     t.name
                 ));
             }
+            // A task that never started says why (CannotPullContainerError...), as the
+            // stopped task's reason does in ECS's console.
+            if cause.code == StopCode::TaskFailedToStart {
+                events.push(format!(
+                    "(service {svc}) (task {}) failed to start: {}",
+                    t.name, cause.reason
+                ));
+            }
             failed_names.push(&t.name);
             stop.push(StopTask {
                 name: t.name.clone(),

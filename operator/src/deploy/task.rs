@@ -194,12 +194,24 @@ pub fn observe(pod: &Pod, now: i64, grace: i64) -> ObservedTask {
             spec.map(|s| s.containers.iter().map(|c| c.name.clone()).collect())
                 .unwrap_or_default()
         });
-    let statuses: &[ContainerStatus] = status
-        .and_then(|s| s.container_statuses.as_deref())
+    // Init containers are ECS containers too: COMPLETE/SUCCESS targets run to completion
+    // there, and START/HEALTHY targets run beside the others as native sidecars.
+    let statuses: Vec<&ContainerStatus> = status
+        .map(|s| {
+            let regular = s.container_statuses.iter().flatten();
+            regular
+                .chain(s.init_container_statuses.iter().flatten())
+                .collect()
+        })
         .unwrap_or_default();
     let probe_of = |name: &str| {
-        spec.and_then(|s| s.containers.iter().find(|c| c.name == name))
-            .and_then(|c| c.readiness_probe.as_ref())
+        spec.and_then(|s| {
+            s.containers
+                .iter()
+                .chain(s.init_containers.iter().flatten())
+                .find(|c| c.name == name)
+        })
+        .and_then(|c| c.readiness_probe.as_ref())
     };
     let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
     let node = spec.and_then(|s| s.node_name.clone());
@@ -212,7 +224,7 @@ pub fn observe(pod: &Pod, now: i64, grace: i64) -> ObservedTask {
     let mut healthy = true;
     let mut unhealthy = false;
     for name in &essential {
-        let cs = statuses.iter().find(|c| &c.name == name);
+        let cs = statuses.iter().find(|c| &c.name == name).copied();
         let state = cs.and_then(|c| c.state.as_ref());
         let running = state.and_then(|s| s.running.as_ref());
         let terminated = state.and_then(|s| s.terminated.as_ref());
@@ -223,7 +235,10 @@ pub fn observe(pod: &Pod, now: i64, grace: i64) -> ObservedTask {
         } else {
             all_essential_running = false;
         }
-        if terminated.is_some() && stop.is_none() {
+        // A sidecar the kubelet restarted has stopped once: for an essential one, ECS stops
+        // the task.
+        let restarted = cs.is_some_and(|c| c.restart_count > 0);
+        if (terminated.is_some() || restarted) && stop.is_none() {
             stop = Some(StopCause {
                 code: StopCode::EssentialContainerExited,
                 reason: reasons::ESSENTIAL_EXITED.into(),
@@ -289,6 +304,7 @@ pub fn observe(pod: &Pod, now: i64, grace: i64) -> ObservedTask {
     };
     let containers = statuses
         .iter()
+        .copied()
         .map(|c| {
             let state = c.state.as_ref();
             let term = state.and_then(|s| s.terminated.as_ref());
@@ -423,6 +439,44 @@ mod tests {
         assert_eq!(stop.code, StopCode::EssentialContainerExited);
         assert_eq!(stop.reason, "Essential container in task exited");
         assert_eq!(t.containers[0].exit_code, Some(2));
+    }
+
+    #[test]
+    fn init_phase_containers_are_reported_and_essential_sidecars_count() {
+        // migrate (SUCCESS target) ran in the init phase; envoy (START target, essential) is a
+        // native sidecar; app is the regular container.
+        let mut p = base(
+            json!([{"name": "app", "image": "x"}]),
+            json!([running("app", true, "2026-01-01T00:00:05Z")]),
+            "Running",
+        );
+        p.metadata.annotations.as_mut().unwrap().insert(
+            "ecs.kubecs.io/essential-containers".into(),
+            "app,envoy".into(),
+        );
+        let init = json!([
+            {"name": "migrate", "image": "m", "imageID": "", "ready": false, "restartCount": 0,
+             "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}},
+            running("envoy", true, "2026-01-01T00:00:02Z")
+        ]);
+        p.status.as_mut().unwrap().init_container_statuses =
+            Some(serde_json::from_value(init).unwrap());
+        let t = observe(&p, T0 + 10, 0);
+        assert_eq!(t.last_status, LastStatus::Running);
+        assert!(t.stop.is_none());
+        let names: Vec<&str> = t.containers.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["app", "migrate", "envoy"]);
+        assert_eq!(t.containers[1].exit_code, Some(0));
+        // The kubelet restarted the essential sidecar: it stopped once, so the task stops.
+        p.status
+            .as_mut()
+            .unwrap()
+            .init_container_statuses
+            .as_mut()
+            .unwrap()[1]
+            .restart_count = 1;
+        let t = observe(&p, T0 + 10, 0);
+        assert_eq!(t.stop.unwrap().code, StopCode::EssentialContainerExited);
     }
 
     #[test]

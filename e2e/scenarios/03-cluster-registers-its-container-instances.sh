@@ -1,4 +1,4 @@
-# A user creates an ECS cluster that claims the three nodes of one zone; a second cluster that
+# A user creates an ECS cluster that claims the three KWOK nodes of one zone; a second cluster that
 # selects an overlapping node reports the conflict instead of stealing it.
 fresh_namespace e2e-clusters
 kubectl apply -f - <<'YAML'
@@ -7,7 +7,7 @@ kind: EcsCluster
 metadata: {name: east-a, namespace: e2e-clusters}
 spec:
   instanceSelector:
-    matchLabels: {topology.kubernetes.io/zone: us-east-1a}
+    matchLabels: {topology.kubernetes.io/zone: us-east-1a, type: kwok}
 YAML
 wait_until "east-a registers 3 instances" 60 field_eq ecsclusters east-a '{.status.registeredContainerInstancesCount}' 3 e2e-clusters
 expect_eq "status" ACTIVE "$(jp ecsclusters east-a '{.status.status}' e2e-clusters)"
@@ -36,7 +36,7 @@ kubectl get ecsclusters -n e2e-clusters
 expect_eq "east-a still has 3" 3 "$(jp ecsclusters east-a '{.status.registeredContainerInstancesCount}' e2e-clusters)"
 
 # Narrowing the selector deregisters the instances it no longer matches.
-kubectl patch ecscluster east-a -n e2e-clusters --type merge -p '{"spec":{"instanceSelector":{"matchLabels":{"topology.kubernetes.io/zone":"us-east-1a","node.kubernetes.io/instance-type":"t3.medium"}}}}'
+kubectl patch ecscluster east-a -n e2e-clusters --type merge -p '{"spec":{"instanceSelector":{"matchLabels":{"topology.kubernetes.io/zone":"us-east-1a","node.kubernetes.io/instance-type":"t3.medium","type":"kwok"}}}}'
 wait_until "east-a shrinks to 1" 60 field_eq ecsclusters east-a '{.status.registeredContainerInstancesCount}' 1 e2e-clusters
 # ...and the freed m5.large node goes to the cluster that wanted it.
 wait_until "large takes the freed node" 60 field_eq ecsclusters large '{.status.registeredContainerInstancesCount}' 3 e2e-clusters

@@ -7,7 +7,7 @@ apiVersion: ecs.kubecs.io/v1alpha1
 kind: EcsCluster
 metadata: {name: agents, namespace: e2e-daemon}
 spec:
-  instanceSelector: {matchLabels: {topology.kubernetes.io/zone: us-east-1a}}
+  instanceSelector: {matchLabels: {topology.kubernetes.io/zone: us-east-1a, type: kwok}}
 YAML
 wait_until "agents registers 3 instances" 60 field_eq ecsclusters agents '{.status.registeredContainerInstancesCount}' 3 $NS
 app_taskdef $NS agent
@@ -23,16 +23,17 @@ on_zone_nodes() { # ZONE: one agent task on each node of the zone(s), and nowher
   want="$(kubectl get nodes -o json | python3 -c '
 import json, sys
 zones = sys.argv[1].split(",")
-print(" ".join(sorted(n["metadata"]["name"] for n in json.load(sys.stdin)["items"] if n["metadata"]["labels"].get("topology.kubernetes.io/zone") in zones)))' "$1")"
+print(" ".join(sorted(n["metadata"]["name"] for n in json.load(sys.stdin)["items"] if n["metadata"]["labels"].get("topology.kubernetes.io/zone") in zones and n["metadata"]["labels"].get("type") == "kwok")))' "$1")"
   got="$(service_pods $NS agent | awk '$4 == "True" {print $2}' | sort | tr '\n' ' ' | sed 's/ $//')"
   [ "$want" = "$got" ] && [ "$(service_pods $NS agent | wc -l | tr -d ' ')" = "$(wc -w <<<"$want" | tr -d ' ')" ]
 }
 wait_until "one task per us-east-1a instance" 90 on_zone_nodes us-east-1a
-# Instances join: the cluster now takes zone b too.
-kubectl patch ecscluster agents -n $NS --type merge -p '{"spec":{"instanceSelector":{"matchLabels":null,"matchExpressions":[{"key":"topology.kubernetes.io/zone","operator":"In","values":["us-east-1a","us-east-1b"]}]}}}'
+# Instances join: the cluster now takes zone b too. (KWOK nodes only: the real node of
+# us-east-1a would have to pull this public image.)
+kubectl patch ecscluster agents -n $NS --type merge -p '{"spec":{"instanceSelector":{"matchLabels":{"topology.kubernetes.io/zone":null,"type":"kwok"},"matchExpressions":[{"key":"topology.kubernetes.io/zone","operator":"In","values":["us-east-1a","us-east-1b"]}]}}}'
 wait_until "one task per instance of both zones" 90 on_zone_nodes us-east-1a,us-east-1b
 # Instances leave: back to zone a.
-kubectl patch ecscluster agents -n $NS --type merge -p '{"spec":{"instanceSelector":{"matchExpressions":null,"matchLabels":{"topology.kubernetes.io/zone":"us-east-1a"}}}}'
+kubectl patch ecscluster agents -n $NS --type merge -p '{"spec":{"instanceSelector":{"matchExpressions":null,"matchLabels":{"topology.kubernetes.io/zone":"us-east-1a","type":"kwok"}}}}'
 wait_until "the zone-b tasks stop" 90 on_zone_nodes us-east-1a
 # A drained (cordoned) instance loses its task.
 node="$(service_pods $NS agent | head -1 | awk '{print $2}')"

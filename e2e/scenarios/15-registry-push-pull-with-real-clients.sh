@@ -25,7 +25,9 @@ release_finalizers() {
     kubectl -n "$NS" patch "$r" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
   done
 }
-trap 'stop_registry; release_finalizers; cp "$tmp/registry.log" "$WORK/15-registry.log" 2>/dev/null; rm -rf "$tmp"' EXIT
+# This scenario's registry is the only one while it runs (both would write Repository status).
+"$E2E_DIR/cluster" registry-stop
+trap 'stop_registry; release_finalizers; cp "$tmp/registry.log" "$WORK/15-registry.log" 2>/dev/null; rm -rf "$tmp"; "$E2E_DIR/cluster" registry-start' EXIT
 
 # sa_kubeconfig NAMESPACE SA FILE: a kubeconfig whose user is a token of that ServiceAccount.
 sa_kubeconfig() {

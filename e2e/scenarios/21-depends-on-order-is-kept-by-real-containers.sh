@@ -57,8 +57,9 @@ spec: {cluster: real, taskDefinition: stack}
 YAML
 wait_until "the task RUNNING" 90 field_eq tasks.ecs.kubecs.io ordered '{.status.lastStatus}' RUNNING $NS
 pod="$(task_pod $NS ordered)"
+app_logged() { [ -n "$(marks $NS "$pod" app start)" ] || { kubectl logs -n $NS "$pod" -c app; return 1; }; }
+wait_until "the app logs its start" 30 app_logged
 app_start="$(marks $NS "$pod" app start)"
-[ -n "$app_start" ] || fail "the app logged no start: $(kubectl logs -n $NS "$pod" -c app 2>&1)"
 for dep in "migrate end" "seed end" "proxy start" "db healthy"; do
   set -- $dep
   t="$(marks $NS "$pod" "$1" "$2")"

@@ -24,20 +24,7 @@ spec:
 YAML
 }
 web_revision /tmp/ok
-wait_until "web:1 registered" 60 field_eq taskdefinitions web '{.status.latestRevision}' 1 $NS
-kubectl apply -f - <<YAML
-apiVersion: ecs.kubecs.io/v1alpha1
-kind: Service
-metadata: {name: web, namespace: $NS}
-spec:
-  cluster: real
-  taskDefinition: web
-  desiredCount: 2
-  deploymentConfiguration:
-    minimumHealthyPercent: 50
-    maximumPercent: 200
-    deploymentCircuitBreaker: {enable: true, rollback: true}
-YAML
+real_service $NS web 2 "{minimumHealthyPercent: 50, maximumPercent: 200, deploymentCircuitBreaker: {enable: true, rollback: true}}"
 wait_until "web:1 COMPLETED with 2 healthy tasks" 120 rollout_is $NS web web:1 COMPLETED 2
 good="$(jp services.ecs.kubecs.io web '{.status.deployments[0].id}' $NS)"
 task="$(kubectl get pods -n $NS -l ecs.kubecs.io/service=web -o jsonpath='{.items[0].metadata.name}')"

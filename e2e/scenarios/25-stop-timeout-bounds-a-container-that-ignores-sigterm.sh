@@ -39,7 +39,8 @@ logs_ready() { kubectl logs -n $NS "$pod" -c stubborn | grep -q "ignoring SIGTER
 wait_until "the trap is set" 30 logs_ready
 expect_eq "terminationGracePeriodSeconds (the task's largest stopTimeout)" 6 "$(kubectl get pod "$pod" -n $NS -o jsonpath='{.spec.terminationGracePeriodSeconds}')"
 # Follow the pod to its end: the last status before it goes holds the real finish times.
-python3 - "$NS" "$pod" >"$WORK/25-final.json" <<'PY' &
+ready="$WORK/25-following"; rm -f "$ready"
+python3 - "$NS" "$pod" "$ready" >"$WORK/25-final.json" <<'PY' &
 import json, subprocess, sys
 ns, pod = sys.argv[1], sys.argv[2]
 out = subprocess.Popen(["kubectl", "get", "pod", pod, "-n", ns, "--watch", "--output-watch-events", "-o", "json"],
@@ -55,11 +56,12 @@ for chunk in iter(lambda: out.stdout.read(1), ""):
     if ev.get("type") == "DELETED":
         break
     last = ev["object"]
+    open(sys.argv[3], "w").close()  # the pod as it is now: following from here
 out.kill()
 json.dump(last, sys.stdout)
 PY
 follower=$!
-sleep 1   # the follower's first event is the pod as it is now; an event before that is not needed
+wait_until "the follower has the pod" 30 test -e "$ready"
 t0=$(date +%s)
 kubectl scale services.ecs.kubecs.io stubborn -n $NS --replicas=0
 wait "$follower" || fail "following the pod failed"

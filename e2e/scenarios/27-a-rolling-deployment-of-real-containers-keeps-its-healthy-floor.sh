@@ -26,17 +26,7 @@ spec:
 YAML
 }
 revision blue
-wait_until "web:1 registered" 60 field_eq taskdefinitions web '{.status.latestRevision}' 1 $NS
-kubectl apply -f - <<YAML
-apiVersion: ecs.kubecs.io/v1alpha1
-kind: Service
-metadata: {name: web, namespace: $NS}
-spec:
-  cluster: real
-  taskDefinition: web
-  desiredCount: 4
-  deploymentConfiguration: {minimumHealthyPercent: 50, maximumPercent: 150}
-YAML
+real_service $NS web 4 "{minimumHealthyPercent: 50, maximumPercent: 150}"
 wait_until "web:1 COMPLETED with 4 tasks" 120 rollout_is $NS web web:1 COMPLETED 4
 start_watch $NS web --max-tasks 6 --min-healthy 2
 revision green

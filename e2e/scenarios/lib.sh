@@ -109,17 +109,21 @@ spec:
 YAML
 }
 
-# all_nodes_cluster NS NAME: an EcsCluster over the nine KWOK instances, registered.
-all_nodes_cluster() {
+# typed_cluster NS NAME TYPE COUNT: an EcsCluster over the nodes labelled type=TYPE, once it
+# has registered COUNT of them.
+typed_cluster() {
   kubectl apply -f - <<YAML
 apiVersion: ecs.kubecs.io/v1alpha1
 kind: EcsCluster
 metadata: {name: $2, namespace: $1}
 spec:
-  instanceSelector: {matchLabels: {type: kwok}}
+  instanceSelector: {matchLabels: {type: $3}}
 YAML
-  wait_until "$2 registers 9 instances" 60 field_eq ecsclusters "$2" '{.status.registeredContainerInstancesCount}' 9 "$1"
+  wait_until "$2 registers $4 $3 instance(s)" 60 field_eq ecsclusters "$2" '{.status.registeredContainerInstancesCount}' "$4" "$1"
 }
+
+# all_nodes_cluster NS NAME: an EcsCluster over the nine KWOK instances, registered.
+all_nodes_cluster() { typed_cluster "$1" "$2" kwok 9; }
 
 # bounded_service NS NAME EXTRA: a service of 4 tasks of task definition NAME with
 # minimumHealthyPercent 50 and maximumPercent 150, once COMPLETED. EXTRA is more
@@ -163,14 +167,23 @@ build_image() {
 real_cluster() {
   local n; n="$(wc -w <<<"$REAL_NODES" | tr -d ' ')"
   [ "$n" -ge 1 ] || fail "no real node in this cluster (REAL_NODES is empty)"
+  typed_cluster "$1" "$2" real "$n"
+}
+
+# real_service NS NAME COUNT DEPLOYMENT-CONFIGURATION: a service of task definition NAME on
+# the cluster "real", once NAME:1 is registered.
+real_service() {
+  wait_until "$2:1 registered" 60 field_eq taskdefinitions "$2" '{.status.latestRevision}' 1 "$1"
   kubectl apply -f - <<YAML
 apiVersion: ecs.kubecs.io/v1alpha1
-kind: EcsCluster
+kind: Service
 metadata: {name: $2, namespace: $1}
 spec:
-  instanceSelector: {matchLabels: {type: real}}
+  cluster: real
+  taskDefinition: $2
+  desiredCount: $3
+  deploymentConfiguration: $4
 YAML
-  wait_until "$2 registers the $n real instance(s)" 60 field_eq ecsclusters "$2" '{.status.registeredContainerInstancesCount}' "$n" "$1"
 }
 
 # task_pod NS TASK [INDEX]: the pod of a RunTask task (deterministic names: TASK-INDEX).

@@ -429,9 +429,11 @@ async fn registry(
     let mut changes = None;
     if let Some(wiring) = cluster {
         let client = Client::try_default().await?;
+        let health = Arc::new(controllers::WatchHealth::default());
         let (repos, repo_events) = shared_reflector(
             Api::<api::repository::Repository>::all(client.clone()),
             watcher::Config::default(),
+            &health,
         );
         info!("waiting for the first list of Repository objects");
         repos.wait_until_ready().await?;
@@ -520,26 +522,34 @@ async fn operator(
     let client = Client::try_default().await?;
     let mut registry = Registry::with_prefix("kubecs");
     let metrics = Arc::new(Metrics::new(&mut registry));
+    let health = Arc::new(controllers::WatchHealth::default());
 
-    let (nodes, node_events) =
-        shared_reflector(Api::<Node>::all(client.clone()), watcher::Config::default());
+    let (nodes, node_events) = shared_reflector(
+        Api::<Node>::all(client.clone()),
+        watcher::Config::default(),
+        &health,
+    );
     let (services, service_events) = shared_reflector(
         Api::<Service>::all(client.clone()),
         watcher::Config::default(),
+        &health,
     );
     let (taskdefs, taskdef_events) = shared_reflector(
         Api::<TaskDefinition>::all(client.clone()),
         watcher::Config::default(),
+        &health,
     );
     // Pods that hold node resources: not Succeeded, not Failed.
     let (pods, _pod_events) = shared_reflector(
         Api::<Pod>::all(client.clone()),
         watcher::Config::default().fields("status.phase!=Succeeded,status.phase!=Failed"),
+        &health,
     );
     // Registered task definition revisions.
     let (revisions, _revision_events) = shared_reflector(
         Api::<ControllerRevision>::all(client.clone()),
         watcher::Config::default().labels(controllers::taskdef::OWNER_UID_LABEL),
+        &health,
     );
     // Task pods in every phase: their owners read stopped tasks too.
     let (tasks, task_events) = shared_reflector(
@@ -549,9 +559,15 @@ async fn operator(
             api::labels::MANAGED_BY,
             api::labels::MANAGER
         )),
+        &health,
     );
     let ready = Arc::new(tokio::sync::Notify::new());
-    let admin = tokio::spawn(admin_server(admin_addr, Arc::new(registry), ready.clone()));
+    let admin = tokio::spawn(admin_server(
+        admin_addr,
+        Arc::new(registry),
+        ready.clone(),
+        health.clone(),
+    ));
     info!("waiting for the first lists of nodes, pods and services");
     nodes.wait_until_ready().await?;
     services.wait_until_ready().await?;
@@ -633,9 +649,12 @@ async fn lead(
 
 /// A reflector whose store the reconcilers read and whose events can trigger controllers.
 /// The watch runs in its own task so the store stays current whoever polls the events.
+/// Watch errors (an RBAC 403, a dropped connection) are logged and make `/ready` fail until
+/// the watch lists again; the watcher's backoff retries them.
 fn shared_reflector<K>(
     api: Api<K>,
     config: watcher::Config,
+    health: &Arc<controllers::WatchHealth>,
 ) -> (
     Store<K>,
     impl futures::Stream<Item = Arc<K>> + Clone + Send + 'static,
@@ -651,10 +670,21 @@ where
 {
     let (reader, writer) = reflector::store_shared(1024);
     let subscriber = writer.subscribe().expect("a shared store has a dispatcher");
+    let kind = format!("{}.{}", K::plural(&()), K::group(&()));
+    let health = health.clone();
     let watch = watcher(api, config.any_semantic())
         .default_backoff()
         .reflect_shared(writer)
-        .for_each(|_| futures::future::ready(()));
+        .for_each(move |event| {
+            match event {
+                Err(e) => {
+                    tracing::warn!(watch = %kind, error = %e, "watch failed; retrying");
+                    health.failing(&kind, e.to_string());
+                }
+                Ok(_) => health.recovered(&kind),
+            }
+            futures::future::ready(())
+        });
     tokio::spawn(watch);
     (reader, subscriber)
 }
@@ -662,14 +692,21 @@ where
 struct Admin {
     registry: Registry,
     ready: std::sync::atomic::AtomicBool,
+    watches: Arc<controllers::WatchHealth>,
 }
 
-/// `/live`, `/ready` (after the first lists) and `/metrics`.
-async fn admin_server(addr: SocketAddr, registry: Arc<Registry>, ready: Arc<tokio::sync::Notify>) {
+/// `/live`, `/ready` (after the first lists, while every watch works) and `/metrics`.
+async fn admin_server(
+    addr: SocketAddr,
+    registry: Arc<Registry>,
+    ready: Arc<tokio::sync::Notify>,
+    watches: Arc<controllers::WatchHealth>,
+) {
     let registry = Arc::into_inner(registry).expect("the registry has one owner");
     let state = Arc::new(Admin {
         registry,
         ready: false.into(),
+        watches,
     });
     let flag = state.clone();
     tokio::spawn(async move {
@@ -681,10 +718,12 @@ async fn admin_server(addr: SocketAddr, registry: Arc<Registry>, ready: Arc<toki
         .route(
             "/ready",
             get(|State(s): State<Arc<Admin>>| async move {
-                if s.ready.load(std::sync::atomic::Ordering::SeqCst) {
-                    (StatusCode::OK, "ok")
+                if !s.ready.load(std::sync::atomic::Ordering::SeqCst) {
+                    (StatusCode::SERVICE_UNAVAILABLE, "starting".to_string())
+                } else if let Some(why) = s.watches.first_failure() {
+                    (StatusCode::SERVICE_UNAVAILABLE, why)
                 } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "starting")
+                    (StatusCode::OK, "ok".to_string())
                 }
             }),
         )

@@ -33,30 +33,39 @@ impl Metrics {
                 Histogram::new(exponential_buckets(0.001, 2.0, 14))
             }),
         };
+        // The registry's `kubecs` prefix and the counters' `_total` are added on encoding:
+        // these are kubecs_reconciliations_total, kubecs_reconcile_failures_total and
+        // kubecs_reconcile_duration_seconds.
         registry.register(
-            "kubecs_reconciliations",
+            "reconciliations",
             "Reconciliations started",
             m.reconciliations.clone(),
         );
         registry.register(
-            "kubecs_reconcile_failures",
+            "reconcile_failures",
             "Reconciliations that failed, by error kind",
             m.failures.clone(),
         );
         registry.register(
-            "kubecs_reconcile_duration_seconds",
+            "reconcile_duration_seconds",
             "Time spent in one reconciliation",
             m.reconcile_duration.clone(),
         );
         m
     }
 
-    pub fn reconciled(&self, controller: &str) {
-        self.reconciliations
-            .get_or_create(&ControllerLabels {
-                controller: controller.into(),
-            })
-            .inc();
+    /// Counts a reconciliation and times it: the duration is observed when the returned
+    /// guard drops, however the reconcile ends.
+    #[must_use = "the duration is observed when the guard drops"]
+    pub fn reconciled(&self, controller: &str) -> ReconcileTimer {
+        let labels = ControllerLabels {
+            controller: controller.into(),
+        };
+        self.reconciliations.get_or_create(&labels).inc();
+        ReconcileTimer {
+            histogram: self.reconcile_duration.get_or_create(&labels).clone(),
+            start: std::time::Instant::now(),
+        }
     }
 
     pub fn failed(&self, controller: &str, error: &str) {
@@ -66,5 +75,43 @@ impl Metrics {
                 error: error.into(),
             })
             .inc();
+    }
+}
+
+/// Observes a reconciliation's duration when dropped.
+pub struct ReconcileTimer {
+    histogram: Histogram,
+    start: std::time::Instant,
+}
+
+impl Drop for ReconcileTimer {
+    fn drop(&mut self) {
+        self.histogram.observe(self.start.elapsed().as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_names_are_what_prometheus_expects() {
+        let mut registry = Registry::with_prefix("kubecs");
+        let m = Metrics::new(&mut registry);
+        drop(m.reconciled("service"));
+        m.failed("service", "kube");
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains("kubecs_reconciliations_total{controller=\"service\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "kubecs_reconcile_failures_total{controller=\"service\",error=\"kube\"} 1"
+            )
+        );
+        assert!(text.contains("kubecs_reconcile_duration_seconds_count{controller=\"service\"} 1"));
+        assert!(!text.contains("kubecs_kubecs_"), "{text}");
     }
 }

@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{CapacityProviderStrategyItem, Condition, Tag};
+use super::states::{ClusterState, InstanceState};
 
 /// An ECS cluster. The Nodes matched by `instanceSelector` become its container instances
 /// (a Node belongs to at most one cluster); services and tasks run on them.
@@ -101,7 +102,7 @@ pub struct EcsClusterStatus {
     pub cluster_arn: Option<String>,
     /// ACTIVE, DEPROVISIONING (being deleted) or FAILED.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
+    pub status: Option<ClusterState>,
     /// Container instances (claimed Nodes) registered to the cluster.
     #[serde(default)]
     pub registered_container_instances_count: i32,
@@ -138,7 +139,7 @@ pub struct ContainerInstanceSummary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_instance_arn: Option<String>,
     /// ACTIVE or DRAINING (cordoned).
-    pub status: String,
+    pub status: InstanceState,
     /// Whether the agent is connected: the Node is Ready.
     pub agent_connected: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]

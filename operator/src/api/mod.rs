@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod common;
 pub mod repository;
 pub mod service;
+pub mod states;
 pub mod task;
 pub mod taskdef;
 

@@ -5,6 +5,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::states::{DeploymentStatus, LifecycleStage, RolloutState, ServiceState, StopCode};
+
 use super::common::{
     CapacityProviderStrategyItem, Condition, EnabledDisabled, LaunchType, NetworkConfiguration,
     PlacementConstraint, PlacementStrategy, PropagateTags, Tag,
@@ -347,7 +349,7 @@ pub struct ServiceStatus {
     pub cluster_arn: Option<String>,
     /// ACTIVE, DRAINING or INACTIVE.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
+    pub status: Option<ServiceState>,
     /// The task definition (family:revision) of the PRIMARY deployment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_definition: Option<String>,
@@ -394,7 +396,7 @@ pub struct Deployment {
     /// The deployment id (`ecs-svc/...`).
     pub id: String,
     /// PRIMARY (the newest), ACTIVE (being replaced) or INACTIVE.
-    pub status: String,
+    pub status: DeploymentStatus,
     /// The task definition (family:revision).
     pub task_definition: String,
     #[serde(default)]
@@ -407,7 +409,7 @@ pub struct Deployment {
     pub failed_tasks: i32,
     /// IN_PROGRESS, COMPLETED or FAILED.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rollout_state: Option<String>,
+    pub rollout_state: Option<RolloutState>,
     /// Why the rollout is in that state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout_state_reason: Option<String>,
@@ -420,14 +422,14 @@ pub struct Deployment {
     /// Blue/green: SCALE_UP (green starting), BAKE_TIME (production traffic on green, blue
     /// still running), CLEAN_UP (blue stopping).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lifecycle_stage: Option<String>,
+    pub lifecycle_stage: Option<LifecycleStage>,
     /// Blue/green: when production traffic moved to this deployment (the bake starts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub production_traffic_shifted_at: Option<String>,
 }
 
 /// A task the service stopped, and why (newest first, bounded).
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StoppedTask {
     /// The task (pod) name.
@@ -436,7 +438,7 @@ pub struct StoppedTask {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment_id: Option<String>,
     /// TaskFailedToStart, EssentialContainerExited, ServiceSchedulerInitiated...
-    pub stop_code: String,
+    pub stop_code: StopCode,
     /// ECS's stoppedReason, e.g. "Essential container in task exited".
     pub stopped_reason: String,
     /// Exit codes of the containers that stopped, `name=code`.

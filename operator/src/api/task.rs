@@ -4,6 +4,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::states::{DesiredStatus, HealthStatus, LastStatus, StopCode};
+
 use super::common::{
     CapacityProviderStrategyItem, Condition, KeyValuePair, LaunchType, NetworkConfiguration,
     PlacementConstraint, PlacementStrategy, PropagateTags, Tag,
@@ -173,7 +175,7 @@ pub struct TaskStatus {
     pub task_definition: Option<String>,
     /// PROVISIONING, PENDING, RUNNING, STOPPED: the least advanced state of the run's tasks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_status: Option<String>,
+    pub last_status: Option<LastStatus>,
     /// One entry per task.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tasks: Vec<TaskInfo>,
@@ -205,16 +207,17 @@ pub struct TaskInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub availability_zone: Option<String>,
     /// PROVISIONING, PENDING, RUNNING, DEPROVISIONING, STOPPED.
-    pub last_status: String,
+    pub last_status: LastStatus,
     /// RUNNING or STOPPED.
-    pub desired_status: String,
+    pub desired_status: DesiredStatus,
+    /// HEALTHY, UNHEALTHY or UNKNOWN.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health_status: Option<String>,
+    pub health_status: Option<HealthStatus>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub containers: Vec<ContainerInfo>,
     /// TaskFailedToStart, EssentialContainerExited, UserInitiated, ServiceSchedulerInitiated...
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stop_code: Option<String>,
+    pub stop_code: Option<StopCode>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -227,13 +230,15 @@ pub struct TaskInfo {
 #[serde(rename_all = "camelCase")]
 pub struct ContainerInfo {
     pub name: String,
-    pub last_status: String,
+    /// PENDING, RUNNING or STOPPED.
+    pub last_status: LastStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// HEALTHY or UNKNOWN, for a container with a health check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health_status: Option<String>,
+    pub health_status: Option<HealthStatus>,
 }
 
 /// A failure of RunTask (ECS `Failure`).

@@ -11,6 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{Condition, KeyValuePair, Tag};
+use super::states::RevisionState;
 
 /// An ECS task definition family: the blueprint of a task (containers, resources, volumes,
 /// network mode). Every change of `spec` registers a new revision, numbered 1, 2, 3... as ECS
@@ -843,7 +844,7 @@ pub struct TaskDefinitionRevision {
     /// The revision number.
     pub revision: i64,
     /// ACTIVE or INACTIVE (deregistered: running services keep it, new ones cannot use it).
-    pub status: String,
+    pub status: RevisionState,
     /// The ControllerRevision that holds the normalised task definition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub controller_revision: Option<String>,

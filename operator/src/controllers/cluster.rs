@@ -1,6 +1,7 @@
 //! The EcsCluster controller: claims the Nodes its selector matches as container instances,
 //! reports ECS's counts, and holds deletion while services or tasks remain.
 
+use crate::api::states::ClusterState;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,7 +91,7 @@ pub async fn run(
 }
 
 async fn reconcile(cluster: Arc<EcsCluster>, ctx: Arc<Context>) -> Result<Action> {
-    ctx.metrics.reconciled(CONTROLLER);
+    let _timer = ctx.metrics.reconciled(CONTROLLER);
     let ns = cluster.namespace().unwrap_or_default();
     let api: Api<EcsCluster> = Api::namespaced(ctx.client.clone(), &ns);
     finalizer(&api, FINALIZER, cluster, |event| async {
@@ -349,7 +350,7 @@ fn build_status(
             let (r, p) = tasks_on.get(&ci.id).copied().unwrap_or_default();
             ContainerInstanceSummary {
                 container_instance_arn: Some(arn::container_instance(&ns, &name, &ci.id)),
-                status: ci.status().into(),
+                status: ci.status(),
                 agent_connected: ci.agent_connected,
                 availability_zone: ci.attributes.get("ecs.availability-zone").cloned(),
                 instance_type: ci.attributes.get("ecs.instance-type").cloned(),
@@ -412,14 +413,11 @@ fn build_status(
     }
     EcsClusterStatus {
         cluster_arn: Some(arn::cluster(&ns, &name)),
-        status: Some(
-            if deletion_blocked.is_some() {
-                "DEPROVISIONING"
-            } else {
-                "ACTIVE"
-            }
-            .into(),
-        ),
+        status: Some(if deletion_blocked.is_some() {
+            ClusterState::Deprovisioning
+        } else {
+            ClusterState::Active
+        }),
         registered_container_instances_count: owned.len() as i32,
         running_tasks_count: running,
         pending_tasks_count: pending,

@@ -51,6 +51,9 @@ pub struct Context {
     pub stopped_task_retention: std::time::Duration,
     /// The kubecs registry tasks pull from, when configured.
     pub registry_pull: Option<pullsecret::RegistryPull>,
+    /// The last status written for each object: a reconcile starts from it, not from a
+    /// store that may not have seen that write yet.
+    pub statuses: StatusMemo,
 }
 
 /// What an owner waits to see in its store (ReplicaSet-style expectations): planning on a
@@ -104,6 +107,7 @@ impl Context {
             expectations: Default::default(),
             stopped_task_retention: std::time::Duration::from_secs(3600),
             registry_pull: None,
+            statuses: StatusMemo::default(),
         }
     }
 
@@ -197,4 +201,150 @@ where
     api.patch_status(&obj.name_any(), &params, &kube::api::Patch::Apply(&patch))
         .await?;
     Ok(())
+}
+
+/// The status this operator last wrote for each object, by uid.
+///
+/// A reconcile triggered by a child's event (a pod created a moment ago) can run before the
+/// store has seen the status write of the reconcile before it. Starting from the store's
+/// copy would then write back a status without that write's events and counts (a lost
+/// "has started 6 tasks." event was seen so). Only the leader writes these statuses, so the
+/// last one written is never older than the API server's: it is the one to start from. A
+/// restarted operator has none and starts from the fresh list, which holds every write.
+#[derive(Default)]
+pub struct StatusMemo {
+    last: std::sync::Mutex<std::collections::HashMap<String, serde_json::Value>>,
+}
+
+/// Entries kept at most; past it the memo starts over (the stores are then the source).
+const STATUS_MEMO_LIMIT: usize = 20_000;
+
+impl StatusMemo {
+    /// The status to start a reconcile from: the last one written for this object, else
+    /// the store's.
+    pub fn current<S>(&self, uid: &str, stored: Option<&S>) -> S
+    where
+        S: Clone + Default + serde::de::DeserializeOwned,
+    {
+        let last = self.last.lock().expect("not poisoned").get(uid).cloned();
+        last.and_then(|v| serde_json::from_value(v).ok())
+            .or_else(|| stored.cloned())
+            .unwrap_or_default()
+    }
+
+    pub fn wrote(&self, uid: &str, status: &impl serde::Serialize) {
+        let Ok(v) = serde_json::to_value(status) else {
+            return;
+        };
+        let mut last = self.last.lock().expect("not poisoned");
+        if last.len() >= STATUS_MEMO_LIMIT && !last.contains_key(uid) {
+            last.clear();
+        }
+        last.insert(uid.to_string(), v);
+    }
+
+    /// The object is going: nothing to remember.
+    pub fn forget(&self, uid: &str) {
+        self.last.lock().expect("not poisoned").remove(uid);
+    }
+}
+
+impl Context {
+    /// Writes an object's status (server-side apply) and remembers it.
+    pub async fn write_status<K, S>(&self, obj: &K, status: &S) -> Result<()>
+    where
+        K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        S: serde::Serialize,
+    {
+        apply_status(&self.client, obj, status).await?;
+        self.statuses
+            .wrote(obj.meta().uid.as_deref().unwrap_or_default(), status);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod status_memo_tests {
+    use super::StatusMemo;
+    use crate::api::service::{ServiceEvent, ServiceStatus};
+
+    #[test]
+    fn a_reconcile_starts_from_the_last_written_status_not_a_stale_store() {
+        let memo = StatusMemo::default();
+        let stale = ServiceStatus::default();
+        // Nothing written yet: the store's copy.
+        assert_eq!(memo.current("u1", Some(&stale)), stale);
+        let written = ServiceStatus {
+            events: vec![ServiceEvent {
+                id: "1".into(),
+                created_at: "t".into(),
+                message: "(service web) has started 6 tasks: ...".into(),
+            }],
+            ..Default::default()
+        };
+        memo.wrote("u1", &written);
+        // The store has not caught up: the written status wins.
+        assert_eq!(memo.current("u1", Some(&stale)), written);
+        // Another object (a new incarnation has another uid) is not affected.
+        assert_eq!(memo.current("u2", Some(&stale)), stale);
+        memo.forget("u1");
+        assert_eq!(
+            memo.current::<ServiceStatus>("u1", None),
+            ServiceStatus::default()
+        );
+    }
+}
+
+/// Which watches are failing now (kind → last error), for readiness.
+#[derive(Default)]
+pub struct WatchHealth {
+    failing: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
+}
+
+impl WatchHealth {
+    pub fn failing(&self, kind: &str, error: String) {
+        self.failing
+            .lock()
+            .expect("not poisoned")
+            .insert(kind.to_string(), error);
+    }
+
+    pub fn recovered(&self, kind: &str) {
+        let mut failing = self.failing.lock().expect("not poisoned");
+        if !failing.is_empty() {
+            failing.remove(kind);
+        }
+    }
+
+    /// `watch KIND failing: ERROR` for the first failing watch, if any.
+    pub fn first_failure(&self) -> Option<String> {
+        let failing = self.failing.lock().expect("not poisoned");
+        failing
+            .iter()
+            .next()
+            .map(|(k, e)| format!("watch {k} failing: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod watch_health_tests {
+    use super::WatchHealth;
+
+    #[test]
+    fn a_failing_watch_is_reported_until_it_recovers() {
+        let h = WatchHealth::default();
+        assert_eq!(h.first_failure(), None);
+        h.failing("pods.", "403 Forbidden".into());
+        assert_eq!(
+            h.first_failure().as_deref(),
+            Some("watch pods. failing: 403 Forbidden")
+        );
+        h.recovered("nodes.");
+        assert!(h.first_failure().is_some());
+        h.recovered("pods.");
+        assert_eq!(h.first_failure(), None);
+    }
 }

@@ -28,11 +28,12 @@ use crate::api::common::condition as cond;
 use crate::api::service::{
     DeploymentStrategy, SchedulingStrategy, ServiceEvent, StoppedTask, ThresholdType,
 };
+use crate::api::states::ServiceState;
 use crate::api::{EcsCluster, Service, ServiceStatus, labels};
 use crate::arn;
-use crate::deploy::replica::ServiceState;
+use crate::deploy::replica::ServiceSnapshot;
 use crate::deploy::{
-    self, Bounds, Breaker, FAILED, IN_PROGRESS, ObservedTask, Plan, Strategy, breaker_threshold,
+    self, Bounds, Breaker, ObservedTask, Plan, RolloutState, Strategy, breaker_threshold,
     deployment_id, deployment_label,
 };
 use crate::placement::engine::{ScaleInRequest, service_group};
@@ -117,8 +118,10 @@ fn tasks_of(ctx: &Context, svc: &Service) -> Vec<Arc<Pod>> {
 }
 
 async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
-    ctx.metrics.reconciled(CONTROLLER);
+    let _timer = ctx.metrics.reconciled(CONTROLLER);
     if svc.meta().deletion_timestamp.is_some() {
+        ctx.statuses
+            .forget(svc.uid().as_deref().unwrap_or_default());
         // Its tasks are owned: the garbage collector stops them.
         return Ok(Action::await_change());
     }
@@ -129,7 +132,10 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
         return Ok(Action::requeue(Duration::from_millis(500)));
     }
     let cluster = cluster_name(svc.spec.cluster.as_deref()).to_string();
-    let old = svc.status.clone().unwrap_or_default();
+    let old: ServiceStatus = ctx.statuses.current(
+        svc.uid().as_deref().unwrap_or_default(),
+        svc.status.as_ref(),
+    );
     let generation = svc.metadata.generation;
 
     // The cluster must exist.
@@ -240,7 +246,7 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
         .collect();
     let seed = Timestamp::now().as_nanosecond() as u64;
     let new_id = deployment_id(seed);
-    let state = ServiceState {
+    let state = ServiceSnapshot {
         service: &name,
         bounds,
         strategy,
@@ -272,7 +278,7 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
     let mut status = ServiceStatus {
         service_arn: Some(arn::service(&ns, &cluster, &name)),
         cluster_arn: Some(arn::cluster(&ns, &cluster)),
-        status: Some("ACTIVE".into()),
+        status: Some(ServiceState::Active),
         task_definition: plan.deployments.first().map(|d| d.task_definition.clone()),
         requested_task_definition: Some(plan.trigger.clone()),
         production_deployment: plan.production.clone(),
@@ -293,7 +299,7 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
         for m in messages.drain(..) {
             publish(&ctx, &svc, &m).await;
         }
-        super::apply_status(&ctx.client, svc.as_ref(), &status).await?;
+        ctx.write_status(svc.as_ref(), &status).await?;
     }
 
     // 2. Stop, then start.
@@ -381,8 +387,8 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
     status.running_count = running;
     status.pending_count = (live - running).max(0) + created.len() as i32;
     let primary = plan.deployments.first();
-    let failed = primary.and_then(|d| d.rollout_state.as_deref()) == Some(FAILED);
-    let progressing = primary.and_then(|d| d.rollout_state.as_deref()) == Some(IN_PROGRESS);
+    let failed = primary.and_then(|d| d.rollout_state) == Some(RolloutState::Failed);
+    let progressing = primary.and_then(|d| d.rollout_state) == Some(RolloutState::InProgress);
     let conditions = vec![
         condition(
             cond::READY,
@@ -433,7 +439,7 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
         ),
     ];
     status.conditions = merge(&old.conditions, conditions);
-    super::apply_status(&ctx.client, svc.as_ref(), &status).await?;
+    ctx.write_status(svc.as_ref(), &status).await?;
     if !created.is_empty() {
         info!(service = %name, started = created.len(), "started tasks");
     }
@@ -534,7 +540,7 @@ fn record_stops(status: &mut ServiceStatus, plan: &Plan, tasks: &[ObservedTask],
                 // pod label holds only N.
                 deployment_id: (!s.deployment.is_empty())
                     .then(|| format!("ecs-svc/{}", s.deployment)),
-                stop_code: s.code.as_str().into(),
+                stop_code: s.code,
                 stopped_reason: s.reason.clone(),
                 exit_codes,
                 stopped_at: now.into(),
@@ -621,7 +627,7 @@ async fn refuse(
             ),
         ],
     );
-    super::apply_status(&ctx.client, svc, &status).await?;
+    ctx.write_status(svc, &status).await?;
     if old.conditions.iter().all(|c| c.message != message) {
         let ev = Event {
             type_: EventType::Warning,

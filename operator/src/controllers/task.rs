@@ -21,6 +21,7 @@ use super::conditions::{condition, merge};
 use super::launch::{self, INACTIVE, TASK_GROUP_LABEL};
 use super::{Context, Error, Result};
 use crate::api::common::{LaunchType, condition as cond};
+use crate::api::states::DesiredStatus;
 use crate::api::task::{Failure, TaskInfo, TaskStatus};
 use crate::api::{EcsCluster, Task, labels};
 use crate::deploy::{self, LastStatus};
@@ -61,14 +62,19 @@ fn pod_name(task: &str, i: usize) -> String {
 }
 
 async fn reconcile(task: Arc<Task>, ctx: Arc<Context>) -> Result<Action> {
-    ctx.metrics.reconciled(CONTROLLER);
+    let _timer = ctx.metrics.reconciled(CONTROLLER);
     if task.meta().deletion_timestamp.is_some() {
+        ctx.statuses
+            .forget(task.uid().as_deref().unwrap_or_default());
         return Ok(Action::await_change());
     }
     let ns = task.namespace().unwrap_or_default();
     let name = task.name_any();
     let cluster = cluster_name(task.spec.cluster.as_deref()).to_string();
-    let old = task.status.clone().unwrap_or_default();
+    let old: TaskStatus = ctx.statuses.current(
+        task.uid().as_deref().unwrap_or_default(),
+        task.status.as_ref(),
+    );
     let generation = task.metadata.generation;
     let mut status = TaskStatus {
         observed_generation: generation,
@@ -86,8 +92,8 @@ async fn reconcile(task: Arc<Task>, ctx: Arc<Context>) -> Result<Action> {
                     .map(|n| TaskInfo {
                         task_id: n.clone(),
                         pod_name: Some(n.clone()),
-                        last_status: "PROVISIONING".into(),
-                        desired_status: "RUNNING".into(),
+                        last_status: LastStatus::Provisioning,
+                        desired_status: DesiredStatus::Running,
                         ..Default::default()
                     })
                     .collect();
@@ -100,7 +106,7 @@ async fn reconcile(task: Arc<Task>, ctx: Arc<Context>) -> Result<Action> {
                         condition(cond::DEGRADED, true, reason, msg.clone(), generation),
                     ],
                 );
-                super::apply_status(&ctx.client, task.as_ref(), &status).await?;
+                ctx.write_status(task.as_ref(), &status).await?;
                 if old.conditions.iter().all(|c| c.message != msg) {
                     publish(&ctx, &task, EventType::Warning, reason, &msg).await;
                 }
@@ -122,10 +128,10 @@ async fn reconcile(task: Arc<Task>, ctx: Arc<Context>) -> Result<Action> {
     let mut stop_now = Vec::new();
     for info in status.tasks.iter_mut() {
         let Some(pod) = pods.get(&info.task_id) else {
-            if info.last_status != "STOPPED" && launched {
+            if info.last_status != LastStatus::Stopped && launched {
                 // The pod vanished (node gone, deleted by hand): the task stopped.
-                info.last_status = "STOPPED".into();
-                info.desired_status = "STOPPED".into();
+                info.last_status = LastStatus::Stopped;
+                info.desired_status = DesiredStatus::Stopped;
                 info.stopped_reason
                     .get_or_insert_with(|| "Task stopped: its pod was deleted.".into());
                 info.stopped_at.get_or_insert_with(|| now.clone());
@@ -139,8 +145,8 @@ async fn reconcile(task: Arc<Task>, ctx: Arc<Context>) -> Result<Action> {
             t.uid.replace('-', "")
         ));
         info.container_instance = t.node.clone();
-        info.last_status = t.last_status.as_str().into();
-        info.health_status = Some(t.health.as_str().into());
+        info.last_status = t.last_status;
+        info.health_status = Some(t.health);
         if !t.containers.is_empty() {
             info.containers = t.containers.clone();
         }
@@ -149,8 +155,8 @@ async fn reconcile(task: Arc<Task>, ctx: Arc<Context>) -> Result<Action> {
             .and_then(|s| Timestamp::from_second(s).ok())
             .map(|s| s.to_string());
         if let Some(cause) = &t.stop {
-            info.desired_status = "STOPPED".into();
-            info.stop_code = Some(cause.code.as_str().into());
+            info.desired_status = DesiredStatus::Stopped;
+            info.stop_code = Some(cause.code);
             info.stopped_reason = Some(cause.reason.clone());
             if t.last_status == LastStatus::Stopped {
                 info.stopped_at.get_or_insert_with(|| now.clone());
@@ -163,24 +169,20 @@ async fn reconcile(task: Arc<Task>, ctx: Arc<Context>) -> Result<Action> {
     for (n, uid) in &stop_now {
         launch::stop(&ctx, &ns, n, uid).await?;
     }
-    let least = status
-        .tasks
-        .iter()
-        .map(|t| rank(&t.last_status))
-        .min()
-        .unwrap_or(4);
+    // The run's state is its least advanced task's (ECS's lifecycle order).
     status.last_status = Some(
-        [
-            "PROVISIONING",
-            "PENDING",
-            "RUNNING",
-            "DEPROVISIONING",
-            "STOPPED",
-        ][least.min(4)]
-        .into(),
+        status
+            .tasks
+            .iter()
+            .map(|t| t.last_status)
+            .min()
+            .unwrap_or(LastStatus::Stopped),
     );
-    let all_stopped =
-        !status.tasks.is_empty() && status.tasks.iter().all(|t| t.last_status == "STOPPED");
+    let all_stopped = !status.tasks.is_empty()
+        && status
+            .tasks
+            .iter()
+            .all(|t| t.last_status == LastStatus::Stopped);
     let ok = status.failures.is_empty();
     status.conditions = merge(
         &old.conditions,
@@ -188,14 +190,17 @@ async fn reconcile(task: Arc<Task>, ctx: Arc<Context>) -> Result<Action> {
             condition(
                 cond::READY,
                 ok && !status.tasks.is_empty()
-                    && status.tasks.iter().all(|t| t.last_status == "RUNNING"),
-                status.last_status.as_deref().unwrap_or_default(),
+                    && status
+                        .tasks
+                        .iter()
+                        .all(|t| t.last_status == LastStatus::Running),
+                status.last_status.unwrap_or_default().as_str(),
                 format!(
                     "{} of {} tasks RUNNING.",
                     status
                         .tasks
                         .iter()
-                        .filter(|t| t.last_status == "RUNNING")
+                        .filter(|t| t.last_status == LastStatus::Running)
                         .count(),
                     task.spec.count.unwrap_or(1)
                 ),
@@ -216,7 +221,7 @@ async fn reconcile(task: Arc<Task>, ctx: Arc<Context>) -> Result<Action> {
         ],
     );
     if status != old {
-        super::apply_status(&ctx.client, task.as_ref(), &status).await?;
+        ctx.write_status(task.as_ref(), &status).await?;
     }
     if all_stopped || (status.tasks.is_empty() && !status.failures.is_empty()) {
         // Finished runs stay visible for the retention time, then go (their pods with them).
@@ -237,16 +242,6 @@ async fn reconcile(task: Arc<Task>, ctx: Arc<Context>) -> Result<Action> {
         return Ok(Action::requeue(Duration::from_secs(left.max(1) as u64)));
     }
     Ok(Action::requeue(Duration::from_secs(5)))
-}
-
-fn rank(s: &str) -> usize {
-    match s {
-        "PROVISIONING" => 0,
-        "PENDING" => 1,
-        "RUNNING" => 2,
-        "DEPROVISIONING" => 3,
-        _ => 4,
-    }
 }
 
 type Launched = (String, Vec<String>, Vec<Failure>);

@@ -2,6 +2,7 @@
 //! stored as a ControllerRevision numbered 1, 2, 3... like ECS. Revisions are deregistered
 //! (INACTIVE) by annotating their ControllerRevision `ecs.kubecs.io/status: INACTIVE`.
 
+use crate::api::states::RevisionState;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -117,7 +118,7 @@ fn error_policy(_td: Arc<TaskDefinition>, err: &Error, ctx: Arc<Context>) -> Act
 }
 
 async fn reconcile(td: Arc<TaskDefinition>, ctx: Arc<Context>) -> Result<Action> {
-    ctx.metrics.reconciled(CONTROLLER);
+    let _timer = ctx.metrics.reconciled(CONTROLLER);
     let ns = td.namespace().unwrap_or_default();
     let name = td.name_any();
     let uid = td.uid().unwrap_or_default();
@@ -317,11 +318,10 @@ async fn write_status(
         .map(|cr| TaskDefinitionRevision {
             revision: cr.revision.unwrap_or_default(),
             status: if stored_revision(cr).active {
-                "ACTIVE"
+                RevisionState::Active
             } else {
-                "INACTIVE"
-            }
-            .into(),
+                RevisionState::Inactive
+            },
             controller_revision: Some(cr.name_any()),
             registered_at: cr
                 .metadata

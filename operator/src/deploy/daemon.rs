@@ -5,16 +5,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::replica::{Prepared, ServiceState, prepare};
+use super::replica::{Prepared, ServiceSnapshot, prepare};
 use super::task::StopCode;
 use super::{
-    COMPLETED, FAILED, IN_PROGRESS, LastStatus, Launch, ObservedTask, Plan, StopTask,
-    deployment_label, task_list,
+    LastStatus, Launch, ObservedTask, Plan, RolloutState, StopTask, deployment_label, task_list,
 };
 
 /// Plans one step. `eligible`: the claimed, connected, not draining instances that meet the
 /// service's constraints.
-pub fn plan(s: &ServiceState, eligible: &[String]) -> Plan {
+pub fn plan(s: &ServiceSnapshot, eligible: &[String]) -> Plan {
     let svc = s.service;
     let Prepared {
         mut deps,
@@ -24,7 +23,7 @@ pub fn plan(s: &ServiceState, eligible: &[String]) -> Plan {
         ..
     } = prepare(s);
     let primary = deployment_label(&deps[0].id).to_string();
-    let primary_failed = deps[0].rollout_state.as_deref() == Some(FAILED);
+    let primary_failed = deps[0].rollout_state == Some(RolloutState::Failed);
     let eligible: BTreeSet<&str> = eligible.iter().map(String::as_str).collect();
     let reason = format!("Scaling activity initiated by (deployment {})", deps[0].id);
 
@@ -123,13 +122,13 @@ pub fn plan(s: &ServiceState, eligible: &[String]) -> Plan {
         .filter(|t| t.deployment != primary && t.holds_place())
         .count();
     let quiet = launch.is_empty() && stops.is_empty();
-    if deps[0].rollout_state.as_deref() == Some(IN_PROGRESS)
+    if deps[0].rollout_state == Some(RolloutState::InProgress)
         && quiet
         && others == 0
         && p_healthy == eligible.len()
     {
         let id = deps[0].id.clone();
-        deps[0].rollout_state = Some(COMPLETED.into());
+        deps[0].rollout_state = Some(RolloutState::Completed);
         deps[0].rollout_state_reason = Some(format!("ECS deployment {id} completed."));
         deps[0].updated_at = Some(s.now_rfc3339.into());
         deps.truncate(1);
@@ -138,7 +137,7 @@ pub fn plan(s: &ServiceState, eligible: &[String]) -> Plan {
         ));
     }
     let steady = deps.len() == 1
-        && deps[0].rollout_state.as_deref() == Some(COMPLETED)
+        && deps[0].rollout_state == Some(RolloutState::Completed)
         && quiet
         && p_healthy == eligible.len();
     Plan {
@@ -157,7 +156,7 @@ mod tests {
     use super::super::{Bounds, Strategy, deployment_id};
     use super::*;
     use crate::deploy::Health;
-    use crate::deploy::replica::ServiceState;
+    use crate::deploy::replica::ServiceSnapshot;
 
     struct World {
         deployments: Vec<crate::api::service::Deployment>,
@@ -174,7 +173,7 @@ mod tests {
             let counted = BTreeSet::new();
             let eligible: Vec<String> = nodes.iter().map(|n| n.to_string()).collect();
             let plan = {
-                let s = ServiceState {
+                let s = ServiceSnapshot {
                     service: "agent",
                     bounds: Bounds {
                         desired: nodes.len() as i32,

@@ -12,17 +12,12 @@ pub mod daemon;
 pub mod replica;
 pub mod task;
 
-pub use task::{Health, LastStatus, ObservedTask, StopCause, StopCode, observe};
+pub use crate::api::states::{
+    DeploymentStatus, HealthStatus as Health, LastStatus, LifecycleStage, RolloutState, StopCode,
+};
+pub use task::{ObservedTask, StopCause, observe};
 
 use crate::api::service::Deployment;
-
-/// ECS's deployment statuses.
-pub const PRIMARY: &str = "PRIMARY";
-pub const ACTIVE: &str = "ACTIVE";
-/// ECS's rollout states.
-pub const IN_PROGRESS: &str = "IN_PROGRESS";
-pub const COMPLETED: &str = "COMPLETED";
-pub const FAILED: &str = "FAILED";
 
 /// How a service replaces tasks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,19 +5,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::task::{StopCode, reasons};
 use super::{
-    ACTIVE, Bounds, Breaker, COMPLETED, FAILED, IN_PROGRESS, Launch, ObservedTask, PRIMARY, Plan,
+    Bounds, Breaker, DeploymentStatus, Launch, LifecycleStage, ObservedTask, Plan, RolloutState,
     StopTask, Strategy, deployment_label, task_list,
 };
 use crate::api::service::Deployment;
 
-/// Blue/green lifecycle stages (ECS's names).
-pub const SCALE_UP: &str = "SCALE_UP";
-pub const BAKE_TIME: &str = "BAKE_TIME";
-pub const CLEAN_UP: &str = "CLEAN_UP";
-
-/// Everything the planner reads.
+/// Everything the planner reads: the service as the stores show it now.
 #[derive(Clone, Debug)]
-pub struct ServiceState<'a> {
+pub struct ServiceSnapshot<'a> {
     pub service: &'a str,
     pub bounds: Bounds,
     pub strategy: Strategy,
@@ -43,9 +38,9 @@ pub struct ServiceState<'a> {
 fn new_deployment(id: &str, task_definition: &str, now: &str, reason: String) -> Deployment {
     Deployment {
         id: id.into(),
-        status: PRIMARY.into(),
+        status: DeploymentStatus::Primary,
         task_definition: task_definition.into(),
-        rollout_state: Some(IN_PROGRESS.into()),
+        rollout_state: Some(RolloutState::InProgress),
         rollout_state_reason: Some(reason),
         created_at: Some(now.into()),
         updated_at: Some(now.into()),
@@ -57,8 +52,8 @@ fn in_progress_reason(id: &str) -> String {
     format!("ECS deployment {id} in progress.")
 }
 
-fn set_rollout(d: &mut Deployment, state: &str, reason: String, now: &str) {
-    d.rollout_state = Some(state.into());
+fn set_rollout(d: &mut Deployment, state: RolloutState, reason: String, now: &str) {
+    d.rollout_state = Some(state);
     d.rollout_state_reason = Some(reason);
     d.updated_at = Some(now.into());
 }
@@ -71,7 +66,7 @@ fn rfc3339_seconds(s: &str) -> Option<i64> {
 
 /// Plans one step. `choose(candidates, n)` picks `n` healthy tasks to stop among
 /// `candidates` (the Service controller uses the placement engine's scale-in rules).
-pub(super) fn prepare<'a>(s: &'a ServiceState) -> Prepared<'a> {
+pub(super) fn prepare<'a>(s: &'a ServiceSnapshot) -> Prepared<'a> {
     let svc = s.service;
     let now = s.now_rfc3339;
     let mut deps: Vec<Deployment> = s.deployments.to_vec();
@@ -90,7 +85,7 @@ pub(super) fn prepare<'a>(s: &'a ServiceState) -> Prepared<'a> {
         used_new_id = true;
     } else if s.trigger != Some(s.target) && deps[0].task_definition != s.target {
         let blue_back = matches!(s.strategy, Strategy::BlueGreen { .. })
-            && deps[0].rollout_state.as_deref() == Some(IN_PROGRESS)
+            && deps[0].rollout_state == Some(RolloutState::InProgress)
             && deps.len() > 1
             && deps[1].task_definition == s.target
             && s.tasks
@@ -100,14 +95,14 @@ pub(super) fn prepare<'a>(s: &'a ServiceState) -> Prepared<'a> {
             // Blue/green rollback during the bake: blue is live and still (or again) takes
             // production traffic; green is abandoned.
             let mut green = deps.remove(0);
-            green.status = ACTIVE.into();
+            green.status = DeploymentStatus::Active;
             set_rollout(
                 &mut green,
-                FAILED,
+                RolloutState::Failed,
                 format!("Rolled back to deployment {}.", deps[0].id),
                 now,
             );
-            deps[0].status = PRIMARY.into();
+            deps[0].status = DeploymentStatus::Primary;
             production = Some(deps[0].id.clone());
             events.push(format!(
                 "(service {svc}) rolled back to deployment {}: production traffic is on it.",
@@ -116,7 +111,7 @@ pub(super) fn prepare<'a>(s: &'a ServiceState) -> Prepared<'a> {
             deps.insert(1, green);
         } else {
             for d in deps.iter_mut() {
-                d.status = ACTIVE.into();
+                d.status = DeploymentStatus::Active;
             }
             deps.insert(
                 0,
@@ -146,7 +141,7 @@ pub(super) fn prepare<'a>(s: &'a ServiceState) -> Prepared<'a> {
         if let Some(cause) = &t.stop {
             let counted = cause.failure
                 && !s.counted.contains(&t.name)
-                && idx.is_some_and(|i| deps[i].rollout_state.as_deref() == Some(IN_PROGRESS));
+                && idx.is_some_and(|i| deps[i].rollout_state == Some(RolloutState::InProgress));
             if counted {
                 deps[idx.unwrap()].failed_tasks += 1;
             }
@@ -195,13 +190,13 @@ pub(super) fn prepare<'a>(s: &'a ServiceState) -> Prepared<'a> {
 
     // 3. The circuit breaker.
     if let Some(b) = s.breaker
-        && deps[0].rollout_state.as_deref() == Some(IN_PROGRESS)
+        && deps[0].rollout_state == Some(RolloutState::InProgress)
         && deps[0].failed_tasks >= b.threshold
     {
         let failed_id = deps[0].id.clone();
         set_rollout(
             &mut deps[0],
-            FAILED,
+            RolloutState::Failed,
             "ECS deployment circuit breaker: tasks failed to start.".into(),
             now,
         );
@@ -210,7 +205,7 @@ pub(super) fn prepare<'a>(s: &'a ServiceState) -> Prepared<'a> {
         ));
         let good = deps[1..]
             .iter()
-            .find(|d| d.rollout_state.as_deref() == Some(COMPLETED))
+            .find(|d| d.rollout_state == Some(RolloutState::Completed))
             .cloned();
         if b.rollback
             && let Some(good) = good
@@ -219,13 +214,13 @@ pub(super) fn prepare<'a>(s: &'a ServiceState) -> Prepared<'a> {
                 // Blue still runs: it takes (keeps) production traffic again.
                 let pos = deps.iter().position(|d| d.id == good.id).unwrap();
                 let mut blue = deps.remove(pos);
-                blue.status = PRIMARY.into();
-                deps[0].status = ACTIVE.into();
+                blue.status = DeploymentStatus::Primary;
+                deps[0].status = DeploymentStatus::Active;
                 production = Some(blue.id.clone());
                 deps.insert(0, blue);
             } else if !used_new_id {
                 for d in deps.iter_mut() {
-                    d.status = ACTIVE.into();
+                    d.status = DeploymentStatus::Active;
                 }
                 deps.insert(
                     0,
@@ -267,7 +262,7 @@ pub(super) struct Prepared<'a> {
 /// Plans one step. `choose(candidates, n)` picks `n` healthy tasks to stop among
 /// `candidates` (the Service controller uses the placement engine's scale-in rules).
 pub fn plan(
-    s: &ServiceState,
+    s: &ServiceSnapshot,
     choose: &mut dyn FnMut(&[&ObservedTask], usize) -> Vec<String>,
 ) -> Plan {
     let svc = s.service;
@@ -299,7 +294,7 @@ pub fn plan(
     let p_healthy = p_live.iter().filter(|t| t.is_healthy()).count() as i32;
     let p_stable = p_live.iter().filter(|t| t.is_stable(s.now)).count() as i32;
     let desired = s.bounds.desired.max(0);
-    let primary_failed = deps[0].rollout_state.as_deref() == Some(FAILED);
+    let primary_failed = deps[0].rollout_state == Some(RolloutState::Failed);
     let blue_green = match s.strategy {
         Strategy::BlueGreen { bake_seconds } => Some(bake_seconds),
         Strategy::Rolling => None,
@@ -340,11 +335,11 @@ pub fn plan(
     // Old tasks: rolling stops them as the healthy floor allows (not after a failed rollout
     // with nothing to roll back to: they are all that serves). Blue/green keeps the
     // production (blue) tasks until clean-up and stops every other old task at once.
-    let cleaning_up = deps[0].lifecycle_stage.as_deref() == Some(CLEAN_UP);
+    let cleaning_up = deps[0].lifecycle_stage == Some(LifecycleStage::CleanUp);
     // Blue: the last COMPLETED deployment, serving until green has baked.
     let blue_label = deps[1..]
         .iter()
-        .find(|d| d.rollout_state.as_deref() == Some(COMPLETED))
+        .find(|d| d.rollout_state == Some(RolloutState::Completed))
         .map(label_of);
     let old: Vec<&ObservedTask> = live
         .iter()
@@ -382,16 +377,15 @@ pub fn plan(
 
     // 6. Blue/green stages: shift production once green is healthy, clean up after the bake.
     if let Some(bake) = blue_green
-        && deps[0].rollout_state.as_deref() == Some(IN_PROGRESS)
+        && deps[0].rollout_state == Some(RolloutState::InProgress)
         && deps.len() > 1
     {
-        let stage = deps[0].lifecycle_stage.clone();
-        match stage.as_deref() {
-            None | Some(SCALE_UP) => {
-                deps[0].lifecycle_stage = Some(SCALE_UP.into());
+        match deps[0].lifecycle_stage {
+            None | Some(LifecycleStage::ScaleUp) => {
+                deps[0].lifecycle_stage = Some(LifecycleStage::ScaleUp);
                 if p_stable >= desired {
                     production = Some(deps[0].id.clone());
-                    deps[0].lifecycle_stage = Some(BAKE_TIME.into());
+                    deps[0].lifecycle_stage = Some(LifecycleStage::BakeTime);
                     deps[0].production_traffic_shifted_at = Some(now.into());
                     events.push(format!(
                         "(service {svc}) (deployment {}) production traffic shifted to the new tasks.",
@@ -399,14 +393,14 @@ pub fn plan(
                     ));
                 }
             }
-            Some(BAKE_TIME) => {
+            Some(LifecycleStage::BakeTime) => {
                 let shifted = deps[0]
                     .production_traffic_shifted_at
                     .as_deref()
                     .and_then(rfc3339_seconds)
                     .unwrap_or(s.now);
                 if s.now - shifted >= bake {
-                    deps[0].lifecycle_stage = Some(CLEAN_UP.into());
+                    deps[0].lifecycle_stage = Some(LifecycleStage::CleanUp);
                 }
             }
             _ => {}
@@ -436,8 +430,8 @@ pub fn plan(
         }
         d.running_count = running;
         d.pending_count = pending;
-        d.desired_count = if d.status == PRIMARY {
-            if d.rollout_state.as_deref() == Some(FAILED) {
+        d.desired_count = if d.status == DeploymentStatus::Primary {
+            if d.rollout_state == Some(RolloutState::Failed) {
                 running + pending
             } else {
                 desired
@@ -446,10 +440,10 @@ pub fn plan(
             running + pending
         };
     }
-    let complete = deps[0].rollout_state.as_deref() == Some(IN_PROGRESS)
+    let complete = deps[0].rollout_state == Some(RolloutState::InProgress)
         && (blue_green.is_none()
             || deps.len() == 1
-            || deps[0].lifecycle_stage.as_deref() == Some(CLEAN_UP))
+            || deps[0].lifecycle_stage == Some(LifecycleStage::CleanUp))
         && p_stable == desired
         && p_live.len() as i32 == desired
         && launched == 0
@@ -459,7 +453,7 @@ pub fn plan(
         let id = deps[0].id.clone();
         set_rollout(
             &mut deps[0],
-            COMPLETED,
+            RolloutState::Completed,
             format!("ECS deployment {id} completed."),
             now,
         );
@@ -474,10 +468,10 @@ pub fn plan(
     }
     // Drained old deployments leave the list, except the one a rollback would return to.
     if deps.len() > 1 {
-        let primary_in_progress = deps[0].rollout_state.as_deref() == Some(IN_PROGRESS);
+        let primary_in_progress = deps[0].rollout_state == Some(RolloutState::InProgress);
         let keep_for_rollback = deps[1..]
             .iter()
-            .find(|d| d.rollout_state.as_deref() == Some(COMPLETED))
+            .find(|d| d.rollout_state == Some(RolloutState::Completed))
             .map(|d| d.id.clone());
         let holding: BTreeSet<&str> = s
             .tasks
@@ -493,7 +487,7 @@ pub fn plan(
         deps.insert(0, first);
     }
     let steady = deps.len() == 1
-        && deps[0].rollout_state.as_deref() == Some(COMPLETED)
+        && deps[0].rollout_state == Some(RolloutState::Completed)
         && p_healthy == desired
         && p_live.len() as i32 == desired
         && launched == 0
@@ -503,7 +497,7 @@ pub fn plan(
     } else if production.is_none() {
         production = deps
             .iter()
-            .find(|d| d.rollout_state.as_deref() == Some(COMPLETED))
+            .find(|d| d.rollout_state == Some(RolloutState::Completed))
             .map(|d| d.id.clone());
     }
     Plan {

@@ -6,73 +6,7 @@ use k8s_openapi::api::core::v1::{ContainerStatus, Pod, Probe};
 use crate::api::task::ContainerInfo;
 use crate::taskdef::annotations;
 
-/// ECS's task lifecycle, as far as kubecs can see it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum LastStatus {
-    /// Not yet on an instance (Fargate tasks waiting for kube-scheduler).
-    Provisioning,
-    /// On an instance, containers not all started.
-    Pending,
-    /// Every essential container runs.
-    Running,
-    /// Being stopped (the pod is terminating).
-    Deprovisioning,
-    /// Stopped: the pod finished, or an essential container stopped.
-    Stopped,
-}
-
-impl LastStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LastStatus::Provisioning => "PROVISIONING",
-            LastStatus::Pending => "PENDING",
-            LastStatus::Running => "RUNNING",
-            LastStatus::Deprovisioning => "DEPROVISIONING",
-            LastStatus::Stopped => "STOPPED",
-        }
-    }
-}
-
-/// ECS's task health.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Health {
-    /// Every essential container with a health check passes it.
-    Healthy,
-    /// An essential container failed its health check past its grace time.
-    Unhealthy,
-    /// No health check, or not decided yet.
-    Unknown,
-}
-
-impl Health {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Health::Healthy => "HEALTHY",
-            Health::Unhealthy => "UNHEALTHY",
-            Health::Unknown => "UNKNOWN",
-        }
-    }
-}
-
-/// ECS's stop codes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StopCode {
-    TaskFailedToStart,
-    EssentialContainerExited,
-    ServiceSchedulerInitiated,
-    UserInitiated,
-}
-
-impl StopCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StopCode::TaskFailedToStart => "TaskFailedToStart",
-            StopCode::EssentialContainerExited => "EssentialContainerExited",
-            StopCode::ServiceSchedulerInitiated => "ServiceSchedulerInitiated",
-            StopCode::UserInitiated => "UserInitiated",
-        }
-    }
-}
+pub use crate::api::states::{HealthStatus as Health, LastStatus, StopCode};
 
 /// Why a task stopped, or must be stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -311,19 +245,23 @@ pub fn observe(pod: &Pod, now: i64, grace: i64) -> ObservedTask {
             ContainerInfo {
                 name: c.name.clone(),
                 last_status: if term.is_some() {
-                    "STOPPED"
+                    LastStatus::Stopped
                 } else if state.and_then(|s| s.running.as_ref()).is_some() {
-                    "RUNNING"
+                    LastStatus::Running
                 } else {
-                    "PENDING"
-                }
-                .into(),
+                    LastStatus::Pending
+                },
                 exit_code: term.map(|t| t.exit_code),
                 reason: term
                     .and_then(|t| t.reason.clone())
                     .or_else(|| state.and_then(|s| s.waiting.as_ref()?.reason.clone())),
-                health_status: probe_of(&c.name)
-                    .map(|_| if c.ready { "HEALTHY" } else { "UNKNOWN" }.to_string()),
+                health_status: probe_of(&c.name).map(|_| {
+                    if c.ready {
+                        Health::Healthy
+                    } else {
+                        Health::Unknown
+                    }
+                }),
             }
         })
         .collect();

@@ -144,8 +144,13 @@ impl ContainerInstance {
     }
 
     /// ECS's status of the instance.
-    pub fn status(&self) -> &'static str {
-        if self.draining { "DRAINING" } else { "ACTIVE" }
+    pub fn status(&self) -> crate::api::states::InstanceState {
+        use crate::api::states::InstanceState;
+        if self.draining {
+            InstanceState::Draining
+        } else {
+            InstanceState::Active
+        }
     }
 }
 
@@ -308,7 +313,7 @@ mod tests {
         assert_eq!(ci.registered_cpu, 2048);
         assert_eq!(ci.registered_memory, 8192);
         assert!(ci.agent_connected);
-        assert_eq!(ci.status(), "DRAINING");
+        assert_eq!(ci.status(), crate::api::states::InstanceState::Draining);
         assert_eq!(ci.attributes["ecs.availability-zone"], "us-east-1a");
         assert_eq!(ci.attributes["ecs.instance-type"], "m5.large");
         assert_eq!(ci.attributes["ecs.cpu-architecture"], "x86_64");

@@ -80,7 +80,7 @@ impl Sim {
         let now = k8s_openapi::jiff::Timestamp::from_second(self.now)
             .unwrap()
             .to_string();
-        let state = ServiceState {
+        let state = ServiceSnapshot {
             service: "web",
             bounds: self.bounds,
             strategy: self.strategy,
@@ -180,13 +180,13 @@ fn a_new_service_starts_desired_tasks_and_reaches_a_steady_state() {
     let mut sim = Sim::new(3, 100, 200);
     let first = sim.step();
     assert_eq!(first.launch[0].count, 3);
-    assert_eq!(first.deployments[0].status, PRIMARY);
+    assert_eq!(first.deployments[0].status, DeploymentStatus::Primary);
     assert_eq!(
-        first.deployments[0].rollout_state.as_deref(),
-        Some(IN_PROGRESS)
+        first.deployments[0].rollout_state,
+        Some(RolloutState::InProgress)
     );
     sim.run_until_steady(5);
-    assert_eq!(sim.primary().rollout_state.as_deref(), Some(COMPLETED));
+    assert_eq!(sim.primary().rollout_state, Some(RolloutState::Completed));
     assert!(
         sim.events
             .iter()
@@ -316,7 +316,7 @@ fn circuit_breaker_counts_each_failed_task_once() {
         sim.step();
     }
     let p = sim.primary();
-    assert_eq!(p.rollout_state.as_deref(), Some(FAILED));
+    assert_eq!(p.rollout_state, Some(RolloutState::Failed));
     assert_eq!(
         p.rollout_state_reason.as_deref(),
         Some("ECS deployment circuit breaker: tasks failed to start.")
@@ -343,14 +343,14 @@ fn a_retried_stop_is_not_counted_twice() {
     };
     let deps = vec![Deployment {
         id: "ecs-svc/0000000000000000001".into(),
-        status: PRIMARY.into(),
+        status: DeploymentStatus::Primary,
         task_definition: "web:1".into(),
-        rollout_state: Some(IN_PROGRESS.into()),
+        rollout_state: Some(RolloutState::InProgress),
         ..Default::default()
     }];
     let counted: BTreeSet<String> = ["web-9".to_string()].into();
     let tasks = [failed];
-    let state = ServiceState {
+    let state = ServiceSnapshot {
         service: "web",
         bounds: Bounds {
             desired: 1,
@@ -418,7 +418,10 @@ fn blue_green_rollback_during_bake_puts_production_back_on_blue() {
     for _ in 0..4 {
         sim.step();
     }
-    assert_eq!(sim.primary().lifecycle_stage.as_deref(), Some(BAKE_TIME));
+    assert_eq!(
+        sim.primary().lifecycle_stage,
+        Some(LifecycleStage::BakeTime)
+    );
     sim.target = "web:1".into();
     sim.step();
     assert_eq!(sim.production.as_deref(), Some(blue.as_str()));
@@ -433,9 +436,9 @@ fn tasks_that_just_started_do_not_complete_a_rollout() {
     let id = "ecs-svc/0000000000000000001";
     let deps = vec![Deployment {
         id: id.into(),
-        status: PRIMARY.into(),
+        status: DeploymentStatus::Primary,
         task_definition: "web:1".into(),
-        rollout_state: Some(IN_PROGRESS.into()),
+        rollout_state: Some(RolloutState::InProgress),
         ..Default::default()
     }];
     let now = 1_000;
@@ -444,7 +447,7 @@ fn tasks_that_just_started_do_not_complete_a_rollout() {
         ..task("web-1", id, LastStatus::Running)
     };
     let counted = BTreeSet::new();
-    let mut state = ServiceState {
+    let mut state = ServiceSnapshot {
         service: "web",
         bounds: Bounds {
             desired: 1,
@@ -467,8 +470,14 @@ fn tasks_that_just_started_do_not_complete_a_rollout() {
         c.iter().take(n).map(|t| t.name.clone()).collect()
     };
     let p = plan(&state, &mut first);
-    assert_eq!(p.deployments[0].rollout_state.as_deref(), Some(IN_PROGRESS));
+    assert_eq!(
+        p.deployments[0].rollout_state,
+        Some(RolloutState::InProgress)
+    );
     state.now = now + crate::deploy::task::STABLE_SECONDS;
     let p = plan(&state, &mut first);
-    assert_eq!(p.deployments[0].rollout_state.as_deref(), Some(COMPLETED));
+    assert_eq!(
+        p.deployments[0].rollout_state,
+        Some(RolloutState::Completed)
+    );
 }

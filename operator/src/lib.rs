@@ -1,7 +1,9 @@
 //! kubecs: Amazon ECS and ECR semantics on any Kubernetes cluster.
 //!
-//! The pure decision modules (`api`, `taskdef`, `placement`, `ecr`, and later `deploy`)
-//! never talk to the API server; `controllers` reads, plans with them, applies and reports.
+//! The pure decision modules (`api`, `taskdef`, `placement`, `deploy`, `ecr`) never talk to
+//! the API server; `controllers` reads the stores, plans with them, applies and reports, and
+//! `registry` serves the OCI distribution API over its storage backends. operator/ARCHITECTURE.md
+//! draws the data flow.
 
 // kube's `#[kube(printcolumn(...))]` repeats keys like `type_` across columns, which
 // clippy's duplicated_attributes lint misreads as duplicates.

@@ -449,3 +449,59 @@ fn describe_output_keeps_its_revision() {
     assert_eq!(parsed.revision, Some(12));
     assert_eq!(parsed.spec.family.as_deref(), Some("redis-cache"));
 }
+
+/// Golden files: the pod every corpus task definition renders to, as YAML, in
+/// `operator/tests/golden/`. Any change of a rendered pod fails here until it is reviewed and
+/// the files are written again with `KUBECS_UPDATE_GOLDEN=1 cargo test --test render_corpus`.
+#[test]
+fn rendered_pods_match_their_golden_files() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let update = std::env::var_os("KUBECS_UPDATE_GOLDEN").is_some();
+    if update {
+        std::fs::create_dir_all(&dir).unwrap();
+    }
+    let mut differ = Vec::new();
+    for (file, text) in corpus() {
+        let parsed = input::parse_task_definition(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let family = parsed.spec.family.clone().unwrap_or_default();
+        let identity = PodIdentity {
+            name: Some(names::dns_label(&family)),
+            namespace: Some("default".into()),
+            cluster: Some("default".into()),
+            family: Some(family),
+            revision: Some(parsed.revision.unwrap_or(1)),
+            ..Default::default()
+        };
+        let rendered = taskdef::render_pod(&parsed.spec, &identity, &RenderOptions::default())
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        let yaml = serde_yaml::to_string(&rendered.pod).unwrap();
+        let golden = dir.join(file.replace(".json", ".yaml"));
+        if update {
+            std::fs::write(&golden, &yaml).unwrap();
+            continue;
+        }
+        match std::fs::read_to_string(&golden) {
+            Ok(want) if want == yaml => {}
+            Ok(want) => {
+                let line = want
+                    .lines()
+                    .zip(yaml.lines())
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(want.lines().count().min(yaml.lines().count()));
+                differ.push(format!(
+                    "{file}: differs from {} at line {}: golden {:?}, now {:?}",
+                    golden.display(),
+                    line + 1,
+                    want.lines().nth(line).unwrap_or("<end>"),
+                    yaml.lines().nth(line).unwrap_or("<end>")
+                ));
+            }
+            Err(e) => differ.push(format!("{file}: {}: {e}", golden.display())),
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "rendered pods changed (review, then KUBECS_UPDATE_GOLDEN=1 cargo test --test render_corpus):\n{}",
+        differ.join("\n")
+    );
+}

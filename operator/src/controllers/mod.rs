@@ -5,6 +5,7 @@
 pub mod cluster;
 pub mod conditions;
 pub mod launch;
+pub mod preflight;
 pub mod pullsecret;
 pub mod repository;
 pub mod service;

@@ -21,7 +21,8 @@ use tracing::{info, warn};
 
 use super::cluster::cluster_name;
 use super::conditions::{condition, merge};
-use super::launch::{self, INACTIVE, Resolved};
+use super::launch::{self, Resolved};
+use super::preflight;
 use super::{Context, Error, FIELD_MANAGER, Result};
 use crate::api::common::LaunchType;
 use crate::api::common::condition as cond;
@@ -36,9 +37,10 @@ use crate::deploy::{
     self, Bounds, Breaker, ObservedTask, Plan, RolloutState, Strategy, breaker_threshold,
     deployment_id, deployment_label,
 };
+use crate::deploy::{EcsEvent, Severity};
 use crate::placement::engine::{ScaleInRequest, service_group};
 use crate::placement::instance::CLAIM_ANNOTATION;
-use crate::placement::{PlacementPolicy, TaskKind, select_tasks_to_stop};
+use crate::placement::{TaskKind, select_tasks_to_stop};
 
 const CONTROLLER: &str = "service";
 /// Events kept in status, newest first (ECS shows the last 100).
@@ -138,26 +140,6 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
     );
     let generation = svc.metadata.generation;
 
-    // The cluster must exist.
-    let clusters: Api<EcsCluster> = Api::namespaced(ctx.client.clone(), &ns);
-    if clusters.get_opt(&cluster).await?.is_none() {
-        let msg = "ClusterNotFoundException: Cluster not found.".to_string();
-        return refuse(&svc, &ctx, &old, "ClusterNotFound", msg).await;
-    }
-    // The task definition must resolve; a new service cannot use an INACTIVE revision.
-    let resolved = match launch::resolve(&ctx, &ns, &svc.spec.task_definition) {
-        Ok(r) => r,
-        Err(msg) => return refuse(&svc, &ctx, &old, "TaskDefinitionNotFound", msg).await,
-    };
-    let already_runs = old
-        .deployments
-        .iter()
-        .any(|d| d.task_definition == resolved.name());
-    if !resolved.active && !already_runs {
-        let msg = format!("{INACTIVE}: {} is INACTIVE.", resolved.name());
-        return refuse(&svc, &ctx, &old, "TaskDefinitionInactive", msg).await;
-    }
-
     let config = svc
         .spec
         .deployment_configuration
@@ -165,17 +147,24 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
         .unwrap_or_default();
     let daemon = svc.spec.scheduling_strategy == Some(SchedulingStrategy::Daemon);
     let launch_type = svc.spec.launch_type.unwrap_or(LaunchType::Ec2);
-    if let Err(msg) = launch::check_launch_type(&resolved, launch_type) {
-        return refuse(&svc, &ctx, &old, "IncompatibleLaunchType", msg).await;
-    }
-    let policy = match PlacementPolicy::new(
-        TaskKind::Service,
-        &svc.spec.placement_strategy,
-        &svc.spec.placement_constraints,
-        &resolved.spec.placement_constraints,
-    ) {
-        Ok(p) => p,
-        Err(e) => return refuse(&svc, &ctx, &old, "InvalidPlacement", e.to_string()).await,
+    let clusters: Api<EcsCluster> = Api::namespaced(ctx.client.clone(), &ns);
+    let running: Vec<String> = old
+        .deployments
+        .iter()
+        .map(|d| d.task_definition.clone())
+        .collect();
+    let ask = preflight::Ask {
+        cluster_exists: clusters.get_opt(&cluster).await?.is_some(),
+        task_definition: &svc.spec.task_definition,
+        already_running: &running,
+        launch_type,
+        kind: TaskKind::Service,
+        strategies: &svc.spec.placement_strategy,
+        constraints: &svc.spec.placement_constraints,
+    };
+    let preflight::Cleared { resolved, policy } = match preflight::check(&ctx, &ns, &ask) {
+        Ok(c) => c,
+        Err(r) => return refuse(&svc, &ctx, &old, r.reason(), r.message()).await,
     };
 
     let (now_s, now) = now();
@@ -349,16 +338,16 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
         };
         let (names, failure) = launch::place_and_create(&ctx, &pod, &how).await?;
         if !names.is_empty() {
-            messages.push(format!(
+            messages.push(EcsEvent::normal(format!(
                 "(service {name}) has started {} tasks: {}.",
                 names.len(),
                 deploy::task_list(names.iter().map(String::as_str))
-            ));
+            )));
         }
         if let Some(f) = failure.and_then(|o| o.failure) {
             let msg = f.service_event(&name);
             if status.events.first().map(|e| &e.message) != Some(&msg) {
-                messages.push(msg.clone());
+                messages.push(EcsEvent::warning(msg.clone()));
             }
             placement_problem = Some(msg);
         }
@@ -368,7 +357,7 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
     if plan.steady
         && status.events.first().map(|e| e.message.clone()) != Some(steady_message(&name))
     {
-        messages.push(steady_message(&name));
+        messages.push(EcsEvent::normal(steady_message(&name)));
     }
     for m in &messages {
         publish(&ctx, &svc, m).await;
@@ -550,15 +539,18 @@ fn record_stops(status: &mut ServiceStatus, plan: &Plan, tasks: &[ObservedTask],
     status.stopped_tasks.truncate(MAX_STOPPED);
 }
 
-fn push_events(status: &mut ServiceStatus, messages: &[String], now: &str) {
-    for m in messages {
-        let id = format!("{:x}", Timestamp::now().as_nanosecond() as u64 ^ fnv(m));
+fn push_events(status: &mut ServiceStatus, events: &[EcsEvent], now: &str) {
+    for e in events {
+        let id = format!(
+            "{:x}",
+            Timestamp::now().as_nanosecond() as u64 ^ fnv(&e.message)
+        );
         status.events.insert(
             0,
             ServiceEvent {
                 id,
                 created_at: now.into(),
-                message: m.clone(),
+                message: e.message.clone(),
             },
         );
     }
@@ -571,11 +563,9 @@ fn fnv(s: &str) -> u64 {
     })
 }
 
-async fn publish(ctx: &Context, svc: &Service, message: &str) {
-    let warning = message.contains("unable to place")
-        || message.contains("deployment failed")
-        || message.contains("failed container health checks")
-        || message.contains(") failed to start: ");
+async fn publish(ctx: &Context, svc: &Service, event: &EcsEvent) {
+    let warning = event.severity == Severity::Warning;
+    let message = &event.message;
     let ev = Event {
         type_: if warning {
             EventType::Warning

@@ -18,15 +18,16 @@ use tracing::warn;
 
 use super::cluster::cluster_name;
 use super::conditions::{condition, merge};
-use super::launch::{self, INACTIVE, TASK_GROUP_LABEL};
+use super::launch::{self, TASK_GROUP_LABEL};
+use super::preflight;
 use super::{Context, Error, Result};
 use crate::api::common::{LaunchType, condition as cond};
 use crate::api::states::DesiredStatus;
 use crate::api::task::{Failure, TaskInfo, TaskStatus};
 use crate::api::{EcsCluster, Task, labels};
 use crate::deploy::{self, LastStatus};
+use crate::placement::TaskKind;
 use crate::placement::engine::family_group;
-use crate::placement::{PlacementPolicy, TaskKind};
 
 const CONTROLLER: &str = "task";
 
@@ -256,41 +257,26 @@ async fn launch_tasks(
 ) -> Result<std::result::Result<Launched, (&'static str, String)>> {
     let name = task.name_any();
     let clusters: Api<EcsCluster> = Api::namespaced(ctx.client.clone(), ns);
-    if clusters.get_opt(cluster).await?.is_none() {
-        return Ok(Err((
-            "ClusterNotFound",
-            "ClusterNotFoundException: Cluster not found.".into(),
-        )));
-    }
-    let resolved = match launch::resolve(ctx, ns, &task.spec.task_definition) {
-        Ok(r) => r,
-        Err(m) => return Ok(Err(("TaskDefinitionNotFound", m))),
-    };
-    if !resolved.active {
-        return Ok(Err((
-            "TaskDefinitionInactive",
-            format!("{INACTIVE}: {} is INACTIVE.", resolved.name()),
-        )));
-    }
     let launch_type = task.spec.launch_type.unwrap_or(LaunchType::Ec2);
-    if let Err(m) = launch::check_launch_type(&resolved, launch_type) {
-        return Ok(Err(("IncompatibleLaunchType", m)));
-    }
+    let ask = preflight::Ask {
+        cluster_exists: clusters.get_opt(cluster).await?.is_some(),
+        task_definition: &task.spec.task_definition,
+        already_running: &[],
+        launch_type,
+        kind: TaskKind::Standalone,
+        strategies: &task.spec.placement_strategy,
+        constraints: &task.spec.placement_constraints,
+    };
+    let preflight::Cleared { resolved, policy } = match preflight::check(ctx, ns, &ask) {
+        Ok(c) => c,
+        Err(r) => return Ok(Err((r.reason(), r.message()))),
+    };
     let spec = match &task.spec.overrides {
         Some(o) => match crate::taskdef::apply_overrides(&resolved.spec, o) {
             Ok(s) => s,
             Err(e) => return Ok(Err(("InvalidOverrides", e.0.join(" ")))),
         },
         None => resolved.spec.clone(),
-    };
-    let policy = match PlacementPolicy::new(
-        TaskKind::Standalone,
-        &task.spec.placement_strategy,
-        &task.spec.placement_constraints,
-        &resolved.spec.placement_constraints,
-    ) {
-        Ok(p) => p,
-        Err(e) => return Ok(Err(("InvalidPlacement", e.to_string()))),
     };
     let group = task
         .spec

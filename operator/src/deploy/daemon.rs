@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::replica::{Prepared, ServiceSnapshot, prepare};
 use super::task::StopCode;
 use super::{
-    LastStatus, Launch, ObservedTask, Plan, RolloutState, StopTask, deployment_label, task_list,
+    EcsEvent, LastStatus, Launch, ObservedTask, Plan, RolloutState, StopTask, deployment_label,
+    task_list,
 };
 
 /// Plans one step. `eligible`: the claimed, connected, not draining instances that meet the
@@ -76,11 +77,11 @@ pub fn plan(s: &ServiceSnapshot, eligible: &[String]) -> Plan {
         });
     }
     if !to_stop.is_empty() {
-        events.push(format!(
+        events.push(EcsEvent::normal(format!(
             "(service {svc}) has stopped {} running tasks: {}.",
             to_stop.len(),
             task_list(to_stop.iter().map(|t| t.name.as_str()))
-        ));
+        )));
     }
     let mut launch = Vec::new();
     if !targets.is_empty() {
@@ -132,9 +133,9 @@ pub fn plan(s: &ServiceSnapshot, eligible: &[String]) -> Plan {
         deps[0].rollout_state_reason = Some(format!("ECS deployment {id} completed."));
         deps[0].updated_at = Some(s.now_rfc3339.into());
         deps.truncate(1);
-        events.push(format!(
+        events.push(EcsEvent::normal(format!(
             "(service {svc}) (deployment {id}) deployment completed."
-        ));
+        )));
     }
     let steady = deps.len() == 1
         && deps[0].rollout_state == Some(RolloutState::Completed)

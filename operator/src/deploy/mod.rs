@@ -19,6 +19,37 @@ pub use task::{ObservedTask, StopCause, observe};
 
 use crate::api::service::Deployment;
 
+/// How Kubernetes shows a service event: what ECS's console flags (a task that cannot be
+/// placed, fails its health checks or fails to start; a failed deployment) is a Warning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    Normal,
+    Warning,
+}
+
+/// A service event in ECS's words, with its severity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EcsEvent {
+    pub severity: Severity,
+    pub message: String,
+}
+
+impl EcsEvent {
+    pub fn normal(message: String) -> Self {
+        Self {
+            severity: Severity::Normal,
+            message,
+        }
+    }
+
+    pub fn warning(message: String) -> Self {
+        Self {
+            severity: Severity::Warning,
+            message,
+        }
+    }
+}
+
 /// How a service replaces tasks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Strategy {
@@ -104,7 +135,7 @@ pub struct Plan {
     pub launch: Vec<Launch>,
     pub stop: Vec<StopTask>,
     /// Service events, in ECS's words (oldest first).
-    pub events: Vec<String>,
+    pub events: Vec<EcsEvent>,
     /// The deployment whose tasks get production traffic (blue/green); `None` means all.
     pub production: Option<String>,
     /// Everything is where it should be.

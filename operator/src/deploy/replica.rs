@@ -3,10 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::task::{StopCode, reasons};
+use super::task::StopCode;
 use super::{
-    Bounds, Breaker, DeploymentStatus, Launch, LifecycleStage, ObservedTask, Plan, RolloutState,
-    StopTask, Strategy, deployment_label, task_list,
+    Bounds, Breaker, DeploymentStatus, EcsEvent, Launch, LifecycleStage, ObservedTask, Plan,
+    RolloutState, StopTask, Strategy, deployment_label, task_list,
 };
 use crate::api::service::Deployment;
 
@@ -70,7 +70,7 @@ pub(super) fn prepare<'a>(s: &'a ServiceSnapshot) -> Prepared<'a> {
     let svc = s.service;
     let now = s.now_rfc3339;
     let mut deps: Vec<Deployment> = s.deployments.to_vec();
-    let mut events: Vec<String> = Vec::new();
+    let mut events: Vec<EcsEvent> = Vec::new();
     let mut production = s.production.map(String::from);
     let mut used_new_id = false;
 
@@ -104,10 +104,10 @@ pub(super) fn prepare<'a>(s: &'a ServiceSnapshot) -> Prepared<'a> {
             );
             deps[0].status = DeploymentStatus::Primary;
             production = Some(deps[0].id.clone());
-            events.push(format!(
+            events.push(EcsEvent::normal(format!(
                 "(service {svc}) rolled back to deployment {}: production traffic is on it.",
                 deps[0].id
-            ));
+            )));
             deps.insert(1, green);
         } else {
             for d in deps.iter_mut() {
@@ -145,19 +145,19 @@ pub(super) fn prepare<'a>(s: &'a ServiceSnapshot) -> Prepared<'a> {
             if counted {
                 deps[idx.unwrap()].failed_tasks += 1;
             }
-            if cause.reason == reasons::HEALTH_CHECKS {
-                events.push(format!(
+            if cause.unhealthy {
+                events.push(EcsEvent::warning(format!(
                     "(service {svc}) (task {}) failed container health checks.",
                     t.name
-                ));
+                )));
             }
             // A task that never started says why (CannotPullContainerError...), as the
             // stopped task's reason does in ECS's console.
             if cause.code == StopCode::TaskFailedToStart {
-                events.push(format!(
+                events.push(EcsEvent::warning(format!(
                     "(service {svc}) (task {}) failed to start: {}",
                     t.name, cause.reason
-                ));
+                )));
             }
             failed_names.push(&t.name);
             stop.push(StopTask {
@@ -181,11 +181,11 @@ pub(super) fn prepare<'a>(s: &'a ServiceSnapshot) -> Prepared<'a> {
         }
     }
     if !failed_names.is_empty() {
-        events.push(format!(
+        events.push(EcsEvent::normal(format!(
             "(service {svc}) has stopped {} running tasks: {}.",
             failed_names.len(),
             task_list(failed_names.iter().copied())
-        ));
+        )));
     }
 
     // 3. The circuit breaker.
@@ -200,9 +200,9 @@ pub(super) fn prepare<'a>(s: &'a ServiceSnapshot) -> Prepared<'a> {
             "ECS deployment circuit breaker: tasks failed to start.".into(),
             now,
         );
-        events.push(format!(
+        events.push(EcsEvent::warning(format!(
             "(service {svc}) (deployment {failed_id}) deployment failed: tasks failed to start."
-        ));
+        )));
         let good = deps[1..]
             .iter()
             .find(|d| d.rollout_state == Some(RolloutState::Completed))
@@ -235,10 +235,10 @@ pub(super) fn prepare<'a>(s: &'a ServiceSnapshot) -> Prepared<'a> {
                     ),
                 );
             }
-            events.push(format!(
+            events.push(EcsEvent::normal(format!(
                 "(service {svc}) (deployment {failed_id}) rolling back to deployment {}.",
                 good.id
-            ));
+            )));
         }
     }
     Prepared {
@@ -253,7 +253,7 @@ pub(super) fn prepare<'a>(s: &'a ServiceSnapshot) -> Prepared<'a> {
 /// What [`prepare`] decided.
 pub(super) struct Prepared<'a> {
     pub deps: Vec<Deployment>,
-    pub events: Vec<String>,
+    pub events: Vec<EcsEvent>,
     pub production: Option<String>,
     pub stop: Vec<StopTask>,
     pub stopping: BTreeSet<&'a str>,
@@ -368,11 +368,11 @@ pub fn plan(
         });
     }
     if !stopped_now.is_empty() {
-        events.push(format!(
+        events.push(EcsEvent::normal(format!(
             "(service {svc}) has stopped {} running tasks: {}.",
             stopped_now.len(),
             task_list(stopped_now.iter().map(String::as_str))
-        ));
+        )));
     }
 
     // 6. Blue/green stages: shift production once green is healthy, clean up after the bake.
@@ -387,10 +387,10 @@ pub fn plan(
                     production = Some(deps[0].id.clone());
                     deps[0].lifecycle_stage = Some(LifecycleStage::BakeTime);
                     deps[0].production_traffic_shifted_at = Some(now.into());
-                    events.push(format!(
+                    events.push(EcsEvent::normal(format!(
                         "(service {svc}) (deployment {}) production traffic shifted to the new tasks.",
                         deps[0].id
-                    ));
+                    )));
                 }
             }
             Some(LifecycleStage::BakeTime) => {
@@ -462,9 +462,9 @@ pub fn plan(
         if blue_green.is_some() {
             production = Some(id.clone());
         }
-        events.push(format!(
+        events.push(EcsEvent::normal(format!(
             "(service {svc}) (deployment {id}) deployment completed."
-        ));
+        )));
     }
     // Drained old deployments leave the list, except the one a rollback would return to.
     if deps.len() > 1 {

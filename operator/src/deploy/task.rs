@@ -16,6 +16,8 @@ pub struct StopCause {
     pub reason: String,
     /// Counts toward the deployment circuit breaker.
     pub failure: bool,
+    /// Stopped because an essential container failed its health checks.
+    pub unhealthy: bool,
 }
 
 /// Seconds a task must have run healthy before it completes a rollout.
@@ -177,6 +179,7 @@ pub fn observe(pod: &Pod, now: i64, grace: i64) -> ObservedTask {
                 code: StopCode::EssentialContainerExited,
                 reason: reasons::ESSENTIAL_EXITED.into(),
                 failure: true,
+                unhealthy: false,
             });
         }
         if let Some(w) = waiting {
@@ -187,6 +190,7 @@ pub fn observe(pod: &Pod, now: i64, grace: i64) -> ObservedTask {
                     code: StopCode::TaskFailedToStart,
                     reason: format!("CannotPullContainerError: {}", detail.trim_end_matches('.')),
                     failure: true,
+                    unhealthy: false,
                 });
             }
         }
@@ -209,6 +213,7 @@ pub fn observe(pod: &Pod, now: i64, grace: i64) -> ObservedTask {
             code: StopCode::EssentialContainerExited,
             reason: reasons::ESSENTIAL_EXITED.into(),
             failure: phase == "Failed",
+            unhealthy: false,
         });
     }
     if unhealthy && stop.is_none() {
@@ -216,6 +221,7 @@ pub fn observe(pod: &Pod, now: i64, grace: i64) -> ObservedTask {
             code: StopCode::ServiceSchedulerInitiated,
             reason: reasons::HEALTH_CHECKS.into(),
             failure: true,
+            unhealthy: true,
         });
     }
     let last_status = if matches!(phase, "Failed" | "Succeeded") {

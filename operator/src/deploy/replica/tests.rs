@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use super::*;
-use crate::deploy::task::{Health, LastStatus, StopCause};
-use crate::deploy::{deployment_id, deployment_label};
+use crate::deploy::task::{Health, LastStatus, StopCause, reasons};
+use crate::deploy::{EcsEvent, Severity, deployment_id, deployment_label};
 
 fn task(name: &str, dep: &str, status: LastStatus) -> ObservedTask {
     ObservedTask {
@@ -44,7 +44,7 @@ struct Sim {
     fate: std::collections::BTreeMap<String, Fate>,
     seq: u64,
     now: i64,
-    events: Vec<String>,
+    events: Vec<EcsEvent>,
     /// (places, healthy) after every step, for the bound checks.
     history: Vec<(i32, i32)>,
 }
@@ -125,6 +125,7 @@ impl Sim {
                             code: StopCode::EssentialContainerExited,
                             reason: reasons::ESSENTIAL_EXITED.into(),
                             failure: true,
+                            unhealthy: false,
                         })
                     }
                 }
@@ -190,8 +191,8 @@ fn a_new_service_starts_desired_tasks_and_reaches_a_steady_state() {
     assert!(
         sim.events
             .iter()
-            .any(|e| e.ends_with("deployment completed.")
-                && e.starts_with("(service web) (deployment ecs-svc/"))
+            .any(|e| e.message.ends_with("deployment completed.")
+                && e.message.starts_with("(service web) (deployment ecs-svc/"))
     );
     assert_eq!(sim.live_of("web:1"), 3);
 }
@@ -286,16 +287,15 @@ fn circuit_breaker_trips_at_the_threshold_and_rolls_back() {
         Some("web:2"),
         "no new attempt of web:2"
     );
-    assert!(
-        sim.events
-            .iter()
-            .any(|e| e.contains("deployment failed: tasks failed to start."))
-    );
-    assert!(
-        sim.events
-            .iter()
-            .any(|e| e.contains(&format!("rolling back to deployment {good}.")))
-    );
+    assert!(sim.events.iter().any(|e| {
+        e.severity == Severity::Warning
+            && e.message
+                .contains("deployment failed: tasks failed to start.")
+    }));
+    assert!(sim.events.iter().any(|e| {
+        e.message
+            .contains(&format!("rolling back to deployment {good}."))
+    }));
     assert!(
         sim.history.iter().all(|(p, h)| *p <= 6 && *h >= 2),
         "{:?}",
@@ -338,6 +338,7 @@ fn a_retried_stop_is_not_counted_twice() {
             code: StopCode::EssentialContainerExited,
             reason: reasons::ESSENTIAL_EXITED.into(),
             failure: true,
+            unhealthy: false,
         }),
         ..task("web-9", "ecs-svc/0000000000000000001", LastStatus::Running)
     };
@@ -400,7 +401,7 @@ fn blue_green_shifts_production_only_when_green_is_healthy_then_bakes() {
         shift
             .events
             .iter()
-            .any(|e| e.contains("production traffic shifted"))
+            .any(|e| e.message.contains("production traffic shifted"))
     );
     assert_eq!(sim.live_of("web:1"), 2, "blue runs during the bake");
     sim.run_until_steady(10);

@@ -546,7 +546,7 @@ async fn operator(
         &health,
     );
     // Registered task definition revisions.
-    let (revisions, _revision_events) = shared_reflector(
+    let (revisions, revision_events) = shared_reflector(
         Api::<ControllerRevision>::all(client.clone()),
         watcher::Config::default().labels(controllers::taskdef::OWNER_UID_LABEL),
         &health,
@@ -600,9 +600,14 @@ async fn operator(
     };
     info!("kubecs operator started");
     tokio::join!(
-        controllers::cluster::run(ctx.clone(), node_events.clone(), service_events),
-        controllers::taskdef::run(ctx.clone(), taskdefs, taskdef_events),
-        controllers::service::run(ctx.clone(), task_events.clone(), node_events),
+        controllers::cluster::run(ctx.clone(), node_events.clone(), service_events.clone()),
+        controllers::taskdef::run(ctx.clone(), taskdefs, taskdef_events, revision_events),
+        controllers::service::run(
+            ctx.clone(),
+            service_events,
+            task_events.clone(),
+            node_events
+        ),
         controllers::task::run(ctx, task_events),
     );
     admin.abort();

@@ -14,7 +14,6 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
@@ -52,14 +51,15 @@ fn steady_message(svc: &str) -> String {
     format!("(service {svc}) has reached a steady state.")
 }
 
+/// Runs on the shared Service reflector (one watch per kind).
 pub async fn run(
     ctx: Arc<Context>,
+    service_events: impl futures::Stream<Item = Arc<Service>> + Send + 'static,
     task_events: impl futures::Stream<Item = Arc<Pod>> + Send + 'static,
     node_events: impl futures::Stream<Item = Arc<Node>> + Send + 'static,
 ) {
-    let api = Api::<Service>::all(ctx.client.clone());
     let services = ctx.services.clone();
-    Controller::new(api, watcher::Config::default().any_semantic())
+    Controller::for_shared_stream(service_events, ctx.services.clone())
         .owns_shared_stream(task_events)
         // An instance joining, leaving, draining or freeing room concerns its cluster's
         // services (DAEMON ones follow instances; others may be waiting for room). A Node no

@@ -13,7 +13,6 @@ use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -88,19 +87,15 @@ pub fn revision_name(name: &str, n: i64) -> String {
     format!("{name}-{n}")
 }
 
+/// Runs on the shared TaskDefinition and ControllerRevision reflectors (one watch per kind).
 pub async fn run(
     ctx: Arc<Context>,
     taskdefs: Store<TaskDefinition>,
     events: impl futures::Stream<Item = Arc<TaskDefinition>> + Send + 'static,
+    revision_events: impl futures::Stream<Item = Arc<ControllerRevision>> + Send + 'static,
 ) {
-    let revisions = Api::<ControllerRevision>::all(ctx.client.clone());
     Controller::for_shared_stream(events, taskdefs)
-        .owns(
-            revisions,
-            watcher::Config::default()
-                .labels(OWNER_UID_LABEL)
-                .any_semantic(),
-        )
+        .owns_shared_stream(revision_events)
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {

@@ -87,14 +87,18 @@ impl ObservedTask {
 /// Container waiting reasons that mean the task will never start (ECS's
 /// `CannotPullContainerError` and friends), rather than "not yet".
 const FATAL_WAITING: &[&str] = &[
-    "ErrImagePull",
-    "ImagePullBackOff",
     "InvalidImageName",
     "CreateContainerConfigError",
     "CreateContainerError",
     "RunContainerError",
     "ErrImageNeverPull",
 ];
+
+/// A failed pull the kubelet retries. It becomes the task's failure only once the task is
+/// this old: as ECS's agent retries a pull before it gives up, and because a kubelet may try a
+/// task's first pull before its pull Secret reached it (a 401 that its next try does not get).
+const RETRIED_PULL: &[&str] = &["ErrImagePull", "ImagePullBackOff"];
+pub const PULL_RETRY_SECONDS: i64 = 30;
 
 fn seconds(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> i64 {
     t.0.as_second()
@@ -153,6 +157,7 @@ pub fn observe(pod: &Pod, now: i64, grace: i64) -> ObservedTask {
     let node = spec.and_then(|s| s.node_name.clone());
     let stopping = meta.deletion_timestamp.is_some();
 
+    let created_at = meta.creation_timestamp.as_ref().map(seconds).unwrap_or(now);
     let mut stop: Option<StopCause> = None;
     let mut all_essential_running = !essential.is_empty();
     let mut started_at: Option<i64> = None;
@@ -184,7 +189,10 @@ pub fn observe(pod: &Pod, now: i64, grace: i64) -> ObservedTask {
         }
         if let Some(w) = waiting {
             let why = w.reason.as_deref().unwrap_or_default();
-            if FATAL_WAITING.contains(&why) && stop.is_none() {
+            let age = now - created_at;
+            let fatal = FATAL_WAITING.contains(&why)
+                || (RETRIED_PULL.contains(&why) && age >= PULL_RETRY_SECONDS);
+            if fatal && stop.is_none() {
                 let detail = w.message.as_deref().unwrap_or(why);
                 stop = Some(StopCause {
                     code: StopCode::TaskFailedToStart,
@@ -284,7 +292,7 @@ pub fn observe(pod: &Pod, now: i64, grace: i64) -> ObservedTask {
         health_checked,
         stopping,
         stop,
-        created_at: meta.creation_timestamp.as_ref().map(seconds).unwrap_or(now),
+        created_at,
         started_at: started_at.or_else(|| status.and_then(|s| s.start_time.as_ref().map(seconds))),
         containers,
     }
@@ -431,8 +439,11 @@ mod tests {
                     "state": {"waiting": {"reason": "ErrImagePull", "message": "pull access denied for x."}}}]),
             "Pending",
         );
-        let t = observe(&p, T0, 0);
+        // The kubelet retries: not yet the task's failure.
+        let t = observe(&p, T0 + 5, 0);
         assert_eq!(t.last_status, LastStatus::Pending);
+        assert!(t.stop.is_none());
+        let t = observe(&p, T0 + PULL_RETRY_SECONDS, 0);
         let stop = t.stop.unwrap();
         assert_eq!(stop.code, StopCode::TaskFailedToStart);
         assert_eq!(

@@ -232,7 +232,14 @@ pub fn observe(pod: &Pod, now: i64, grace: i64) -> ObservedTask {
             unhealthy: true,
         });
     }
-    let last_status = if matches!(phase, "Failed" | "Succeeded") {
+    // Every container has exited: the task has stopped, even while the kubelet has not yet
+    // made the phase terminal (it does so only after tearing the sandbox down). Stopping it
+    // then would delete a pod that is already done.
+    let all_exited = !statuses.is_empty()
+        && statuses
+            .iter()
+            .all(|c| c.state.as_ref().is_some_and(|s| s.terminated.is_some()));
+    let last_status = if matches!(phase, "Failed" | "Succeeded") || all_exited {
         LastStatus::Stopped
     } else if stopping {
         LastStatus::Deprovisioning
@@ -391,6 +398,9 @@ mod tests {
         assert_eq!(stop.code, StopCode::EssentialContainerExited);
         assert_eq!(stop.reason, "Essential container in task exited");
         assert_eq!(t.containers[0].exit_code, Some(2));
+        // Every container has exited (the phase lags on a real kubelet): already STOPPED,
+        // so nothing deletes the pod.
+        assert_eq!(t.last_status, LastStatus::Stopped);
     }
 
     #[test]

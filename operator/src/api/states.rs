@@ -66,19 +66,6 @@ pub enum StopCode {
     TerminationNotice,
 }
 
-impl StopCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StopCode::TaskFailedToStart => "TaskFailedToStart",
-            StopCode::EssentialContainerExited => "EssentialContainerExited",
-            StopCode::UserInitiated => "UserInitiated",
-            StopCode::ServiceSchedulerInitiated => "ServiceSchedulerInitiated",
-            StopCode::SpotInterruption => "SpotInterruption",
-            StopCode::TerminationNotice => "TerminationNotice",
-        }
-    }
-}
-
 /// A task's (or container's) lifecycle state, in ECS's order: a later state ranks higher.
 #[derive(
     Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
@@ -136,16 +123,6 @@ pub enum HealthStatus {
     Unhealthy,
     /// No health check, or not decided yet.
     Unknown,
-}
-
-impl HealthStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HealthStatus::Healthy => "HEALTHY",
-            HealthStatus::Unhealthy => "UNHEALTHY",
-            HealthStatus::Unknown => "UNKNOWN",
-        }
-    }
 }
 
 /// A cluster's status (ECS `Cluster.status`).

@@ -60,3 +60,29 @@ install_chart() {
   helm --kubeconfig "$KUBECONFIG_FILE" upgrade --install kubecs "$REPO_DIR/charts/kubecs" -n kubecs-system \
     --create-namespace --wait=false >/dev/null
 }
+
+# The S3-compatible server of the registry's S3 runs (conformance, replicas): moto supports
+# the S3 API the backend uses, multipart uploads and conditional PUTs (If-None-Match: *,
+# If-Match) included. From PyPI into a venv cached beside the other tools.
+MOTO_VERSION=5.2.5
+MOTO_DIR="$CACHE_ROOT/moto-$MOTO_VERSION"
+# start_moto LOG: moto on a free 127.0.0.1 port with an empty bucket kubecs-registry. Sets
+# MOTO_PID and MOTO_ENDPOINT and exports credentials (moto takes any).
+start_moto() {
+  # .installed is written last: an interrupted install is redone, not used.
+  if [ ! -e "$MOTO_DIR/.installed" ]; then
+    log "installing moto $MOTO_VERSION (PyPI) into $MOTO_DIR"
+    python3 -m venv --help >/dev/null 2>&1 || die "python3 venv is required (apt-get install python3-venv)"
+    rm -rf "$MOTO_DIR"
+    python3 -m venv "$MOTO_DIR"
+    "$MOTO_DIR/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+    touch "$MOTO_DIR/.installed"
+  fi
+  local port; port="$(free_port)"
+  "$MOTO_DIR/bin/moto_server" -H 127.0.0.1 -p "$port" >"$1" 2>&1 &
+  MOTO_PID=$!
+  MOTO_ENDPOINT="http://127.0.0.1:$port"
+  retry_until "moto on $MOTO_ENDPOINT" 30 curl -sf -o /dev/null "$MOTO_ENDPOINT/" || return 1
+  export AWS_ACCESS_KEY_ID=kubecs AWS_SECRET_ACCESS_KEY=kubecs AWS_REGION=us-east-1
+  curl -sf -X PUT -o /dev/null "$MOTO_ENDPOINT/kubecs-registry" || { log "cannot create the bucket on moto"; return 1; }
+}

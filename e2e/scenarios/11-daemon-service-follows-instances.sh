@@ -36,13 +36,14 @@ wait_until "one task per instance of both zones" 90 on_zone_nodes us-east-1a,us-
 kubectl patch ecscluster agents -n $NS --type merge -p '{"spec":{"instanceSelector":{"matchExpressions":null,"matchLabels":{"topology.kubernetes.io/zone":"us-east-1a","type":"kwok"}}}}'
 wait_until "the zone-b tasks stop" 90 on_zone_nodes us-east-1a
 # A drained (cordoned) instance loses its task.
-node="$(service_pods $NS agent | head -1 | awk '{print $2}')"
+node="$(service_pods $NS agent | awk 'NR == 1 {print $2}')"
 kubectl cordon "$node"
-drained_gone() { ! service_pods $NS agent | awk '{print $2}' | grep -qx "$node"; }
+drained_gone() { ! service_pods $NS agent | awk '{print $2}' | grep -x "$node"; }
 wait_until "the drained instance's task stops" 60 drained_gone
 kubectl uncordon "$node"
 wait_until "it comes back" 60 on_zone_nodes us-east-1a
-expect_eq "desired follows the instances" 3 "$(jp services.ecs.kubecs.io agent '{.status.desiredCount}' $NS)"
+# Status is written after the pods: wait for it rather than read it once.
+wait_until "desired follows the instances" 30 field_eq services.ecs.kubecs.io agent '{.status.desiredCount}' 3 $NS
 kubectl delete services.ecs.kubecs.io agent -n $NS
 kubectl delete ecscluster agents -n $NS --timeout=60s
 kubectl delete namespace $NS --wait=false

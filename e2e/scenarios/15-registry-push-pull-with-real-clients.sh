@@ -15,7 +15,7 @@ fresh_namespace "$NS"
 PATH="$("$E2E_DIR/registry-clients"):$PATH"
 tmp="$(mktemp -d)"
 export REGISTRY_AUTH_FILE="$tmp/auth.json" DOCKER_CONFIG="$tmp/docker"
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+PORT="$(free_port)"
 REG="127.0.0.1:$PORT"
 registry_pid=""
 stop_registry() { [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null; registry_pid=""; }
@@ -29,21 +29,11 @@ release_finalizers() {
 "$E2E_DIR/cluster" registry-stop
 trap 'stop_registry; release_finalizers; cp "$tmp/registry.log" "$WORK/15-registry.log" 2>/dev/null; rm -rf "$tmp"; "$E2E_DIR/cluster" registry-start' EXIT
 
-# sa_kubeconfig NAMESPACE SA FILE: a kubeconfig whose user is a token of that ServiceAccount.
-sa_kubeconfig() {
-  local token; token="$(kubectl -n "$1" create token "$2" --duration=1h)"
-  kubectl config view --raw --minify -o json | python3 -c '
-import json, sys
-cfg = json.load(sys.stdin)
-cfg["users"] = [{"name": sys.argv[1], "user": {"token": sys.argv[2]}}]
-cfg["contexts"][0]["context"]["user"] = sys.argv[1]
-json.dump(cfg, sys.stdout)' "$2" "$token" > "$3"
-}
-sa_kubeconfig kubecs-system kubecs-registry "$tmp/registry.kubeconfig"
+sa_kubeconfig kubecs-system kubecs-registry "$tmp/registry.kubeconfig" 1h
 start_registry() { # LIFECYCLE_INTERVAL
   KUBECONFIG="$tmp/registry.kubeconfig" RUST_LOG=info,kube_client=warn,kube_runtime=warn "$KUBECS_BIN" registry --kubernetes \
     --listen "$REG" --public-host "$REG" --storage-dir "$tmp/store" --token-key-file "$tmp/token.key" \
-    --registry-id "$RID" --gc-interval-seconds 2 --gc-grace-seconds 3 \
+    --registry-id "$RID" --gc-interval-seconds 2 --gc-grace-seconds 3 --lease-seconds 4 \
     --lifecycle-interval-seconds "$1" >>"$tmp/registry.log" 2>&1 &
   registry_pid=$!
   wait_until "registry up" 60 curl -sf "http://$REG/ready" || { tail -20 "$tmp/registry.log"; fail "registry did not start"; }

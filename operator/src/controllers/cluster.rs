@@ -133,6 +133,7 @@ async fn apply(cluster: &EcsCluster, ctx: &Context) -> Result<Action> {
         None => None,
     };
     let views: Vec<NodeView> = ctx
+        .stores
         .nodes
         .state()
         .iter()
@@ -167,7 +168,7 @@ enum Claim {
 /// First writer wins: the claim is a merge patch guarded by the Node's resourceVersion, so two
 /// clusters (or two operators) racing for one Node cannot both get it.
 async fn claim_node(nodes: &Api<Node>, ctx: &Context, name: &str, me: &str) -> Result<Claim> {
-    let Some(node) = ctx.nodes.get(&ObjectRef::new(name)) else {
+    let Some(node) = ctx.stores.nodes.get(&ObjectRef::new(name)) else {
         return Ok(Claim::Lost(String::new()));
     };
     if let Some(holder) = NodeView::from_node(&node).claimed_by {
@@ -236,6 +237,7 @@ async fn cleanup(cluster: &EcsCluster, ctx: &Context) -> Result<Action> {
         .map(|s| s.name_any())
         .collect();
     let active_tasks = ctx
+        .stores
         .pods
         .state()
         .iter()
@@ -252,6 +254,7 @@ async fn cleanup(cluster: &EcsCluster, ctx: &Context) -> Result<Action> {
     let me = cluster_key(cluster);
     if let Some(reason) = blocker {
         let owned: Vec<String> = ctx
+            .stores
             .nodes
             .state()
             .iter()
@@ -277,6 +280,7 @@ async fn cleanup(cluster: &EcsCluster, ctx: &Context) -> Result<Action> {
     }
     let nodes: Api<Node> = Api::all(ctx.client.clone());
     let claimed: Vec<String> = ctx
+        .stores
         .nodes
         .state()
         .iter()
@@ -317,7 +321,7 @@ fn build_status(
     let mut used: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     let mut tasks_on: BTreeMap<String, (i32, i32)> = BTreeMap::new();
     let (mut running, mut pending) = (0, 0);
-    for pod in ctx.pods.state().iter().filter(|p| pod_is_active(p)) {
+    for pod in ctx.stores.pods.state().iter().filter(|p| pod_is_active(p)) {
         let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
         if let Some(node) = &node {
             let (c, m) = pod_requests(pod);
@@ -343,7 +347,7 @@ fn build_status(
     let instances: Vec<ContainerInstanceSummary> = owned
         .iter()
         .take(MAX_LISTED_INSTANCES)
-        .filter_map(|n| ctx.nodes.get(&ObjectRef::new(n)))
+        .filter_map(|n| ctx.stores.nodes.get(&ObjectRef::new(n)))
         .map(|node| {
             let ci = ContainerInstance::from_node(&node);
             let (uc, um) = used.get(&ci.id).copied().unwrap_or_default();
@@ -437,7 +441,8 @@ fn build_status(
 
 /// The services in `ns` that run in cluster `name`, from the Service store.
 fn services_of(ctx: &Context, ns: &str, name: &str) -> Vec<Arc<Service>> {
-    ctx.services
+    ctx.stores
+        .services
         .state()
         .into_iter()
         .filter(|s| {
@@ -469,5 +474,184 @@ mod tests {
             cluster_name(Some("arn:aws:ecs:us-east-1:123:cluster/prod")),
             "prod"
         );
+    }
+}
+
+/// The API conversation of the EcsCluster reconciler (see `controllers::testing`).
+#[cfg(test)]
+mod conversation {
+    use super::*;
+    use crate::controllers::testing::{World, failure, node};
+    use axum::http::{Method, StatusCode};
+    use serde_json::Value;
+
+    const PROD: &str = "/apis/ecs.kubecs.io/v1alpha1/namespaces/shop/ecsclusters/prod";
+
+    fn cluster(deleting: bool) -> EcsCluster {
+        let mut v = json!({
+            "apiVersion": "ecs.kubecs.io/v1alpha1", "kind": "EcsCluster",
+            "metadata": {"name": "prod", "namespace": "shop", "uid": "cluster-1",
+                         "generation": 1, "resourceVersion": "3", "finalizers": [FINALIZER]},
+            "spec": {"instanceSelector": {"matchLabels": {"topology.kubernetes.io/zone": "us-east-1a"}}},
+        });
+        if deleting {
+            v["metadata"]["deletionTimestamp"] = json!("2026-12-01T10:00:00Z");
+        }
+        serde_json::from_value(v).expect("an EcsCluster")
+    }
+
+    fn seeded(world: &World, c: &EcsCluster) {
+        world.api.seed(PROD, serde_json::to_value(c).expect("json"));
+    }
+
+    fn service(name: &str) -> Service {
+        serde_json::from_value(json!({
+            "apiVersion": "ecs.kubecs.io/v1alpha1", "kind": "Service",
+            "metadata": {"name": name, "namespace": "shop", "uid": format!("svc-{name}")},
+            "spec": {"cluster": "prod", "taskDefinition": "web", "desiredCount": 1},
+        }))
+        .expect("a Service")
+    }
+
+    fn status_of(world: &World) -> Value {
+        let patches = world.api.all(&Method::PATCH, &format!("{PROD}/status"));
+        patches.last().expect("a status write").body["status"].clone()
+    }
+
+    #[tokio::test]
+    async fn a_cluster_with_active_services_keeps_its_finalizer_and_its_instances() {
+        let mut world = World::plain();
+        world.node(node("n1", "us-east-1a", Some("shop/prod")));
+        world.service(service("web"));
+        world.service(service("api"));
+        let c = cluster(true);
+        seeded(&world, &c);
+        let err = reconcile(Arc::new(c), world.ctx.clone())
+            .await
+            .expect_err("deletion is blocked");
+        assert!(
+            err.to_string()
+                .contains("The Cluster cannot be deleted while Services are active. Services: "),
+            "{err}"
+        );
+        // Status and an event say why; the finalizer and the Node claim stay.
+        let status = status_of(&world);
+        assert_eq!(status["conditions"][0]["type"], "Ready");
+        let events = world.api.all(
+            &Method::POST,
+            "/apis/events.k8s.io/v1/namespaces/shop/events",
+        );
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].body["reason"], "DeletionBlocked");
+        assert_eq!(
+            world.api.first(&Method::PATCH, PROD),
+            None,
+            "finalizer removed"
+        );
+        assert_eq!(world.api.first(&Method::PATCH, "/api/v1/nodes/n1"), None);
+    }
+
+    #[tokio::test]
+    async fn an_unused_cluster_releases_its_instances_before_its_finalizer() {
+        let mut world = World::plain();
+        for (n, holder) in [
+            ("n1", "shop/prod"),
+            ("n2", "shop/prod"),
+            ("n3", "other/fleet"),
+        ] {
+            let nd = node(n, "us-east-1a", Some(holder));
+            world.api.seed(
+                &format!("/api/v1/nodes/{n}"),
+                serde_json::to_value(&nd).unwrap(),
+            );
+            world.node(nd);
+        }
+        let c = cluster(true);
+        seeded(&world, &c);
+        reconcile(Arc::new(c), world.ctx.clone())
+            .await
+            .expect("deleted");
+        let releases: Vec<usize> = ["n1", "n2"]
+            .iter()
+            .map(|n| {
+                world
+                    .api
+                    .first(&Method::PATCH, &format!("/api/v1/nodes/{n}"))
+                    .expect("released")
+            })
+            .collect();
+        // The release is guarded: it removes the claim only while it is still ours.
+        let patch = &world.api.calls()[releases[0]].body;
+        assert_eq!(patch[0]["op"], "test");
+        assert_eq!(patch[0]["value"], "shop/prod");
+        assert_eq!(world.api.first(&Method::PATCH, "/api/v1/nodes/n3"), None);
+        // The finalizer goes last: a crash before it leaves no Node claimed by a gone cluster.
+        let finalizer = world
+            .api
+            .first(&Method::PATCH, PROD)
+            .expect("finalizer removed");
+        assert!(releases.iter().all(|&r| r < finalizer));
+    }
+
+    #[tokio::test]
+    async fn a_node_another_cluster_claims_first_is_reported_as_a_conflict() {
+        let mut world = World::new(Box::new(|call| {
+            if call.path != "/api/v1/nodes/n1" {
+                return None;
+            }
+            match call.method {
+                // Another cluster's claim landed first: our resourceVersion is stale.
+                Method::PATCH => Some(failure(409, "Conflict", "the object has been modified")),
+                Method::GET => Some((
+                    StatusCode::OK,
+                    serde_json::to_value(node("n1", "us-east-1a", Some("other/fleet"))).unwrap(),
+                )),
+                _ => None,
+            }
+        }));
+        world.node(node("n1", "us-east-1a", None));
+        let c = cluster(false);
+        seeded(&world, &c);
+        reconcile(Arc::new(c), world.ctx.clone())
+            .await
+            .expect("reconciled");
+        let claim = &world.api.all(&Method::PATCH, "/api/v1/nodes/n1")[0];
+        // First writer wins: the claim carries the resourceVersion it was decided on.
+        assert_eq!(claim.body["metadata"]["resourceVersion"], "7");
+        assert_eq!(
+            claim.body["metadata"]["annotations"][CLAIM_ANNOTATION],
+            "shop/prod"
+        );
+        let status = status_of(&world);
+        assert_eq!(status["registeredContainerInstancesCount"], 0);
+        assert_eq!(
+            status["conflictingInstances"],
+            json!([{"ec2InstanceId": "n1", "claimedBy": "other/fleet"}])
+        );
+    }
+
+    #[tokio::test]
+    async fn a_node_it_claims_becomes_a_registered_instance() {
+        let mut world = World::plain();
+        let n1 = node("n1", "us-east-1a", None);
+        world
+            .api
+            .seed("/api/v1/nodes/n1", serde_json::to_value(&n1).unwrap());
+        world.node(n1);
+        world.node(node("n2", "us-east-1b", None));
+        let c = cluster(false);
+        seeded(&world, &c);
+        reconcile(Arc::new(c), world.ctx.clone())
+            .await
+            .expect("reconciled");
+        assert!(
+            world
+                .api
+                .first(&Method::PATCH, "/api/v1/nodes/n2")
+                .is_none()
+        );
+        let status = status_of(&world);
+        assert_eq!(status["registeredContainerInstancesCount"], 1);
+        assert_eq!(status["conflictingInstances"], json!(null));
     }
 }

@@ -11,8 +11,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReferen
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 
-use super::Context;
 use super::taskdef::{TaskDefinitionRef, family_of, stored_revision};
+use super::{Context, Stores};
 use crate::api::TaskDefinitionSpec;
 use crate::api::common::LaunchType;
 use crate::api::labels;
@@ -44,16 +44,16 @@ impl Resolved {
 
 /// Resolves `family`, `family:N` or an ARN among the namespace's registered revisions.
 /// Errors are ECS's ClientException messages.
-pub fn resolve(ctx: &Context, ns: &str, reference: &str) -> Result<Resolved, String> {
+pub fn resolve(stores: &Stores, ns: &str, reference: &str) -> Result<Resolved, String> {
     let r = TaskDefinitionRef::parse(reference)?;
-    let td = ctx
+    let td = stores
         .taskdefs
         .state()
         .into_iter()
         .find(|t| t.namespace().as_deref() == Some(ns) && family_of(t) == r.family)
         .ok_or_else(|| "Unable to describe task definition.".to_string())?;
     let uid = td.uid().unwrap_or_default();
-    let revisions: Vec<_> = ctx
+    let revisions: Vec<_> = stores
         .revisions
         .state()
         .into_iter()
@@ -160,13 +160,13 @@ struct InFlight {
 /// The container instances of cluster `ns/name`, with what runs on them (every active pod on
 /// the Node, ours or not, plus in-flight ones).
 pub fn instances(
-    ctx: &Context,
+    stores: &Stores,
     ledger: &mut Ledger,
     ns: &str,
     cluster: &str,
 ) -> Vec<InstanceState> {
     let key = format!("{ns}/{cluster}");
-    let mut by_node: BTreeMap<String, InstanceState> = ctx
+    let mut by_node: BTreeMap<String, InstanceState> = stores
         .nodes
         .state()
         .iter()
@@ -178,7 +178,7 @@ pub fn instances(
         })
         .collect();
     let mut seen: BTreeSet<String> = BTreeSet::new();
-    for pod in ctx.pods.state().iter().filter(|p| pod_is_active(p)) {
+    for pod in stores.pods.state().iter().filter(|p| pod_is_active(p)) {
         seen.insert(format!(
             "{}/{}",
             pod.namespace().unwrap_or_default(),
@@ -330,7 +330,7 @@ pub async fn place_and_create(
     } else if let Some(fixed) = fixed_nodes {
         nodes = fixed.iter().cloned().map(Some).collect();
     } else {
-        let states = instances(ctx, &mut ledger, &ns, cluster);
+        let states = instances(&ctx.stores, &mut ledger, &ns, cluster);
         let seed = Instant::now().elapsed().as_nanos() as u64 ^ count as u64;
         let req = request_of(pod, group, count, seed ^ rand_seed());
         let out = crate::placement::place(&states, policy, &req);

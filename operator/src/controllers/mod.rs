@@ -11,6 +11,8 @@ pub mod repository;
 pub mod service;
 pub mod task;
 pub mod taskdef;
+#[cfg(test)]
+pub mod testing;
 
 use std::sync::Arc;
 
@@ -31,18 +33,8 @@ pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
-    /// Every Node, kept by a reflector (container instances are read from here, not listed).
-    pub nodes: Store<Node>,
-    /// Every pod that is not Succeeded or Failed (remaining resources, task counts).
-    pub pods: Store<Pod>,
-    /// Every ECS Service (cluster service counts, deletion protection).
-    pub services: Store<Service>,
-    /// Every TaskDefinition (family uniqueness, reference resolution).
-    pub taskdefs: Store<TaskDefinition>,
-    /// Every registered task definition revision (ControllerRevisions kubecs made).
-    pub revisions: Store<ControllerRevision>,
-    /// Every task pod kubecs made, in any phase (owners read stopped tasks too).
-    pub tasks: Store<Pod>,
+    /// What the reflectors hold: the snapshot every decision reads.
+    pub stores: Stores,
     /// Placements made but not yet seen by the pod reflector; held during a decision, so
     /// placement decisions are serialised as ECS's scheduler does.
     pub ledger: tokio::sync::Mutex<launch::Ledger>,
@@ -67,26 +59,25 @@ pub struct Expectation {
     pub at: std::time::Instant,
 }
 
-/// The shared stores.
+/// The shared stores: read-only, and buildable without a client (tests fill them by hand).
+#[derive(Clone)]
 pub struct Stores {
+    /// Every Node, kept by a reflector (container instances are read from here, not listed).
     pub nodes: Store<Node>,
+    /// Every pod that is not Succeeded or Failed (remaining resources, task counts).
     pub pods: Store<Pod>,
+    /// Every ECS Service (cluster service counts, deletion protection).
     pub services: Store<Service>,
+    /// Every TaskDefinition (family uniqueness, reference resolution).
     pub taskdefs: Store<TaskDefinition>,
+    /// Every registered task definition revision (ControllerRevisions kubecs made).
     pub revisions: Store<ControllerRevision>,
+    /// Every task pod kubecs made, in any phase (owners read stopped tasks too).
     pub tasks: Store<Pod>,
 }
 
 impl Context {
     pub fn new(client: Client, metrics: Arc<Metrics>, stores: Stores) -> Self {
-        let Stores {
-            nodes,
-            pods,
-            services,
-            taskdefs,
-            revisions,
-            tasks,
-        } = stores;
         let recorder = Recorder::new(
             client.clone(),
             Reporter {
@@ -98,12 +89,7 @@ impl Context {
             client,
             recorder,
             metrics,
-            nodes,
-            pods,
-            services,
-            taskdefs,
-            revisions,
-            tasks,
+            stores,
             ledger: Default::default(),
             expectations: Default::default(),
             stopped_task_retention: std::time::Duration::from_secs(3600),
@@ -118,7 +104,8 @@ impl Context {
         let mut all = self.expectations.lock().expect("not poisoned");
         let Some(e) = all.get(key) else { return true };
         let present = |name: &str| {
-            self.tasks
+            self.stores
+                .tasks
                 .get(&kube::runtime::reflector::ObjectRef::new(name).within(ns))
         };
         let met = e.created.iter().all(|n| present(n).is_some())

@@ -6,7 +6,7 @@
 use crate::api::common::{LaunchType, PlacementConstraint, PlacementStrategy};
 use crate::placement::{PlacementPolicy, TaskKind};
 
-use super::Context;
+use super::Stores;
 use super::launch::{self, INACTIVE, Resolved};
 
 /// Why a Service or Task cannot go ahead: shown as its `Ready=False`/`Degraded=True`
@@ -63,12 +63,12 @@ pub struct Cleared {
 }
 
 /// Runs the checks in ECS's order; reads the stores only.
-pub fn check(ctx: &Context, ns: &str, ask: &Ask<'_>) -> Result<Cleared, Refusal> {
+pub fn check(stores: &Stores, ns: &str, ask: &Ask<'_>) -> Result<Cleared, Refusal> {
     if !ask.cluster_exists {
         return Err(Refusal::ClusterNotFound);
     }
-    let resolved =
-        launch::resolve(ctx, ns, ask.task_definition).map_err(Refusal::TaskDefinitionNotFound)?;
+    let resolved = launch::resolve(stores, ns, ask.task_definition)
+        .map_err(Refusal::TaskDefinitionNotFound)?;
     decide(resolved, ask)
 }
 

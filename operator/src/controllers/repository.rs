@@ -428,6 +428,15 @@ pub async fn apply_lifecycle(ctx: &Ctx) -> Vec<String> {
 /// Runs the controller: Repository events from the shared reflector, `changes` (repository
 /// names from the registry after pushes and deletes, and from lifecycle runs) and the
 /// periodic refresh; lifecycle policies every `lifecycle_interval` and at start.
+/// The annotation a registry replica that is not the leader sets on a Repository after a push
+/// or delete through it: the leader's watch sees the change and refreshes the status at once
+/// (its own pushes reach it through the change channel).
+pub const CHANGED_AT_ANNOTATION: &str = "ecr.kubecs.io/images-changed-at";
+
+/// Runs the Repository controller and the lifecycle loop until the future is dropped (the
+/// registry runs it while it holds the registry Lease, and drops it when it loses it). Every
+/// Repository is reconciled at the start, then on changes, on `changes` (repository names
+/// pushed to or deleted from) and every [`REFRESH`].
 pub async fn run(
     ctx: Arc<Ctx>,
     events: impl futures::Stream<Item = Arc<Repository>> + Send + 'static,
@@ -436,7 +445,7 @@ pub async fn run(
     lifecycle_interval: Duration,
 ) {
     let lifecycle_ctx = ctx.clone();
-    tokio::spawn(async move {
+    let lifecycle = async move {
         let mut tick = tokio::time::interval(lifecycle_interval.max(Duration::from_secs(1)));
         loop {
             tick.tick().await;
@@ -444,9 +453,15 @@ pub async fn run(
                 let _ = changes_tx.send(name);
             }
         }
-    });
+    };
     let store = ctx.store.clone();
-    let triggers = futures::stream::unfold(changes, |mut rx| async move {
+    // A new term starts from what the store holds: the events stream carries changes only.
+    let everything: Vec<ObjectRef<Repository>> = store
+        .state()
+        .iter()
+        .map(|r| ObjectRef::from(r.as_ref()))
+        .collect();
+    let pushed = futures::stream::unfold(changes, |mut rx| async move {
         rx.recv().await.map(|name| (name, rx))
     })
     .filter_map(move |name| {
@@ -455,17 +470,44 @@ pub async fn run(
             .map(|r| ObjectRef::from(r.as_ref()));
         futures::future::ready(found)
     });
-    Controller::for_shared_stream(events, ctx.store.clone())
+    let triggers = futures::stream::iter(everything).chain(pushed);
+    let controller = Controller::for_shared_stream(events, ctx.store.clone())
         .reconcile_on(triggers)
-        .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {
             match res {
                 Err(kube::runtime::controller::Error::ObjectNotFound(_)) | Ok(_) => {}
                 Err(e) => warn!(error = %e, "repository reconcile failed"),
             }
-        })
-        .await;
+        });
+    tokio::select! {
+        _ = controller => {}
+        _ = lifecycle => {}
+    }
+}
+
+/// Tells the leading replica that repository `name` changed here: an annotation on its
+/// Repository object, which the leader watches. Best effort: the leader's periodic refresh
+/// catches up if this fails.
+pub async fn announce_change(client: &Client, store: &Store<Repository>, name: &str) {
+    let repos = store.state();
+    let Some(r) = crate::registry::repositories::lookup(&repos, name) else {
+        return;
+    };
+    let api: Api<Repository> = Api::namespaced(client.clone(), &r.namespace().unwrap_or_default());
+    let patch = serde_json::json!({
+        "metadata": {"annotations": {CHANGED_AT_ANNOTATION: Timestamp::now().to_string()}}
+    });
+    if let Err(e) = api
+        .patch(
+            &r.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        warn!(repository = %name, error = %e, "could not announce the change to the leading registry replica");
+    }
 }
 
 #[cfg(test)]

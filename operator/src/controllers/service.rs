@@ -58,8 +58,8 @@ pub async fn run(
     task_events: impl futures::Stream<Item = Arc<Pod>> + Send + 'static,
     node_events: impl futures::Stream<Item = Arc<Node>> + Send + 'static,
 ) {
-    let services = ctx.services.clone();
-    Controller::for_shared_stream(service_events, ctx.services.clone())
+    let services = ctx.stores.services.clone();
+    Controller::for_shared_stream(service_events, ctx.stores.services.clone())
         .owns_shared_stream(task_events)
         // An instance joining, leaving, draining or freeing room concerns its cluster's
         // services (DAEMON ones follow instances; others may be waiting for room). A Node no
@@ -107,7 +107,8 @@ fn now() -> (i64, String) {
 fn tasks_of(ctx: &Context, svc: &Service) -> Vec<Arc<Pod>> {
     let ns = svc.namespace().unwrap_or_default();
     let uid = svc.uid().unwrap_or_default();
-    ctx.tasks
+    ctx.stores
+        .tasks
         .state()
         .into_iter()
         .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
@@ -140,11 +141,6 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
     );
     let generation = svc.metadata.generation;
 
-    let config = svc
-        .spec
-        .deployment_configuration
-        .clone()
-        .unwrap_or_default();
     let daemon = svc.spec.scheduling_strategy == Some(SchedulingStrategy::Daemon);
     let launch_type = svc.spec.launch_type.unwrap_or(LaunchType::Ec2);
     let clusters: Api<EcsCluster> = Api::namespaced(ctx.client.clone(), &ns);
@@ -162,7 +158,7 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
         strategies: &svc.spec.placement_strategy,
         constraints: &svc.spec.placement_constraints,
     };
-    let preflight::Cleared { resolved, policy } = match preflight::check(&ctx, &ns, &ask) {
+    let preflight::Cleared { resolved, policy } = match preflight::check(&ctx.stores, &ns, &ask) {
         Ok(c) => c,
         Err(r) => return refuse(&svc, &ctx, &old, r.reason(), r.message()).await,
     };
@@ -176,58 +172,20 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
         .collect();
     let eligible = if daemon {
         let mut ledger = ctx.ledger.lock().await;
-        launch::instances(&ctx, &mut ledger, &ns, &cluster)
+        let instances = launch::instances(&ctx.stores, &mut ledger, &ns, &cluster);
+        crate::placement::daemon_instances(&instances, &policy)
             .into_iter()
-            .filter(|i| i.agent_connected && !i.draining)
-            .filter(|i| {
-                policy.constraints.iter().all(|c| match c {
-                    crate::placement::Constraint::MemberOf(q) => q.matches(i),
-                    crate::placement::Constraint::DistinctInstance => true,
-                })
-            })
-            .map(|i| i.id)
+            .map(|i| instances[i].id.clone())
             .collect::<Vec<_>>()
     } else {
         Vec::new()
     };
-    let desired = if daemon {
-        eligible.len() as i32
-    } else {
-        svc.spec.desired_count.unwrap_or(0)
-    };
-    let bounds = Bounds {
-        desired,
-        minimum_healthy_percent: config.minimum_healthy_percent.unwrap_or(if daemon {
-            0
-        } else {
-            100
-        }),
-        maximum_percent: config
-            .maximum_percent
-            .unwrap_or(if daemon { 100 } else { 200 }),
-    };
-    let strategy = match config.strategy {
-        Some(DeploymentStrategy::BlueGreen) => Strategy::BlueGreen {
-            bake_seconds: config.bake_time_in_minutes.unwrap_or(0) as i64 * 60,
-        },
-        _ => Strategy::Rolling,
-    };
-    let breaker = config
-        .deployment_circuit_breaker
-        .as_ref()
-        .filter(|b| b.enable)
-        .map(|b| {
-            let t = b.threshold_configuration.as_ref();
-            let value = t.and_then(|t| t.value);
-            let (count, percent) = match t.and_then(|t| t.type_) {
-                Some(ThresholdType::Percent) => (None, value),
-                _ => (value, None),
-            };
-            Breaker {
-                rollback: b.rollback,
-                threshold: breaker_threshold(desired, count, percent),
-            }
-        });
+    let Settings {
+        bounds,
+        strategy,
+        breaker,
+    } = settings(&svc.spec, eligible.len());
+    let desired = bounds.desired;
     let counted: BTreeSet<String> = old
         .stopped_tasks
         .iter()
@@ -254,7 +212,7 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
         deploy::daemon::plan(&state, &eligible)
     } else {
         let mut ledger = ctx.ledger.lock().await;
-        let instances = launch::instances(&ctx, &mut ledger, &ns, &cluster);
+        let instances = launch::instances(&ctx.stores, &mut ledger, &ns, &cluster);
         drop(ledger);
         let group = service_group(&name);
         let strategies = policy.strategies.clone();
@@ -279,11 +237,7 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
     status.deployments = plan.deployments.clone();
     record_stops(&mut status, &plan, &tasks, &now);
     let mut messages = plan.events.clone();
-    let new_deployment = plan
-        .deployments
-        .iter()
-        .any(|d| !old.deployments.iter().any(|o| o.id == d.id));
-    if new_deployment || plan.stop.iter().any(|s| s.counted_failure) {
+    if must_record_first(&old, &plan) {
         push_events(&mut status, &messages, &now);
         for m in messages.drain(..) {
             publish(&ctx, &svc, &m).await;
@@ -310,7 +264,7 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
             resolved.clone()
         } else {
             // A rollback: the deployment runs an older revision.
-            match launch::resolve(&ctx, &ns, &l.task_definition) {
+            match launch::resolve(&ctx.stores, &ns, &l.task_definition) {
                 Ok(r) => r,
                 Err(msg) => {
                     placement_problem = Some(msg);
@@ -375,10 +329,108 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
     let live = tasks.iter().filter(|t| t.is_live()).count() as i32;
     status.running_count = running;
     status.pending_count = (live - running).max(0) + created.len() as i32;
+    let conditions = conditions(
+        &name,
+        &plan,
+        running,
+        desired,
+        placement_problem,
+        generation,
+    );
+    status.conditions = merge(&old.conditions, conditions);
+    ctx.write_status(svc.as_ref(), &status).await?;
+    if !created.is_empty() {
+        info!(service = %name, started = created.len(), "started tasks");
+    }
+    Ok(if plan.steady {
+        Action::requeue(Duration::from_secs(60))
+    } else {
+        Action::requeue(Duration::from_secs(3))
+    })
+}
+
+/// What a Service spec asks of the planner, defaults applied (ECS's: 100/200 percent, or
+/// 0/100 for DAEMON). A DAEMON service's desired count is the number of instances it covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Settings {
+    bounds: Bounds,
+    strategy: Strategy,
+    breaker: Option<Breaker>,
+}
+
+fn settings(spec: &crate::api::ServiceSpec, daemon_instances: usize) -> Settings {
+    let config = spec.deployment_configuration.clone().unwrap_or_default();
+    let daemon = spec.scheduling_strategy == Some(SchedulingStrategy::Daemon);
+    let desired = if daemon {
+        daemon_instances as i32
+    } else {
+        spec.desired_count.unwrap_or(0)
+    };
+    let bounds = Bounds {
+        desired,
+        minimum_healthy_percent: config.minimum_healthy_percent.unwrap_or(if daemon {
+            0
+        } else {
+            100
+        }),
+        maximum_percent: config
+            .maximum_percent
+            .unwrap_or(if daemon { 100 } else { 200 }),
+    };
+    let strategy = match config.strategy {
+        Some(DeploymentStrategy::BlueGreen) => Strategy::BlueGreen {
+            bake_seconds: config.bake_time_in_minutes.unwrap_or(0) as i64 * 60,
+        },
+        _ => Strategy::Rolling,
+    };
+    let breaker = config
+        .deployment_circuit_breaker
+        .as_ref()
+        .filter(|b| b.enable)
+        .map(|b| {
+            let t = b.threshold_configuration.as_ref();
+            let value = t.and_then(|t| t.value);
+            let (count, percent) = match t.and_then(|t| t.type_) {
+                Some(ThresholdType::Percent) => (None, value),
+                _ => (value, None),
+            };
+            Breaker {
+                rollback: b.rollback,
+                threshold: breaker_threshold(desired, count, percent),
+            }
+        });
+    Settings {
+        bounds,
+        strategy,
+        breaker,
+    }
+}
+
+/// Crash safety: a new deployment is written to status before any pod names it, and a
+/// counted failure before its task is stopped, so a restart neither loses the deployment its
+/// pods point to nor counts the failure twice.
+fn must_record_first(old: &ServiceStatus, plan: &Plan) -> bool {
+    let new_deployment = plan
+        .deployments
+        .iter()
+        .any(|d| !old.deployments.iter().any(|o| o.id == d.id));
+    new_deployment || plan.stop.iter().any(|s| s.counted_failure)
+}
+
+/// Ready (steady state), Progressing (the PRIMARY deployment rolls out) and Degraded (it
+/// failed, or tasks cannot be placed) after a pass.
+fn conditions(
+    name: &str,
+    plan: &Plan,
+    running: i32,
+    desired: i32,
+    placement_problem: Option<String>,
+    generation: Option<i64>,
+) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
     let primary = plan.deployments.first();
     let failed = primary.and_then(|d| d.rollout_state) == Some(RolloutState::Failed);
     let progressing = primary.and_then(|d| d.rollout_state) == Some(RolloutState::InProgress);
-    let conditions = vec![
+    vec![
         condition(
             cond::READY,
             plan.steady,
@@ -388,7 +440,7 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
                 "NotSteady"
             },
             if plan.steady {
-                steady_message(&name)
+                steady_message(name)
             } else {
                 format!("{running} of {desired} tasks running.")
             },
@@ -426,17 +478,7 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
                 .unwrap_or_default(),
             generation,
         ),
-    ];
-    status.conditions = merge(&old.conditions, conditions);
-    ctx.write_status(svc.as_ref(), &status).await?;
-    if !created.is_empty() {
-        info!(service = %name, started = created.len(), "started tasks");
-    }
-    Ok(if plan.steady {
-        Action::requeue(Duration::from_secs(60))
-    } else {
-        Action::requeue(Duration::from_secs(3))
-    })
+    ]
 }
 
 /// Picks `n` tasks to stop with the placement engine's scale-in rules.
@@ -701,6 +743,194 @@ async fn sync_load_balancers(ctx: &Context, svc: &Service, plan: &Plan) -> Resul
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::api::service::Deployment;
+    use crate::api::states::StopCode;
+    use crate::deploy::StopTask;
+
+    fn spec(v: serde_json::Value) -> crate::api::ServiceSpec {
+        serde_json::from_value(v).expect("a valid ServiceSpec")
+    }
+
+    fn deployment(id: &str, state: RolloutState, reason: &str) -> Deployment {
+        Deployment {
+            id: id.into(),
+            rollout_state: Some(state),
+            rollout_state_reason: Some(reason.into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn settings_take_ecs_defaults() {
+        let s = settings(
+            &spec(json!({"taskDefinition": "web", "desiredCount": 4})),
+            9,
+        );
+        assert_eq!(
+            s.bounds,
+            Bounds {
+                desired: 4,
+                minimum_healthy_percent: 100,
+                maximum_percent: 200
+            }
+        );
+        assert_eq!(s.strategy, Strategy::Rolling);
+        assert_eq!(s.breaker, None);
+    }
+
+    #[test]
+    fn a_daemon_wants_one_task_per_covered_instance_and_may_stop_them_all() {
+        let s = settings(
+            &spec(json!({"taskDefinition": "agent", "schedulingStrategy": "DAEMON"})),
+            3,
+        );
+        assert_eq!(
+            s.bounds,
+            Bounds {
+                desired: 3,
+                minimum_healthy_percent: 0,
+                maximum_percent: 100
+            }
+        );
+    }
+
+    #[test]
+    fn blue_green_bakes_and_the_breaker_threshold_follows_its_type() {
+        let s = settings(
+            &spec(json!({
+                "taskDefinition": "web", "desiredCount": 10,
+                "deploymentConfiguration": {
+                    "strategy": "BLUE_GREEN", "bakeTimeInMinutes": 2,
+                    "minimumHealthyPercent": 50, "maximumPercent": 150,
+                    "deploymentCircuitBreaker": {"enable": true, "rollback": true,
+                        "thresholdConfiguration": {"type": "PERCENT", "value": 25}}
+                }
+            })),
+            0,
+        );
+        assert_eq!(s.strategy, Strategy::BlueGreen { bake_seconds: 120 });
+        assert_eq!(
+            (s.bounds.minimum_healthy_percent, s.bounds.maximum_percent),
+            (50, 150)
+        );
+        assert_eq!(
+            s.breaker,
+            Some(Breaker {
+                rollback: true,
+                threshold: 3
+            })
+        );
+        // Disabled: no breaker whatever its threshold says.
+        let off = settings(
+            &spec(json!({"taskDefinition": "web", "desiredCount": 10,
+                "deploymentConfiguration": {"deploymentCircuitBreaker": {"enable": false, "rollback": true}}})),
+            0,
+        );
+        assert_eq!(off.breaker, None);
+    }
+
+    #[test]
+    fn a_new_deployment_and_a_counted_failure_are_recorded_before_pods_change() {
+        let old = ServiceStatus {
+            deployments: vec![deployment("ecs-svc/1", RolloutState::Completed, "")],
+            ..Default::default()
+        };
+        let same = Plan {
+            deployments: old.deployments.clone(),
+            ..Default::default()
+        };
+        assert!(!must_record_first(&old, &same));
+        let new = Plan {
+            deployments: vec![
+                deployment("ecs-svc/2", RolloutState::InProgress, ""),
+                deployment("ecs-svc/1", RolloutState::Completed, ""),
+            ],
+            ..Default::default()
+        };
+        assert!(must_record_first(&old, &new));
+        let failure = Plan {
+            stop: vec![StopTask {
+                name: "web-abc".into(),
+                deployment: "1".into(),
+                code: StopCode::EssentialContainerExited,
+                reason: "Essential container in task exited".into(),
+                counted_failure: true,
+            }],
+            ..same.clone()
+        };
+        assert!(must_record_first(&old, &failure));
+        let scale_in = Plan {
+            stop: vec![StopTask {
+                counted_failure: false,
+                ..failure.stop[0].clone()
+            }],
+            ..same
+        };
+        assert!(!must_record_first(&old, &scale_in));
+    }
+
+    fn by_type<'a>(
+        c: &'a [k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+        t: &str,
+    ) -> (&'a str, &'a str, &'a str) {
+        let c = c.iter().find(|c| c.type_ == t).expect("condition present");
+        (c.status.as_str(), c.reason.as_str(), c.message.as_str())
+    }
+
+    #[test]
+    fn conditions_say_steady_progressing_or_degraded() {
+        let steady = Plan {
+            deployments: vec![deployment("ecs-svc/1", RolloutState::Completed, "done")],
+            steady: true,
+            ..Default::default()
+        };
+        let c = conditions("web", &steady, 2, 2, None, Some(3));
+        assert_eq!(
+            by_type(&c, cond::READY),
+            (
+                "True",
+                "SteadyState",
+                "(service web) has reached a steady state."
+            )
+        );
+        assert_eq!(by_type(&c, cond::DEGRADED), ("False", "AsExpected", ""));
+        assert!(c.iter().all(|c| c.observed_generation == Some(3)));
+
+        let rolling = Plan {
+            deployments: vec![deployment("ecs-svc/2", RolloutState::InProgress, "rolling")],
+            ..Default::default()
+        };
+        let c = conditions("web", &rolling, 1, 2, None, None);
+        assert_eq!(
+            by_type(&c, cond::READY),
+            ("False", "NotSteady", "1 of 2 tasks running.")
+        );
+        assert_eq!(
+            by_type(&c, cond::PROGRESSING),
+            ("True", "RolloutInProgress", "rolling")
+        );
+
+        let failed = Plan {
+            deployments: vec![deployment(
+                "ecs-svc/2",
+                RolloutState::Failed,
+                "tasks failed to start",
+            )],
+            ..Default::default()
+        };
+        let c = conditions("web", &failed, 0, 2, None, None);
+        assert_eq!(
+            by_type(&c, cond::DEGRADED),
+            ("True", "DeploymentFailed", "tasks failed to start")
+        );
+        let c = conditions("web", &rolling, 1, 2, Some("no room".into()), None);
+        assert_eq!(
+            by_type(&c, cond::DEGRADED),
+            ("True", "UnableToPlaceTask", "no room")
+        );
+    }
+
     #[test]
     fn target_group_names_come_from_elb_arns() {
         assert_eq!(
@@ -710,5 +940,141 @@ mod tests {
             "web-prod"
         );
         assert_eq!(super::target_group_name("web-test"), "web-test");
+    }
+}
+
+/// The API conversation of the Service reconciler (see `controllers::testing`).
+#[cfg(test)]
+mod conversation {
+    use super::*;
+    use crate::controllers::taskdef::OWNER_UID_LABEL;
+    use crate::controllers::testing::{World, node};
+    use axum::http::Method;
+
+    const SERVICE: &str = "/apis/ecs.kubecs.io/v1alpha1/namespaces/shop/services/web";
+    const PODS: &str = "/api/v1/namespaces/shop/pods";
+
+    /// Cluster `shop/prod` with two instances, and task definition `web:1`.
+    fn world() -> World {
+        let mut world = World::plain();
+        world.api.seed(
+            "/apis/ecs.kubecs.io/v1alpha1/namespaces/shop/ecsclusters/prod",
+            json!({"apiVersion": "ecs.kubecs.io/v1alpha1", "kind": "EcsCluster",
+                   "metadata": {"name": "prod", "namespace": "shop", "uid": "cluster-1"},
+                   "spec": {}}),
+        );
+        world.node(node("n1", "us-east-1a", Some("shop/prod")));
+        world.node(node("n2", "us-east-1b", Some("shop/prod")));
+        world.taskdef(
+            serde_json::from_value(json!({
+                "apiVersion": "ecs.kubecs.io/v1alpha1", "kind": "TaskDefinition",
+                "metadata": {"name": "web", "namespace": "shop", "uid": "td-1"},
+                "spec": {"containerDefinitions": [{"name": "app", "image": "nginx", "memory": 256}]},
+            }))
+            .expect("a TaskDefinition"),
+        );
+        world.revision(
+            serde_json::from_value(json!({
+                "metadata": {"name": "web-1", "namespace": "shop", "uid": "rev-1",
+                             "labels": {OWNER_UID_LABEL: "td-1"}},
+                "revision": 1,
+                "data": {"family": "web",
+                         "containerDefinitions": [{"name": "app", "image": "nginx", "memory": 256}]},
+            }))
+            .expect("a ControllerRevision"),
+        );
+        world
+    }
+
+    fn service(desired: i32) -> Service {
+        serde_json::from_value(json!({
+            "apiVersion": "ecs.kubecs.io/v1alpha1", "kind": "Service",
+            "metadata": {"name": "web", "namespace": "shop", "uid": "svc-1", "generation": 1},
+            "spec": {"cluster": "prod", "taskDefinition": "web", "desiredCount": desired},
+        }))
+        .expect("a Service")
+    }
+
+    #[tokio::test]
+    async fn a_new_deployment_is_in_status_before_any_task_pod_names_it() {
+        let world = world();
+        let svc = service(2);
+        world
+            .api
+            .seed(SERVICE, serde_json::to_value(&svc).expect("json"));
+        reconcile(Arc::new(svc), world.ctx.clone())
+            .await
+            .expect("reconciled");
+
+        let status_path = format!("{SERVICE}/status");
+        let first_status = world
+            .api
+            .first(&Method::PATCH, &status_path)
+            .expect("status written");
+        let first_pod = world.api.first(&Method::POST, PODS).expect("tasks started");
+        assert!(
+            first_status < first_pod,
+            "the deployment must be recorded before a pod names it: {:?}",
+            world
+                .api
+                .calls()
+                .iter()
+                .map(|c| format!("{} {}", c.method, c.path))
+                .collect::<Vec<_>>()
+        );
+        let recorded = &world.api.calls()[first_status].body["status"]["deployments"];
+        assert_eq!(recorded[0]["status"], "PRIMARY");
+        assert_eq!(recorded[0]["taskDefinition"], "web:1");
+        assert_eq!(recorded[0]["rolloutState"], "IN_PROGRESS");
+        let id = recorded[0]["id"].as_str().expect("an id").to_string();
+
+        // Both tasks: labelled with that deployment, bound to the two instances.
+        let pods = world.api.all(&Method::POST, PODS);
+        assert_eq!(pods.len(), 2);
+        let mut nodes: Vec<&str> = pods
+            .iter()
+            .map(|p| p.body["spec"]["nodeName"].as_str().expect("bound"))
+            .collect();
+        nodes.sort();
+        assert_eq!(nodes, ["n1", "n2"]);
+        for p in &pods {
+            assert_eq!(
+                p.body["metadata"]["labels"][labels::DEPLOYMENT],
+                deployment_label(&id)
+            );
+            assert_eq!(p.body["metadata"]["ownerReferences"][0]["uid"], "svc-1");
+        }
+        // The last status write counts them as pending, and says ECS's event.
+        let last = world.api.all(&Method::PATCH, &status_path);
+        let last = &last.last().expect("written").body["status"];
+        assert_eq!(last["pendingCount"], 2);
+        let events = last["events"].as_array().expect("events");
+        assert!(
+            events.iter().any(|e| e["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("(service web) has started 2 tasks:")),
+            "{events:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_service_of_a_missing_cluster_is_refused_in_ecs_words_and_starts_nothing() {
+        let world = World::plain();
+        let svc = service(1);
+        world
+            .api
+            .seed(SERVICE, serde_json::to_value(&svc).expect("json"));
+        reconcile(Arc::new(svc), world.ctx.clone())
+            .await
+            .expect("refused, not failed");
+        assert_eq!(world.api.first(&Method::POST, PODS), None);
+        let written = world.api.all(&Method::PATCH, &format!("{SERVICE}/status"));
+        let ready = &written[0].body["status"]["conditions"][0];
+        assert_eq!(ready["reason"], "ClusterNotFound");
+        assert_eq!(
+            ready["message"],
+            "ClusterNotFoundException: Cluster not found."
+        );
     }
 }

@@ -119,6 +119,7 @@ async fn reconcile(task: Arc<Task>, ctx: Arc<Context>) -> Result<Action> {
     // Observe: each recorded task from its pod, or as last recorded once the pod is gone.
     let (now_s, now) = (Timestamp::now().as_second(), Timestamp::now().to_string());
     let pods: BTreeMap<String, Arc<Pod>> = ctx
+        .stores
         .tasks
         .state()
         .into_iter()
@@ -267,7 +268,7 @@ async fn launch_tasks(
         strategies: &task.spec.placement_strategy,
         constraints: &task.spec.placement_constraints,
     };
-    let preflight::Cleared { resolved, policy } = match preflight::check(ctx, ns, &ask) {
+    let preflight::Cleared { resolved, policy } = match preflight::check(&ctx.stores, ns, &ask) {
         Ok(c) => c,
         Err(r) => return Ok(Err((r.reason(), r.message()))),
     };

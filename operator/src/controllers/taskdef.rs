@@ -127,6 +127,7 @@ async fn reconcile(td: Arc<TaskDefinition>, ctx: Arc<Context>) -> Result<Action>
 
     // One family, one object: a second object claiming a registered family is refused.
     let owner_of_family = ctx
+        .stores
         .taskdefs
         .state()
         .into_iter()
@@ -222,11 +223,16 @@ async fn reconcile(td: Arc<TaskDefinition>, ctx: Arc<Context>) -> Result<Action>
                     listed.push(created);
                 }
                 // A crash after the create and before status: the revision is there already.
+                // Or the name is still taken by a revision of a deleted TaskDefinition of the
+                // same name that the garbage collector has not removed yet: retry.
                 Err(kube::Error::Api(s)) if s.code == 409 => {
                     listed = crs
                         .list(&ListParams::default().labels(&format!("{OWNER_UID_LABEL}={uid}")))
                         .await?
                         .items;
+                    if !listed.iter().any(|cr| cr.revision == Some(n)) {
+                        return Err(kube::Error::Api(s).into());
+                    }
                 }
                 Err(e) => return Err(e.into()),
             }

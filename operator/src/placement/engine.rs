@@ -657,6 +657,26 @@ fn ports_conflict(instance: &InstanceState, ports: &[u16]) -> bool {
 
 /// Places `request.count` tasks, one after the other, each on the instance ECS would choose;
 /// stops at the first task that fits nowhere and says why.
+/// An instance takes new tasks: ACTIVE (not DRAINING) with its agent connected.
+fn accepts_tasks(inst: &InstanceState) -> bool {
+    !inst.draining && inst.agent_connected
+}
+
+/// The instances a DAEMON service runs one task on: those that take new tasks and meet every
+/// `memberOf` constraint (`distinctInstance` holds by construction). Indexes into `instances`.
+pub fn daemon_instances(instances: &[InstanceState], policy: &PlacementPolicy) -> Vec<usize> {
+    (0..instances.len())
+        .filter(|&i| {
+            let inst = &instances[i];
+            accepts_tasks(inst)
+                && policy.constraints.iter().all(|c| match c {
+                    Constraint::MemberOf(q) => q.matches(inst),
+                    Constraint::DistinctInstance => true,
+                })
+        })
+        .collect()
+}
+
 pub fn place(
     instances: &[InstanceState],
     policy: &PlacementPolicy,
@@ -683,8 +703,7 @@ pub fn place(
     let usable: Vec<bool> = instances
         .iter()
         .map(|inst| {
-            !inst.draining
-                && inst.agent_connected
+            accepts_tasks(inst)
                 && !(needs_ports && ports_conflict(inst, &request.host_ports))
                 && fixed.iter().all(|q| q.matches(inst))
         })
@@ -975,6 +994,29 @@ mod tests {
 
     fn ids<'a>(o: &PlacementOutcome, instances: &'a [InstanceState]) -> Vec<&'a str> {
         o.instance_ids(instances)
+    }
+
+    #[test]
+    fn daemon_instances_are_the_active_connected_members() {
+        let mut all = vec![
+            instance("a", "us-east-1a", 1024, 2048),
+            instance("b", "us-east-1b", 1024, 2048),
+            instance("c", "us-east-1a", 1024, 2048),
+            instance("d", "us-east-1a", 1024, 2048),
+        ];
+        all[2].draining = true;
+        all[3].agent_connected = false;
+        let everywhere = policy(vec![], vec![Constraint::DistinctInstance]);
+        assert_eq!(daemon_instances(&all, &everywhere), vec![0, 1]);
+        let zone_a = policy(
+            vec![],
+            vec![member_of("attribute:ecs.availability-zone == us-east-1a")],
+        );
+        assert_eq!(daemon_instances(&all, &zone_a), vec![0]);
+        // A task-dependent expression is judged on what runs there now.
+        all[1].run(task("t1", "service:db"), &[]);
+        let beside_db = policy(vec![], vec![member_of("task:group == service:db")]);
+        assert_eq!(daemon_instances(&all, &beside_db), vec![1]);
     }
 
     #[test]

@@ -10,7 +10,8 @@ pub mod query;
 pub use engine::{
     Constraint, InstanceState, PlacementConfigError, PlacementFailure, PlacementOutcome,
     PlacementPolicy, PlacementRequest, Resource, RunningTask, ScaleInRequest, Shortfall,
-    SpreadField, Strategy, TaskKind, TaskRef, place, select_tasks_to_stop, validate,
+    SpreadField, Strategy, TaskKind, TaskRef, daemon_instances, place, select_tasks_to_stop,
+    validate,
 };
 pub use instance::{ClaimPlan, ContainerInstance, NodeView, plan_claims};
 pub use query::{InstanceFacts, Query, QueryError};

@@ -1,0 +1,190 @@
+//! `kubecs operator`: the shared reflectors, then (while holding the `kubecs-operator` Lease)
+//! the EcsCluster, TaskDefinition, Service and Task controllers, and the admin server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::ControllerRevision;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::Client;
+use kube::api::Api;
+use kube::runtime::watcher;
+use prometheus_client::registry::Registry;
+use tracing::info;
+
+use super::Fatal;
+use super::wiring::{admin_server, shared_reflector};
+use crate::api::{self, Service, TaskDefinition};
+use crate::controllers::{self, Context, WatchHealth};
+use crate::metrics::Metrics;
+use crate::registry as oci;
+
+/// The Lease that makes one operator replica active.
+pub const LEASE: &str = "kubecs-operator";
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Address of the admin server (/live, /ready, /metrics).
+    #[arg(long, env = "KUBECS_ADMIN_ADDR", default_value = "127.0.0.1:8080")]
+    admin_addr: SocketAddr,
+    #[command(flatten)]
+    lease: LeaseArgs,
+    /// The kubecs registry as task images name it (`host[:port]`): task pods pulling from
+    /// it get a pull Secret with a fresh registry token, as ECS's execution role does.
+    #[arg(
+        long,
+        env = "KUBECS_REGISTRY_HOST",
+        requires = "registry_token_key_file"
+    )]
+    registry_host: Option<String>,
+    /// The registry's token signing key (the chart mounts its Secret).
+    #[arg(long, env = "KUBECS_REGISTRY_TOKEN_KEY_FILE")]
+    registry_token_key_file: Option<PathBuf>,
+    /// How long a finished Task (RunTask) stays visible before it is removed.
+    #[arg(
+        long,
+        env = "KUBECS_STOPPED_TASK_RETENTION_SECONDS",
+        default_value_t = 3600
+    )]
+    stopped_task_retention_seconds: u64,
+}
+
+/// Leader election among replicas (the operator's and the registry's own Leases).
+#[derive(clap::Args, Clone, Debug)]
+pub struct LeaseArgs {
+    /// Take part in leader election on the Lease, so several replicas can run with one
+    /// doing the work that must not run twice.
+    #[arg(long, env = "KUBECS_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    /// The namespace of the Lease (the pod's own).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "kubecs-system")]
+    pub lease_namespace: String,
+    /// Seconds a leader holds the Lease without renewing it; a standby takes over after.
+    #[arg(long, env = "KUBECS_LEASE_SECONDS", default_value_t = 15)]
+    pub lease_seconds: u64,
+}
+
+pub async fn run(a: Args) -> Result<(), Fatal> {
+    let registry_pull = match (a.registry_host, a.registry_token_key_file) {
+        (Some(host), Some(key)) => Some(controllers::pullsecret::RegistryPull::new(
+            host,
+            oci::TokenSigner::new(std::fs::read(&key)?)?,
+        )),
+        _ => None,
+    };
+    let client = Client::try_default().await?;
+    let mut registry = Registry::with_prefix("kubecs");
+    let metrics = Arc::new(Metrics::new(&mut registry));
+    let health = Arc::new(WatchHealth::default());
+
+    let (nodes, node_events) = shared_reflector(
+        Api::<Node>::all(client.clone()),
+        watcher::Config::default(),
+        &health,
+    );
+    let (services, service_events) = shared_reflector(
+        Api::<Service>::all(client.clone()),
+        watcher::Config::default(),
+        &health,
+    );
+    let (taskdefs, taskdef_events) = shared_reflector(
+        Api::<TaskDefinition>::all(client.clone()),
+        watcher::Config::default(),
+        &health,
+    );
+    // Pods that hold node resources: not Succeeded, not Failed.
+    let (pods, _pod_events) = shared_reflector(
+        Api::<Pod>::all(client.clone()),
+        watcher::Config::default().fields("status.phase!=Succeeded,status.phase!=Failed"),
+        &health,
+    );
+    // Registered task definition revisions.
+    let (revisions, revision_events) = shared_reflector(
+        Api::<ControllerRevision>::all(client.clone()),
+        watcher::Config::default().labels(controllers::taskdef::OWNER_UID_LABEL),
+        &health,
+    );
+    // Task pods in every phase: their owners read stopped tasks too.
+    let (tasks, task_events) = shared_reflector(
+        Api::<Pod>::all(client.clone()),
+        watcher::Config::default().labels(&format!(
+            "{}={}",
+            api::labels::MANAGED_BY,
+            api::labels::MANAGER
+        )),
+        &health,
+    );
+    let ready = Arc::new(AtomicBool::new(false));
+    let admin = tokio::spawn(admin_server(
+        a.admin_addr,
+        registry,
+        ready.clone(),
+        health.clone(),
+    ));
+    info!("waiting for the first lists of nodes, pods and services");
+    nodes.wait_until_ready().await?;
+    services.wait_until_ready().await?;
+    pods.wait_until_ready().await?;
+    taskdefs.wait_until_ready().await?;
+    revisions.wait_until_ready().await?;
+    tasks.wait_until_ready().await?;
+    ready.store(true, Ordering::SeqCst);
+
+    let mut context = Context::new(
+        client,
+        metrics,
+        controllers::Stores {
+            nodes,
+            pods,
+            services,
+            taskdefs: taskdefs.clone(),
+            revisions,
+            tasks,
+        },
+    );
+    context.stopped_task_retention = Duration::from_secs(a.stopped_task_retention_seconds);
+    context.registry_pull = registry_pull;
+    let ctx = Arc::new(context);
+    // One active operator: wait for the Lease; losing it ends the process (its pod restarts
+    // as a standby), so two leaders never write at once.
+    let _lease_task = if a.lease.leader_election {
+        Some(lead(ctx.client.clone(), &a.lease).await?)
+    } else {
+        None
+    };
+    info!("kubecs operator started");
+    tokio::join!(
+        controllers::cluster::run(ctx.clone(), node_events.clone(), service_events.clone()),
+        controllers::taskdef::run(ctx.clone(), taskdefs, taskdef_events, revision_events),
+        controllers::service::run(
+            ctx.clone(),
+            service_events,
+            task_events.clone(),
+            node_events
+        ),
+        controllers::task::run(ctx, task_events),
+    );
+    admin.abort();
+    Ok(())
+}
+
+/// Blocks until this process holds the operator Lease; then watches it and exits the process
+/// if it is lost.
+async fn lead(client: Client, lease: &LeaseArgs) -> Result<tokio::task::JoinHandle<()>, Fatal> {
+    let mut leadership =
+        crate::lease::join(client, &lease.lease_namespace, LEASE, lease.lease_seconds).await?;
+    let identity = leadership.identity.clone();
+    info!(%identity, "standby: waiting for the {LEASE} lease");
+    if !leadership.acquired().await {
+        return Err(format!("the {LEASE} lease manager stopped").into());
+    }
+    info!(%identity, "leading: holding the {LEASE} lease");
+    Ok(tokio::spawn(async move {
+        leadership.lost().await;
+        tracing::error!("lost the {LEASE} lease: exiting");
+        std::process::exit(2);
+    }))
+}

@@ -1,0 +1,387 @@
+//! `kubecs registry`: the OCI registry over filesystem or S3 storage, served until SIGINT or
+//! SIGTERM. Bare, every repository is allowed and only registry tokens are accepted. With
+//! `--kubernetes`, Repository objects decide (see `registry::repositories`), Kubernetes tokens
+//! are accepted, and the background work (the Repository controller: status, lifecycle
+//! policies, the images finalizer; and the garbage collection) runs on the replica that holds
+//! the `kubecs-registry` Lease, while every replica serves requests.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use kube::Client;
+use kube::api::Api;
+use kube::runtime::watcher;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tracing::info;
+
+use super::Fatal;
+use super::operator::LeaseArgs;
+use super::wiring::{shared_reflector, shutdown_signal};
+use crate::api::repository::Repository;
+use crate::controllers::{self, WatchHealth};
+use crate::registry::{self as oci, DEFAULT_MAX_UPLOAD_BYTES};
+
+/// The Lease whose holder runs the registry's background work.
+pub const LEASE: &str = "kubecs-registry";
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Address to listen on (port 0 picks a free port; the log says which).
+    #[arg(long, env = "KUBECS_REGISTRY_LISTEN", default_value = "127.0.0.1:5000")]
+    listen: SocketAddr,
+    /// Directory of the filesystem storage (one registry process per directory).
+    #[arg(
+        long,
+        env = "KUBECS_REGISTRY_STORAGE_DIR",
+        required_unless_present = "storage",
+        conflicts_with = "storage"
+    )]
+    storage_dir: Option<PathBuf>,
+    #[command(flatten)]
+    s3: S3Args,
+    /// File holding the token signing key (32+ bytes); generated if missing.
+    #[arg(long, env = "KUBECS_REGISTRY_TOKEN_KEY_FILE")]
+    token_key_file: PathBuf,
+    /// The registry (account) id in ECR's messages.
+    #[arg(long, env = "KUBECS_REGISTRY_ID", default_value = "000000000000")]
+    registry_id: String,
+    /// Accept pushes to repositories that do not exist (instead of NAME_UNKNOWN).
+    #[arg(long, env = "KUBECS_REGISTRY_CREATE_ON_PUSH")]
+    create_on_push: bool,
+    /// The largest blob accepted, in bytes.
+    #[arg(long, env = "KUBECS_REGISTRY_MAX_UPLOAD_BYTES", default_value_t = DEFAULT_MAX_UPLOAD_BYTES)]
+    max_upload_bytes: u64,
+    /// Seconds between garbage collections of unreferenced blobs (0: never).
+    #[arg(long, default_value_t = 3600)]
+    gc_interval_seconds: u64,
+    /// Unreferenced blobs younger than this many seconds are kept (uploads in progress).
+    #[arg(long, default_value_t = 86400)]
+    gc_grace_seconds: u64,
+    #[command(flatten)]
+    cluster: KubernetesArgs,
+}
+
+/// S3-compatible object storage instead of a directory.
+#[derive(clap::Args)]
+struct S3Args {
+    /// S3-compatible object storage, `s3://BUCKET[/PREFIX]`, instead of --storage-dir:
+    /// several registry processes may serve one bucket. Credentials come from the
+    /// standard AWS variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY...).
+    #[arg(long, env = "KUBECS_REGISTRY_STORAGE")]
+    storage: Option<String>,
+    /// URL of an S3-compatible server (path-style requests); default AWS.
+    #[arg(long, env = "KUBECS_REGISTRY_S3_ENDPOINT", requires = "storage")]
+    s3_endpoint: Option<String>,
+    /// The bucket's region (default AWS_REGION or us-east-1).
+    #[arg(long, env = "KUBECS_REGISTRY_S3_REGION", requires = "storage")]
+    s3_region: Option<String>,
+    /// Allow an http:// endpoint.
+    #[arg(long, env = "KUBECS_REGISTRY_S3_ALLOW_HTTP", requires = "storage")]
+    s3_allow_http: bool,
+    /// The server lacks conditional writes (If-Match / If-None-Match on PUT): overwrite
+    /// instead. Immutable tags are then enforced within each replica only.
+    #[arg(
+        long,
+        env = "KUBECS_REGISTRY_S3_NO_CONDITIONAL_WRITES",
+        requires = "storage"
+    )]
+    s3_no_conditional_writes: bool,
+}
+
+/// ECR semantics from the cluster.
+#[derive(clap::Args)]
+struct KubernetesArgs {
+    /// ECR semantics from the cluster: Repository objects decide which repositories exist,
+    /// their tag mutability and policy; Kubernetes bearer tokens are checked with
+    /// TokenReview (and exchanged for registry tokens at /kubecs/v1/token); the replica
+    /// holding the `kubecs-registry` Lease writes Repository status, applies lifecycle
+    /// policies, holds the `ecr.kubecs.io/images` finalizer and collects garbage. Uses the
+    /// in-cluster config or KUBECONFIG.
+    #[arg(long, env = "KUBECS_REGISTRY_KUBERNETES")]
+    kubernetes: bool,
+    /// `host[:port]` clients use to reach the registry, shown in `repositoryUri`
+    /// (default: the listen address).
+    #[arg(long, env = "KUBECS_REGISTRY_PUBLIC_HOST")]
+    public_host: Option<String>,
+    /// Seconds between applications of the lifecycle policies (also applied when a replica
+    /// starts leading); with --kubernetes.
+    #[arg(
+        long,
+        env = "KUBECS_REGISTRY_LIFECYCLE_INTERVAL_SECONDS",
+        default_value_t = 3600
+    )]
+    lifecycle_interval_seconds: u64,
+    #[command(flatten)]
+    lease: LeaseArgs,
+}
+
+/// Where the registry keeps its content.
+pub enum StoreChoice {
+    Dir(PathBuf),
+    S3(oci::S3Config),
+}
+
+impl Args {
+    pub fn store(&self) -> Result<StoreChoice, Fatal> {
+        match (&self.s3.storage, &self.storage_dir) {
+            (Some(url), _) => {
+                let (bucket, prefix) = oci::S3Config::parse_url(url)?;
+                Ok(StoreChoice::S3(oci::S3Config {
+                    bucket,
+                    prefix,
+                    endpoint: self.s3.s3_endpoint.clone(),
+                    region: self.s3.s3_region.clone(),
+                    allow_http: self.s3.s3_allow_http,
+                    conditional_writes: !self.s3.s3_no_conditional_writes,
+                }))
+            }
+            (None, Some(dir)) => Ok(StoreChoice::Dir(dir.clone())),
+            (None, None) => Err("--storage-dir or --storage is required".into()),
+        }
+    }
+
+    /// The garbage collection's interval and grace period; None when disabled.
+    fn gc(&self) -> Option<(Duration, Duration)> {
+        (self.gc_interval_seconds > 0).then(|| {
+            (
+                Duration::from_secs(self.gc_interval_seconds),
+                Duration::from_secs(self.gc_grace_seconds),
+            )
+        })
+    }
+}
+
+impl From<&Args> for oci::RegistryConfig {
+    fn from(a: &Args) -> oci::RegistryConfig {
+        oci::RegistryConfig {
+            registry_id: a.registry_id.clone(),
+            create_on_push: a.create_on_push,
+            max_upload_bytes: a.max_upload_bytes,
+        }
+    }
+}
+
+async fn open(store: StoreChoice) -> Result<Arc<dyn oci::Storage>, Fatal> {
+    Ok(match store {
+        StoreChoice::Dir(dir) => Arc::new(oci::FsStorage::open(dir)?),
+        StoreChoice::S3(config) => {
+            let s3 = oci::S3Storage::connect(&config)?;
+            // Fail at start, not at the first push, on a wrong bucket, endpoint or key.
+            s3.check().await?;
+            info!(bucket = %config.bucket, prefix = %config.prefix, "registry storage on S3");
+            Arc::new(s3)
+        }
+    })
+}
+
+pub async fn run(a: Args) -> Result<(), Fatal> {
+    let storage = open(a.store()?).await?;
+    let config = oci::RegistryConfig::from(&a);
+    let signer = oci::TokenSigner::load_or_create(&a.token_key_file)?;
+    let mut auth = oci::Authenticator::new(signer);
+    let mut policy: Arc<dyn oci::AccessPolicy> = Arc::new(oci::AllowAll);
+    let mut changes = None;
+    let mut leadership = None;
+    let mut work = Background {
+        storage: storage.clone(),
+        gc: a.gc(),
+        repositories: None,
+        current: Arc::new(Mutex::new(None)),
+    };
+    if a.cluster.kubernetes {
+        let client = Client::try_default().await?;
+        let health = Arc::new(WatchHealth::default());
+        let (repos, repo_events) = shared_reflector(
+            Api::<Repository>::all(client.clone()),
+            watcher::Config::default(),
+            &health,
+        );
+        info!("waiting for the first list of Repository objects");
+        repos.wait_until_ready().await?;
+        auth = auth.with_external(Arc::new(oci::tokenreview::TokenReviewVerifier::new(
+            client.clone(),
+        )));
+        policy = Arc::new(oci::repositories::KubeRepositories {
+            store: repos.clone(),
+        });
+        let (tx, rx) = unbounded_channel();
+        changes = Some(tx);
+        let ctx = Arc::new(controllers::repository::Ctx::new(
+            client.clone(),
+            repos.clone(),
+            storage.clone(),
+            config.registry_id.clone(),
+            a.cluster
+                .public_host
+                .clone()
+                .unwrap_or_else(|| a.listen.to_string()),
+        ));
+        work.repositories = Some(RepositoryWork {
+            ctx,
+            events: Box::new(move || Box::pin(repo_events.clone())),
+            lifecycle_interval: Duration::from_secs(a.cluster.lifecycle_interval_seconds),
+        });
+        tokio::spawn(route_changes(
+            rx,
+            work.current.clone(),
+            client.clone(),
+            repos,
+        ));
+        let lease = &a.cluster.lease;
+        if lease.leader_election {
+            leadership = Some(
+                crate::lease::join(client, &lease.lease_namespace, LEASE, lease.lease_seconds)
+                    .await?,
+            );
+        }
+    }
+    let state = Arc::new(oci::Registry {
+        storage,
+        policy,
+        auth,
+        config,
+        changes,
+    });
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let background = tokio::spawn(supervise(Arc::new(work), leadership, stopped));
+    let listener = tokio::net::TcpListener::bind(a.listen).await?;
+    info!(
+        "kubecs registry listening on http://{}",
+        listener.local_addr()?
+    );
+    axum::serve(listener, oci::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    let _ = stop.send(true);
+    let _ = background.await;
+    Ok(())
+}
+
+/// The registry's background work, started for each term of leadership.
+struct Background {
+    storage: Arc<dyn oci::Storage>,
+    gc: Option<(Duration, Duration)>,
+    repositories: Option<RepositoryWork>,
+    /// During a term, where the Repository controller takes change notices.
+    current: Arc<Mutex<Option<UnboundedSender<String>>>>,
+}
+
+type RepositoryEvents = Box<
+    dyn Fn() -> std::pin::Pin<Box<dyn futures::Stream<Item = Arc<Repository>> + Send>>
+        + Send
+        + Sync,
+>;
+
+struct RepositoryWork {
+    ctx: Arc<controllers::repository::Ctx>,
+    /// A fresh subscription to the Repository watch for each term.
+    events: RepositoryEvents,
+    lifecycle_interval: Duration,
+}
+
+impl Background {
+    /// One term: the Repository controller with its lifecycle loop, and the GC loop, until
+    /// the future is dropped.
+    fn term(&self) -> BoxFuture<'static, ()> {
+        let repositories = self.repositories.as_ref().map(|w| {
+            let (tx, rx) = unbounded_channel();
+            *self.current.lock().expect("not poisoned") = Some(tx.clone());
+            controllers::repository::run(w.ctx.clone(), (w.events)(), rx, tx, w.lifecycle_interval)
+        });
+        let gc = self
+            .gc
+            .map(|(interval, grace)| gc_loop(self.storage.clone(), interval, grace));
+        Box::pin(async move {
+            tokio::join!(
+                async move {
+                    if let Some(r) = repositories {
+                        r.await
+                    }
+                },
+                async move {
+                    if let Some(g) = gc {
+                        g.await
+                    }
+                },
+            );
+        })
+    }
+
+    fn end_term(&self) {
+        *self.current.lock().expect("not poisoned") = None;
+    }
+}
+
+/// Runs the background work whenever this replica leads (always, without leader election),
+/// until `stopped`; then releases the lease.
+async fn supervise(
+    work: Arc<Background>,
+    mut leadership: Option<crate::lease::Leadership>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let Some(mut lead) = leadership.take() else {
+        tokio::select! {
+            _ = work.term() => {}
+            _ = stopped.wait_for(|s| *s) => {}
+        }
+        return;
+    };
+    loop {
+        info!(identity = %lead.identity, "standby: waiting for the {LEASE} lease; serving requests");
+        let acquired = tokio::select! {
+            acquired = lead.acquired() => acquired,
+            _ = stopped.wait_for(|s| *s) => break,
+        };
+        if !acquired {
+            tracing::error!("the {LEASE} lease manager stopped: no background work here");
+            let _ = stopped.wait_for(|s| *s).await;
+            return;
+        }
+        info!(identity = %lead.identity, "leading: holding the {LEASE} lease; running Repository status, lifecycle policies and garbage collection");
+        let term = work.term();
+        let end = tokio::select! {
+            _ = term => false,
+            _ = lead.lost() => false,
+            _ = stopped.wait_for(|s| *s) => true,
+        };
+        work.end_term();
+        if end {
+            break;
+        }
+        tracing::warn!(identity = %lead.identity, "lost the {LEASE} lease: background work stopped; still serving requests");
+    }
+    lead.release().await;
+}
+
+async fn gc_loop(storage: Arc<dyn oci::Storage>, interval: Duration, grace: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    // The first tick fires at once: collect one interval after the start (of a term).
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        match storage.delete_unreferenced_blobs(grace).await {
+            Ok(r) => info!(?r, "registry garbage collection"),
+            Err(e) => tracing::warn!(error = %e, "registry garbage collection failed"),
+        }
+    }
+}
+
+/// Change notices from the request handlers: to this replica's Repository controller while it
+/// leads, else announced on the Repository object for the leader.
+async fn route_changes(
+    mut rx: UnboundedReceiver<String>,
+    current: Arc<Mutex<Option<UnboundedSender<String>>>>,
+    client: Client,
+    repos: kube::runtime::reflector::Store<Repository>,
+) {
+    while let Some(name) = rx.recv().await {
+        let local = current.lock().expect("not poisoned").clone();
+        match local {
+            Some(tx) if tx.send(name.clone()).is_ok() => {}
+            _ => controllers::repository::announce_change(&client, &repos, &name).await,
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! What the long-running commands share: shared reflectors whose watch errors surface in
+//! readiness, the admin server (/live, /ready, /metrics), the shutdown signal.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use futures::StreamExt;
+use kube::api::Api;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use prometheus_client::registry::Registry;
+use tracing::info;
+
+use crate::controllers::WatchHealth;
+
+/// Every failure that ends a command: printed by main, exit status 1.
+pub type Fatal = Box<dyn std::error::Error + Send + Sync>;
+
+/// A reflector whose store the reconcilers read and whose events can trigger controllers.
+/// The watch runs in its own task so the store stays current whoever polls the events.
+/// Watch errors (an RBAC 403, a dropped connection) are logged and make `/ready` fail until
+/// the watch lists again; the watcher's backoff retries them.
+pub fn shared_reflector<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    health: &Arc<WatchHealth>,
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Arc<K>> + Clone + Send + 'static,
+)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store_shared(1024);
+    let subscriber = writer.subscribe().expect("a shared store has a dispatcher");
+    let kind = format!("{}.{}", K::plural(&()), K::group(&()));
+    let health = health.clone();
+    let watch = watcher(api, config.any_semantic())
+        .default_backoff()
+        .reflect_shared(writer)
+        .for_each(move |event| {
+            match event {
+                Err(e) => {
+                    tracing::warn!(watch = %kind, error = %e, "watch failed; retrying");
+                    health.failing(&kind, e.to_string());
+                }
+                Ok(_) => health.recovered(&kind),
+            }
+            futures::future::ready(())
+        });
+    tokio::spawn(watch);
+    (reader, subscriber)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+struct Admin {
+    registry: Registry,
+    ready: Arc<AtomicBool>,
+    watches: Arc<WatchHealth>,
+}
+
+/// `/live`, `/ready` (once `ready` is set, while every watch works) and `/metrics`.
+pub async fn admin_server(
+    addr: SocketAddr,
+    registry: Registry,
+    ready: Arc<AtomicBool>,
+    watches: Arc<WatchHealth>,
+) {
+    let state = Arc::new(Admin {
+        registry,
+        ready,
+        watches,
+    });
+    let app = Router::new()
+        .route("/live", get(|| async { "ok" }))
+        .route(
+            "/ready",
+            get(|State(s): State<Arc<Admin>>| async move {
+                if !s.ready.load(Ordering::SeqCst) {
+                    (StatusCode::SERVICE_UNAVAILABLE, "starting".to_string())
+                } else if let Some(why) = s.watches.first_failure() {
+                    (StatusCode::SERVICE_UNAVAILABLE, why)
+                } else {
+                    (StatusCode::OK, "ok".to_string())
+                }
+            }),
+        )
+        .route("/metrics", get(metrics_handler))
+        .with_state(state);
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => {
+            info!(%addr, "admin server listening");
+            let _ = axum::serve(listener, app).await;
+        }
+        Err(e) => tracing::error!(%addr, error = %e, "admin server could not bind"),
+    }
+}
+
+async fn metrics_handler(State(s): State<Arc<Admin>>) -> impl IntoResponse {
+    let mut body = String::new();
+    match prometheus_client::encoding::text::encode(&mut body, &s.registry) {
+        Ok(()) => (
+            StatusCode::OK,
+            [(
+                "content-type",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        ),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [("content-type", "text/plain")],
+            String::new(),
+        ),
+    }
+}

@@ -683,15 +683,20 @@ pub fn target_group_name(arn_or_name: &str) -> String {
     crate::taskdef::names::dns_label(name)
 }
 
-/// Each `loadBalancers` entry is a core Service over the service's tasks (endpoints hold
-/// only ready, i.e. healthy, tasks). Blue/green: the production Service selects the
-/// production deployment; the alternate (test) one selects the newest deployment.
-async fn sync_load_balancers(ctx: &Context, svc: &Service, plan: &Plan) -> Result<()> {
-    let ns = svc.namespace().unwrap_or_default();
-    let name = svc.name_any();
-    let api: Api<CoreService> = Api::namespaced(ctx.client.clone(), &ns);
-    let owner = svc.controller_owner_ref(&()).expect("stored object");
-    for lb in &svc.spec.load_balancers {
+/// A core Service standing for a target group: which deployment's tasks it selects (`None`:
+/// all of the service's tasks) on which port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct LbTarget {
+    service: String,
+    deployment: Option<String>,
+    port: i32,
+}
+
+/// The target groups of `loadBalancers`: the production one selects the production
+/// deployment (blue/green; all tasks otherwise); the alternate (test) one the newest.
+fn lb_targets(lbs: &[crate::api::service::LoadBalancer], plan: &Plan) -> Vec<LbTarget> {
+    let mut out = Vec::new();
+    for lb in lbs {
         let Some(target) = lb
             .target_group_arn
             .as_deref()
@@ -700,43 +705,64 @@ async fn sync_load_balancers(ctx: &Context, svc: &Service, plan: &Plan) -> Resul
             continue;
         };
         let port = lb.container_port.unwrap_or(80);
-        let mut targets = vec![(target_group_name(target), plan.production.clone())];
+        out.push(LbTarget {
+            service: target_group_name(target),
+            deployment: plan.production.clone(),
+            port,
+        });
         if let Some(alt) = lb
             .advanced_configuration
             .as_ref()
             .and_then(|a| a.alternate_target_group_arn.as_deref())
         {
-            targets.push((
-                target_group_name(alt),
-                plan.deployments.first().map(|d| d.id.clone()),
-            ));
-        }
-        for (svc_name, deployment) in targets {
-            let mut selector = json!({ labels::SERVICE: name });
-            if let Some(d) = deployment {
-                selector[labels::DEPLOYMENT] = json!(deployment_label(&d));
-            }
-            let body = json!({
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": {
-                    "name": svc_name,
-                    "namespace": ns,
-                    "labels": { labels::SERVICE: name, labels::MANAGED_BY: labels::MANAGER },
-                    "ownerReferences": [owner],
-                },
-                "spec": {
-                    "selector": selector,
-                    "ports": [{ "name": "traffic", "port": port, "targetPort": port, "protocol": "TCP" }],
-                },
+            out.push(LbTarget {
+                service: target_group_name(alt),
+                deployment: plan.deployments.first().map(|d| d.id.clone()),
+                port,
             });
-            api.patch(
-                &svc_name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&body),
-            )
-            .await?;
         }
+    }
+    out
+}
+
+/// Each `loadBalancers` entry is a core Service over the service's tasks (endpoints hold
+/// only ready, i.e. healthy, tasks). Blue/green: the production Service selects the
+/// production deployment; the alternate (test) one selects the newest deployment.
+async fn sync_load_balancers(ctx: &Context, svc: &Service, plan: &Plan) -> Result<()> {
+    let ns = svc.namespace().unwrap_or_default();
+    let name = svc.name_any();
+    let api: Api<CoreService> = Api::namespaced(ctx.client.clone(), &ns);
+    let owner = svc.controller_owner_ref(&()).expect("stored object");
+    for LbTarget {
+        service: svc_name,
+        deployment,
+        port,
+    } in lb_targets(&svc.spec.load_balancers, plan)
+    {
+        let mut selector = json!({ labels::SERVICE: name });
+        if let Some(d) = deployment {
+            selector[labels::DEPLOYMENT] = json!(deployment_label(&d));
+        }
+        let body = json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": svc_name,
+                "namespace": ns,
+                "labels": { labels::SERVICE: name, labels::MANAGED_BY: labels::MANAGER },
+                "ownerReferences": [owner],
+            },
+            "spec": {
+                "selector": selector,
+                "ports": [{ "name": "traffic", "port": port, "targetPort": port, "protocol": "TCP" }],
+            },
+        });
+        api.patch(
+            &svc_name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await?;
     }
     Ok(())
 }
@@ -929,6 +955,133 @@ mod tests {
             by_type(&c, cond::DEGRADED),
             ("True", "UnableToPlaceTask", "no room")
         );
+    }
+
+    fn task(name: &str, exit: Option<i32>) -> ObservedTask {
+        ObservedTask {
+            name: name.into(),
+            uid: format!("uid-{name}"),
+            deployment: "42".into(),
+            node: None,
+            last_status: deploy::LastStatus::Stopped,
+            health: deploy::Health::Unknown,
+            health_checked: false,
+            stopping: false,
+            stop: None,
+            created_at: 0,
+            started_at: None,
+            containers: vec![crate::api::task::ContainerInfo {
+                name: "app".into(),
+                exit_code: exit,
+                ..Default::default()
+            }],
+        }
+    }
+
+    fn stop(name: &str) -> StopTask {
+        StopTask {
+            name: name.into(),
+            deployment: "42".into(),
+            code: StopCode::EssentialContainerExited,
+            reason: "Essential container in task exited".into(),
+            counted_failure: true,
+        }
+    }
+
+    #[test]
+    fn stopped_tasks_are_recorded_once_newest_first_with_exit_codes() {
+        let plan = Plan {
+            stop: vec![stop("web-a"), stop("web-b")],
+            ..Default::default()
+        };
+        let tasks = [task("web-a", Some(3)), task("web-b", None)];
+        let mut status = ServiceStatus::default();
+        record_stops(&mut status, &plan, &tasks, "2026-12-01T10:00:00Z");
+        let ids: Vec<&str> = status
+            .stopped_tasks
+            .iter()
+            .map(|t| t.task_id.as_str())
+            .collect();
+        assert_eq!(ids, ["web-b", "web-a"]);
+        let a = &status.stopped_tasks[1];
+        assert_eq!(a.exit_codes, ["app=3"]);
+        // ECS's deployment id, as status.deployments names it (the label holds the digits).
+        assert_eq!(a.deployment_id.as_deref(), Some("ecs-svc/42"));
+        // A retried stop is not recorded (nor counted) twice.
+        record_stops(&mut status, &plan, &tasks, "2026-12-01T10:00:05Z");
+        assert_eq!(status.stopped_tasks.len(), 2);
+        // Bounded.
+        let many = Plan {
+            stop: (0..30).map(|i| stop(&format!("t{i}"))).collect(),
+            ..Default::default()
+        };
+        record_stops(&mut status, &many, &[], "now");
+        assert_eq!(status.stopped_tasks.len(), MAX_STOPPED);
+        assert_eq!(status.stopped_tasks[0].task_id, "t29");
+    }
+
+    #[test]
+    fn events_are_kept_newest_first_and_bounded() {
+        let mut status = ServiceStatus::default();
+        let events: Vec<EcsEvent> = (0..MAX_EVENTS + 5)
+            .map(|i| EcsEvent::normal(format!("event {i}")))
+            .collect();
+        push_events(&mut status, &events, "now");
+        assert_eq!(status.events.len(), MAX_EVENTS);
+        assert_eq!(
+            status.events[0].message,
+            format!("event {}", MAX_EVENTS + 4)
+        );
+        let ids: BTreeSet<&str> = status.events.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids.len(), MAX_EVENTS, "ids are distinct");
+    }
+
+    #[test]
+    fn tasks_the_engine_cannot_see_are_stopped_when_it_picks_too_few() {
+        // No instance knows these tasks (not bound yet): any of them go.
+        let (a, b, c) = (task("a", None), task("b", None), task("c", None));
+        let picked = choose_to_stop(&[], &[], "service:web", &[&a, &b, &c], 2, 1);
+        assert_eq!(picked.len(), 2);
+        assert!(picked.iter().all(|p| ["a", "b", "c"].contains(&p.as_str())));
+    }
+
+    #[test]
+    fn blue_green_targets_select_production_and_the_newest_deployment() {
+        let lbs: Vec<crate::api::service::LoadBalancer> = serde_json::from_value(json!([
+            {"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/web-prod/73e2",
+             "containerPort": 8080,
+             "advancedConfiguration": {"alternateTargetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/web-test/11aa"}},
+            {"loadBalancerName": "classic"},
+            {}
+        ]))
+        .unwrap();
+        let plan = Plan {
+            deployments: vec![
+                deployment("ecs-svc/2", RolloutState::InProgress, ""),
+                deployment("ecs-svc/1", RolloutState::Completed, ""),
+            ],
+            production: Some("ecs-svc/1".into()),
+            ..Default::default()
+        };
+        let t = lb_targets(&lbs, &plan);
+        let got: Vec<(&str, Option<&str>, i32)> = t
+            .iter()
+            .map(|t| (t.service.as_str(), t.deployment.as_deref(), t.port))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("web-prod", Some("ecs-svc/1"), 8080),
+                ("web-test", Some("ecs-svc/2"), 8080),
+                ("classic", Some("ecs-svc/1"), 80),
+            ]
+        );
+        // Rolling: one production target over every task.
+        let rolling = Plan {
+            production: None,
+            ..plan
+        };
+        assert_eq!(lb_targets(&lbs[1..2], &rolling)[0].deployment, None);
     }
 
     #[test]

@@ -114,9 +114,10 @@ pub fn top_level<'a>(images: &'a [ImageInfo], children: &BTreeSet<Digest>) -> Ve
         .collect()
 }
 
-fn unix(t: SystemTime) -> i64 {
+/// Unix milliseconds, the lifecycle's clock.
+fn unix_ms(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Lifecycle input: one record per top-level image.
@@ -126,7 +127,7 @@ pub fn lifecycle_records(images: &[&ImageInfo]) -> Vec<ImageRecord> {
         .map(|i| ImageRecord {
             digest: i.digest.to_string(),
             tags: i.tags.clone(),
-            pushed_at: unix(i.pushed_at),
+            pushed_at: unix_ms(i.pushed_at),
             size_bytes: i.manifest_size + i.content_size,
         })
         .collect()
@@ -135,7 +136,7 @@ pub fn lifecycle_records(images: &[&ImageInfo]) -> Vec<ImageRecord> {
 /// What the lifecycle policy of `r` expires now among `images` (top-level).
 pub fn expirations(r: &Repository, images: &[&ImageInfo], now: SystemTime) -> Vec<Expiration> {
     match &r.spec.lifecycle_policy {
-        Some(p) => lifecycle::evaluate(p, &lifecycle_records(images), unix(now)),
+        Some(p) => lifecycle::evaluate(p, &lifecycle_records(images), unix_ms(now)),
         None => Vec::new(),
     }
 }

@@ -28,14 +28,16 @@ use crate::api::repository::{
 use super::wildcard;
 
 /// Seconds in ECR's `days` count unit.
-const DAY: i64 = 86_400;
+/// In milliseconds, as push times are.
+const DAY: i64 = 86_400_000;
 
 /// One image (manifest) in a repository.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImageRecord {
     pub digest: String,
     pub tags: Vec<String>,
-    /// Push time, unix seconds.
+    /// Push time, unix milliseconds: two pushes within one second still have an order
+    /// (`imageCountMoreThan` keeps the newest).
     pub pushed_at: i64,
     pub size_bytes: u64,
 }
@@ -45,7 +47,7 @@ pub struct ImageRecord {
 pub struct Expiration {
     pub digest: String,
     pub tags: Vec<String>,
-    /// Unix seconds.
+    /// Unix milliseconds.
     pub pushed_at: i64,
     pub applied_rule_priority: i32,
 }
@@ -56,7 +58,7 @@ impl From<&Expiration> for LifecyclePreviewResult {
             image_digest: e.digest.clone(),
             image_tags: e.tags.clone(),
             // RFC 3339, like every other timestamp kubecs writes to status.
-            image_pushed_at: k8s_openapi::jiff::Timestamp::from_second(e.pushed_at)
+            image_pushed_at: k8s_openapi::jiff::Timestamp::from_millisecond(e.pushed_at)
                 .ok()
                 .map(|t| t.to_string()),
             applied_rule_priority: e.applied_rule_priority,
@@ -96,7 +98,7 @@ fn newest_first(a: &ImageRecord, b: &ImageRecord) -> std::cmp::Ordering {
         .then_with(|| a.digest.cmp(&b.digest))
 }
 
-/// The images `policy` expires at `now` (unix seconds), ordered by rule priority and then
+/// The images `policy` expires at `now` (unix milliseconds), ordered by rule priority and then
 /// oldest first. Rules are applied in priority order whatever their order in the policy. The
 /// policy is assumed valid (see [`validate`]); an invalid one still evaluates without panics
 /// (a `countNumber` below 0 counts as 0).

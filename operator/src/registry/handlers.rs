@@ -16,7 +16,7 @@ use super::access::{RepositorySettings, actions};
 use super::auth::Principal;
 use super::digest::Digest;
 use super::errors::{ApiError, ErrorCode};
-use super::manifest::{self, MAX_MANIFEST_BYTES, OCI_INDEX};
+use super::manifest::{self, MAX_MANIFEST_BYTES, OCI_INDEX, ParsedManifest};
 use super::names::{Route, parse_route, valid_repository_name, valid_tag};
 use super::ranges::{RangeDecision, decide_range, parse_content_range, upload_range};
 use super::storage::{ByteStream, ManifestRecord, StorageError, TagWrite};
@@ -98,32 +98,127 @@ async fn issue_token(reg: &Registry, headers: &HeaderMap) -> ApiResult {
         .into_response())
 }
 
-/// The ECR actions a request needs on its repository.
-fn actions_for(route: &Route<'_>, method: &Method, query: &Query) -> Option<Vec<&'static str>> {
-    use actions::*;
-    let m = method.as_str();
-    let a: Vec<&'static str> = match (route, m) {
-        (Route::Manifest { .. }, "GET" | "HEAD") => vec![BATCH_GET_IMAGE],
-        (Route::Manifest { .. }, "PUT") => vec![PUT_IMAGE],
-        (Route::Manifest { .. }, "DELETE") => vec![BATCH_DELETE_IMAGE],
-        (Route::Blob { .. }, "GET") => vec![GET_DOWNLOAD_URL_FOR_LAYER],
-        (Route::Blob { .. }, "HEAD") => vec![BATCH_CHECK_LAYER_AVAILABILITY],
-        (Route::Blob { .. }, "DELETE") => vec![BATCH_DELETE_IMAGE],
-        (Route::UploadStart { .. }, "POST") if query.get("digest").is_some() => {
-            vec![
+/// What a request to one repository does, parsed once from its route, method and query: the
+/// dispatch and the authorization both read it, so an operation and its ECR actions are
+/// defined together.
+#[derive(Debug, PartialEq, Eq)]
+enum Op<'a> {
+    GetManifest {
+        reference: &'a str,
+        head: bool,
+    },
+    PutManifest {
+        reference: &'a str,
+        /// `?tag=` parameters (distribution-spec 1.2), in order.
+        tags: Vec<&'a str>,
+    },
+    DeleteManifest {
+        reference: &'a str,
+    },
+    GetBlob {
+        digest: &'a str,
+        head: bool,
+    },
+    DeleteBlob {
+        digest: &'a str,
+    },
+    /// `POST .../blobs/uploads/`: a mount, a monolithic upload (`digest`) or a session.
+    StartUpload {
+        mount: Option<&'a str>,
+        from: Option<&'a str>,
+        digest: Option<&'a str>,
+    },
+    PatchUpload {
+        id: &'a str,
+    },
+    PutUpload {
+        id: &'a str,
+        digest: Option<&'a str>,
+    },
+    UploadStatus {
+        id: &'a str,
+    },
+    CancelUpload {
+        id: &'a str,
+    },
+    ListTags {
+        n: Option<&'a str>,
+        last: Option<&'a str>,
+    },
+    Referrers {
+        digest: &'a str,
+        artifact_type: Option<&'a str>,
+    },
+}
+
+impl<'a> Op<'a> {
+    /// None when the method is not supported on the route (or the route is the catalog).
+    fn parse(route: &Route<'a>, method: &Method, query: &'a Query) -> Option<Op<'a>> {
+        let m = method.as_str();
+        Some(match (route, m) {
+            (Route::Manifest { reference, .. }, "GET" | "HEAD") => Op::GetManifest {
+                reference,
+                head: m == "HEAD",
+            },
+            (Route::Manifest { reference, .. }, "PUT") => Op::PutManifest {
+                reference,
+                tags: query.all("tag").collect(),
+            },
+            (Route::Manifest { reference, .. }, "DELETE") => Op::DeleteManifest { reference },
+            (Route::Blob { digest, .. }, "GET" | "HEAD") => Op::GetBlob {
+                digest,
+                head: m == "HEAD",
+            },
+            (Route::Blob { digest, .. }, "DELETE") => Op::DeleteBlob { digest },
+            (Route::UploadStart { .. }, "POST") => Op::StartUpload {
+                mount: query.get("mount"),
+                from: query.get("from"),
+                digest: query.get("digest"),
+            },
+            (Route::Upload { id, .. }, "PATCH") => Op::PatchUpload { id },
+            (Route::Upload { id, .. }, "PUT") => Op::PutUpload {
+                id,
+                digest: query.get("digest"),
+            },
+            (Route::Upload { id, .. }, "GET") => Op::UploadStatus { id },
+            (Route::Upload { id, .. }, "DELETE") => Op::CancelUpload { id },
+            (Route::Tags { .. }, "GET") => Op::ListTags {
+                n: query.get("n"),
+                last: query.get("last"),
+            },
+            (Route::Referrers { digest, .. }, "GET") => Op::Referrers {
+                digest,
+                artifact_type: query.get("artifactType"),
+            },
+            _ => return None,
+        })
+    }
+
+    /// The ECR actions the operation needs on its repository.
+    fn actions(&self) -> &'static [&'static str] {
+        use actions::*;
+        match self {
+            Op::GetManifest { .. } | Op::Referrers { .. } => &[BATCH_GET_IMAGE],
+            Op::PutManifest { .. } => &[PUT_IMAGE],
+            Op::DeleteManifest { .. } | Op::DeleteBlob { .. } => &[BATCH_DELETE_IMAGE],
+            Op::GetBlob { head: false, .. } => &[GET_DOWNLOAD_URL_FOR_LAYER],
+            Op::GetBlob { head: true, .. } => &[BATCH_CHECK_LAYER_AVAILABILITY],
+            // A monolithic upload is a whole upload in one request (even when it is a mount).
+            Op::StartUpload {
+                digest: Some(_), ..
+            } => &[
                 INITIATE_LAYER_UPLOAD,
                 UPLOAD_LAYER_PART,
                 COMPLETE_LAYER_UPLOAD,
-            ]
+            ],
+            Op::StartUpload { digest: None, .. } => &[INITIATE_LAYER_UPLOAD],
+            Op::PatchUpload { .. } | Op::UploadStatus { .. } | Op::CancelUpload { .. } => {
+                &[UPLOAD_LAYER_PART]
+            }
+            Op::PutUpload { .. } => &[COMPLETE_LAYER_UPLOAD],
+            Op::ListTags { .. } => &[LIST_IMAGES],
         }
-        (Route::UploadStart { .. }, "POST") => vec![INITIATE_LAYER_UPLOAD],
-        (Route::Upload { .. }, "PATCH" | "GET" | "DELETE") => vec![UPLOAD_LAYER_PART],
-        (Route::Upload { .. }, "PUT") => vec![COMPLETE_LAYER_UPLOAD],
-        (Route::Tags { .. }, "GET") => vec![LIST_IMAGES],
-        (Route::Referrers { .. }, "GET") => vec![BATCH_GET_IMAGE],
-        _ => return None,
-    };
-    Some(a)
+    }
 }
 
 /// Query parameters, keeping repeated keys (`tag=a&tag=b`).
@@ -217,8 +312,8 @@ async fn handle(reg: &Registry, req: Request) -> ApiResult {
             format!("invalid repository name '{name}'"),
         ));
     }
-    let needed = actions_for(&route, &method, &query).ok_or_else(|| unsupported(&method))?;
-    for action in needed {
+    let op = Op::parse(&route, &method, &query).ok_or_else(|| unsupported(&method))?;
+    for action in op.actions() {
         reg.policy
             .authorize(&principal, name, action)
             .map_err(|m| ApiError::new(ErrorCode::Denied, m))?;
@@ -242,28 +337,26 @@ async fn handle(reg: &Registry, req: Request) -> ApiResult {
         principal: &principal,
         settings: &settings,
     };
-    match (route, method.clone()) {
-        (Route::Manifest { reference, .. }, Method::GET | Method::HEAD) => {
-            get_manifest(&ctx, reference, method == Method::HEAD).await
-        }
-        (Route::Manifest { reference, .. }, Method::PUT) => {
-            put_manifest(&ctx, reference, &query, req).await
-        }
-        (Route::Manifest { reference, .. }, Method::DELETE) => {
-            delete_manifest(&ctx, reference).await
-        }
-        (Route::Blob { digest, .. }, Method::GET | Method::HEAD) => {
-            get_blob(&ctx, digest, method == Method::HEAD, req.headers()).await
-        }
-        (Route::Blob { digest, .. }, Method::DELETE) => delete_blob(&ctx, digest).await,
-        (Route::UploadStart { .. }, Method::POST) => start_upload(&ctx, &query, req).await,
-        (Route::Upload { id, .. }, Method::PATCH) => patch_upload(&ctx, id, req).await,
-        (Route::Upload { id, .. }, Method::PUT) => put_upload(&ctx, id, &query, req).await,
-        (Route::Upload { id, .. }, Method::GET) => upload_status(&ctx, id).await,
-        (Route::Upload { id, .. }, Method::DELETE) => cancel_upload(&ctx, id).await,
-        (Route::Tags { .. }, Method::GET) => list_tags(&ctx, &query).await,
-        (Route::Referrers { digest, .. }, Method::GET) => referrers(&ctx, digest, &query).await,
-        _ => Err(unsupported(&method)),
+    match op {
+        Op::GetManifest { reference, head } => get_manifest(&ctx, reference, head).await,
+        Op::PutManifest { reference, tags } => put_manifest(&ctx, reference, &tags, req).await,
+        Op::DeleteManifest { reference } => delete_manifest(&ctx, reference).await,
+        Op::GetBlob { digest, head } => get_blob(&ctx, digest, head, req.headers()).await,
+        Op::DeleteBlob { digest } => delete_blob(&ctx, digest).await,
+        Op::StartUpload {
+            mount,
+            from,
+            digest,
+        } => start_upload(&ctx, mount, from, digest, req).await,
+        Op::PatchUpload { id } => patch_upload(&ctx, id, req).await,
+        Op::PutUpload { id, digest } => put_upload(&ctx, id, digest, req).await,
+        Op::UploadStatus { id } => upload_status(&ctx, id).await,
+        Op::CancelUpload { id } => cancel_upload(&ctx, id).await,
+        Op::ListTags { n, last } => list_tags(&ctx, n, last).await,
+        Op::Referrers {
+            digest,
+            artifact_type,
+        } => referrers(&ctx, digest, artifact_type).await,
     }
 }
 
@@ -423,20 +516,56 @@ fn tag_immutable_error(tag: &str, repo: &str) -> ApiError {
     )
 }
 
-async fn put_manifest(ctx: &Ctx<'_>, reference: &str, query: &Query, req: Request) -> ApiResult {
-    let too_large = || {
-        ApiError::new(
-            ErrorCode::ManifestInvalid,
-            format!("manifest exceeds the maximum size of {MAX_MANIFEST_BYTES} bytes"),
-        )
-        .with_status(StatusCode::PAYLOAD_TOO_LARGE)
-    };
+/// `PUT /v2/<name>/manifests/<reference>`: read, validate, check what it references, check
+/// its tags against immutability, store it, then point its tags at it.
+async fn put_manifest(
+    ctx: &Ctx<'_>,
+    reference: &str,
+    query_tags: &[&str],
+    req: Request,
+) -> ApiResult {
+    let (reference, content_type, bytes) = read_manifest(reference, req).await?;
+    let (digest, tags) = push_target(reference, &bytes, query_tags)?;
+    let parsed = manifest::parse_manifest(&bytes, content_type.as_deref())
+        .map_err(|e| ApiError::new(ErrorCode::ManifestInvalid, e.to_string()))?;
+    check_references(ctx, &parsed).await?;
+    check_immutable_tags(ctx, &tags, &digest).await?;
+    store_manifest(ctx, &digest, bytes, &parsed).await?;
+    write_tags(ctx, &tags, &digest).await?;
+    tracing::debug!(repo = ctx.name, %digest, user = %ctx.principal.username, "manifest pushed");
+    ctx.reg.changed(ctx.name);
+    let mut headers = vec![
+        location(format!("/v2/{}/manifests/{digest}", ctx.name)),
+        (
+            header::HeaderName::from_static("docker-content-digest"),
+            digest.to_string(),
+        ),
+        (header::CONTENT_LENGTH, "0".into()),
+    ];
+    if let Some(s) = &parsed.subject {
+        headers.push((
+            header::HeaderName::from_static("oci-subject"),
+            s.to_string(),
+        ));
+    }
+    if !query_tags.is_empty() {
+        headers.push((header::HeaderName::from_static("oci-tag"), tags.join(",")));
+    }
+    Ok(response(StatusCode::CREATED, headers, Body::empty()))
+}
+
+/// The reference (an invalid one is TAG_INVALID here), the content type and the body of a
+/// manifest push, refused above the size limit whether announced or not.
+async fn read_manifest(
+    reference: &str,
+    req: Request,
+) -> Result<(Reference, Option<String>, Bytes), ApiError> {
     let (parts, body) = req.into_parts();
     if header_str(&parts.headers, header::CONTENT_LENGTH)
         .and_then(|v| v.parse::<u64>().ok())
         .is_some_and(|n| n > MAX_MANIFEST_BYTES as u64)
     {
-        return Err(too_large());
+        return Err(manifest_too_large());
     }
     let reference = match parse_reference(reference) {
         Ok(r) => r,
@@ -450,10 +579,30 @@ async fn put_manifest(ctx: &Ctx<'_>, reference: &str, query: &Query, req: Reques
     };
     let bytes = read_limited(body, MAX_MANIFEST_BYTES)
         .await?
-        .ok_or_else(too_large)?;
+        .ok_or_else(manifest_too_large)?;
+    let content_type = header_str(&parts.headers, header::CONTENT_TYPE).map(str::to_string);
+    Ok((reference, content_type, bytes))
+}
+
+fn manifest_too_large() -> ApiError {
+    ApiError::new(
+        ErrorCode::ManifestInvalid,
+        format!("manifest exceeds the maximum size of {MAX_MANIFEST_BYTES} bytes"),
+    )
+    .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+}
+
+/// The digest a pushed manifest is stored under (the reference's, which must be the body's,
+/// or the body's when pushed by tag) and the tags to point at it: the reference's and the
+/// `?tag=` parameters.
+fn push_target(
+    reference: Reference,
+    bytes: &[u8],
+    query_tags: &[&str],
+) -> Result<(Digest, Vec<String>), ApiError> {
     let (digest, mut tags) = match reference {
         Reference::Digest(d) => {
-            let actual = Digest::of(d.algorithm(), &bytes);
+            let actual = Digest::of(d.algorithm(), bytes);
             if actual != d {
                 return Err(ApiError::new(
                     ErrorCode::DigestInvalid,
@@ -465,10 +614,9 @@ async fn put_manifest(ctx: &Ctx<'_>, reference: &str, query: &Query, req: Reques
             }
             (d, Vec::new())
         }
-        Reference::Tag(t) => (Digest::sha256(&bytes), vec![t]),
+        Reference::Tag(t) => (Digest::sha256(bytes), vec![t]),
     };
-    // Tags given as parameters of a push by digest (distribution-spec 1.2 `?tag=`).
-    for t in query.all("tag") {
+    for &t in query_tags {
         if !valid_tag(t) {
             return Err(ApiError::new(
                 ErrorCode::TagInvalid,
@@ -479,8 +627,20 @@ async fn put_manifest(ctx: &Ctx<'_>, reference: &str, query: &Query, req: Reques
             tags.push(t.to_string());
         }
     }
-    let parsed = manifest::parse_manifest(&bytes, header_str(&parts.headers, header::CONTENT_TYPE))
-        .map_err(|e| ApiError::new(ErrorCode::ManifestInvalid, e.to_string()))?;
+    Ok((digest, tags))
+}
+
+fn manifest_blob_unknown(b: &Digest) -> ApiError {
+    ApiError::new(
+        ErrorCode::ManifestBlobUnknown,
+        format!("blob {b} is unknown to the repository"),
+    )
+    .with_detail(json!({ "digest": b.to_string() }))
+}
+
+/// Every blob the manifest references is linked into the repository, every manifest an index
+/// lists is stored in it.
+async fn check_references(ctx: &Ctx<'_>, parsed: &ParsedManifest) -> Result<(), ApiError> {
     let storage = &ctx.reg.storage;
     for b in &parsed.blobs {
         if storage
@@ -489,11 +649,7 @@ async fn put_manifest(ctx: &Ctx<'_>, reference: &str, query: &Query, req: Reques
             .map_err(storage_error)?
             .is_none()
         {
-            return Err(ApiError::new(
-                ErrorCode::ManifestBlobUnknown,
-                format!("blob {b} is unknown to the repository"),
-            )
-            .with_detail(json!({ "digest": b.to_string() })));
+            return Err(manifest_blob_unknown(b));
         }
     }
     for c in &parsed.children {
@@ -511,18 +667,40 @@ async fn put_manifest(ctx: &Ctx<'_>, reference: &str, query: &Query, req: Reques
             .with_detail(json!({ "digest": c.to_string() })));
         }
     }
-    // Immutable tags: refuse before storing anything; `put_tag` re-checks atomically.
-    for t in &tags {
+    Ok(())
+}
+
+/// Refuses, before anything is stored, to move an immutable tag; `write_tags` checks again,
+/// atomically with the write.
+async fn check_immutable_tags(
+    ctx: &Ctx<'_>,
+    tags: &[String],
+    digest: &Digest,
+) -> Result<(), ApiError> {
+    for t in tags {
         if ctx.settings.tag_is_immutable(t)
-            && let Some(current) = storage
+            && let Some(current) = ctx
+                .reg
+                .storage
                 .resolve_tag(ctx.name, t)
                 .await
                 .map_err(storage_error)?
-            && current != digest
+            && &current != digest
         {
             return Err(tag_immutable_error(t, ctx.name));
         }
     }
+    Ok(())
+}
+
+/// Stores the manifest with what listings and the GC need. A referenced blob the GC freed
+/// since `check_references` is MANIFEST_BLOB_UNKNOWN.
+async fn store_manifest(
+    ctx: &Ctx<'_>,
+    digest: &Digest,
+    bytes: Bytes,
+    parsed: &ParsedManifest,
+) -> Result<(), ApiError> {
     let record = ManifestRecord {
         media_type: parsed.media_type.clone(),
         blobs: parsed.blobs.clone(),
@@ -536,47 +714,32 @@ async fn put_manifest(ctx: &Ctx<'_>, reference: &str, query: &Query, req: Reques
         artifact_type: parsed.artifact_type.clone(),
         content_size: parsed.content_size,
     };
-    storage
-        .put_manifest(ctx.name, &digest, bytes, record)
+    ctx.reg
+        .storage
+        .put_manifest(ctx.name, digest, bytes, record)
         .await
         .map_err(|e| match e {
-            StorageError::BlobUnknown(b) => ApiError::new(
-                ErrorCode::ManifestBlobUnknown,
-                format!("blob {b} is unknown to the repository"),
-            )
-            .with_detail(json!({ "digest": b.to_string() })),
+            StorageError::BlobUnknown(b) => manifest_blob_unknown(&b),
             e => storage_error(e),
-        })?;
-    for t in &tags {
+        })
+}
+
+/// Points the tags at the stored manifest; an immutable tag is moved by no one (the storage
+/// checks and writes atomically).
+async fn write_tags(ctx: &Ctx<'_>, tags: &[String], digest: &Digest) -> Result<(), ApiError> {
+    for t in tags {
         let overwrite = !ctx.settings.tag_is_immutable(t);
-        if let TagWrite::Conflict(_) = storage
-            .put_tag(ctx.name, t, &digest, overwrite)
+        if let TagWrite::Conflict(_) = ctx
+            .reg
+            .storage
+            .put_tag(ctx.name, t, digest, overwrite)
             .await
             .map_err(storage_error)?
         {
             return Err(tag_immutable_error(t, ctx.name));
         }
     }
-    tracing::debug!(repo = ctx.name, %digest, user = %ctx.principal.username, "manifest pushed");
-    ctx.reg.changed(ctx.name);
-    let mut headers = vec![
-        location(format!("/v2/{}/manifests/{digest}", ctx.name)),
-        (
-            header::HeaderName::from_static("docker-content-digest"),
-            digest.to_string(),
-        ),
-        (header::CONTENT_LENGTH, "0".into()),
-    ];
-    if let Some(s) = &parsed.subject {
-        headers.push((
-            header::HeaderName::from_static("oci-subject"),
-            s.to_string(),
-        ));
-    }
-    if !query.0.iter().all(|(k, _)| k != "tag") {
-        headers.push((header::HeaderName::from_static("oci-tag"), tags.join(",")));
-    }
-    Ok(response(StatusCode::CREATED, headers, Body::empty()))
+    Ok(())
 }
 
 async fn delete_manifest(ctx: &Ctx<'_>, reference: &str) -> ApiResult {
@@ -729,13 +892,19 @@ fn upload_headers(name: &str, id: &str, offset: u64) -> Vec<(header::HeaderName,
     ]
 }
 
-async fn start_upload(ctx: &Ctx<'_>, query: &Query, req: Request) -> ApiResult {
+async fn start_upload(
+    ctx: &Ctx<'_>,
+    mount: Option<&str>,
+    from: Option<&str>,
+    digest: Option<&str>,
+    req: Request,
+) -> ApiResult {
     let storage = &ctx.reg.storage;
-    if let Some(mount) = query.get("mount") {
+    if let Some(mount) = mount {
         let d = parse_digest(mount)?;
         // A source repository counts only if the principal may read from it; otherwise the
         // mount quietly becomes an upload (nothing leaks about the other repository).
-        let from = match query.get("from") {
+        let from = match from {
             Some(f) if valid_repository_name(f) => {
                 let readable = ctx
                     .reg
@@ -756,7 +925,7 @@ async fn start_upload(ctx: &Ctx<'_>, query: &Query, req: Request) -> ApiResult {
         {
             return Ok(blob_created(ctx.name, &d));
         }
-    } else if let Some(digest) = query.get("digest") {
+    } else if let Some(digest) = digest {
         // Monolithic upload: the body is the whole blob.
         let d = parse_digest(digest)?;
         storage
@@ -855,8 +1024,8 @@ async fn patch_upload(ctx: &Ctx<'_>, id: &str, req: Request) -> ApiResult {
     ))
 }
 
-async fn put_upload(ctx: &Ctx<'_>, id: &str, query: &Query, req: Request) -> ApiResult {
-    let d = parse_digest(query.get("digest").ok_or_else(|| {
+async fn put_upload(ctx: &Ctx<'_>, id: &str, digest: Option<&str>, req: Request) -> ApiResult {
+    let d = parse_digest(digest.ok_or_else(|| {
         ApiError::new(ErrorCode::DigestInvalid, "the digest parameter is required")
     })?)?;
     let storage = &ctx.reg.storage;
@@ -921,15 +1090,18 @@ pub fn paginate(sorted: Vec<String>, n: Option<usize>, last: Option<&str>) -> (V
     }
 }
 
-fn page_params(query: &Query) -> Result<(Option<usize>, Option<String>), ApiError> {
-    let n = match query.get("n") {
+fn page_params(
+    n: Option<&str>,
+    last: Option<&str>,
+) -> Result<(Option<usize>, Option<String>), ApiError> {
+    let n = match n {
         Some(v) => Some(v.parse::<usize>().map_err(|_| {
             ApiError::new(ErrorCode::Unsupported, format!("invalid page size n={v}"))
                 .with_status(StatusCode::BAD_REQUEST)
         })?),
         None => None,
     };
-    Ok((n, query.get("last").map(str::to_string)))
+    Ok((n, last.map(str::to_string)))
 }
 
 /// The `Link` to the next page. Tags and repository names are made of URL-safe characters.
@@ -940,8 +1112,8 @@ fn next_link(base: &str, n: usize, last: &str) -> (header::HeaderName, String) {
     )
 }
 
-async fn list_tags(ctx: &Ctx<'_>, query: &Query) -> ApiResult {
-    let (n, last) = page_params(query)?;
+async fn list_tags(ctx: &Ctx<'_>, n: Option<&str>, last: Option<&str>) -> ApiResult {
+    let (n, last) = page_params(n, last)?;
     let tags = ctx
         .reg
         .storage
@@ -957,7 +1129,7 @@ async fn list_tags(ctx: &Ctx<'_>, query: &Query) -> ApiResult {
     Ok(response(StatusCode::OK, headers, Body::from(body)))
 }
 
-async fn referrers(ctx: &Ctx<'_>, digest: &str, query: &Query) -> ApiResult {
+async fn referrers(ctx: &Ctx<'_>, digest: &str, artifact_type: Option<&str>) -> ApiResult {
     let d = parse_digest(digest)?;
     let mut list = ctx
         .reg
@@ -966,7 +1138,7 @@ async fn referrers(ctx: &Ctx<'_>, digest: &str, query: &Query) -> ApiResult {
         .await
         .map_err(storage_error)?;
     let mut headers = vec![(header::CONTENT_TYPE, OCI_INDEX.to_string())];
-    if let Some(at) = query.get("artifactType") {
+    if let Some(at) = artifact_type {
         list.retain(|r| r.artifact_type.as_deref() == Some(at));
         headers.push((
             header::HeaderName::from_static("oci-filters-applied"),
@@ -979,7 +1151,7 @@ async fn referrers(ctx: &Ctx<'_>, digest: &str, query: &Query) -> ApiResult {
 }
 
 async fn catalog(reg: &Registry, principal: &Principal, query: &Query) -> ApiResult {
-    let (n, last) = page_params(query)?;
+    let (n, last) = page_params(query.get("n"), query.get("last"))?;
     let repos: Vec<String> = reg
         .storage
         .list_repositories()
@@ -1004,4 +1176,150 @@ async fn catalog(reg: &Registry, principal: &Principal, query: &Query) -> ApiRes
     }
     let body = json!({ "repositories": page }).to_string();
     Ok(response(StatusCode::OK, headers, Body::from(body)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::actions::*;
+    use super::*;
+
+    fn actions_of(path: &str, method: Method, query: &str) -> Option<Vec<&'static str>> {
+        let uri: axum::http::Uri = format!("/v2/{path}?{query}").parse().unwrap();
+        let query = Query::parse(&uri);
+        let route = parse_route(path).unwrap();
+        Op::parse(&route, &method, &query).map(|op| op.actions().to_vec())
+    }
+
+    #[test]
+    fn each_operation_needs_its_ecr_actions() {
+        let whole_upload = vec![
+            INITIATE_LAYER_UPLOAD,
+            UPLOAD_LAYER_PART,
+            COMPLETE_LAYER_UPLOAD,
+        ];
+        let cases = [
+            (
+                "r/manifests/v1",
+                Method::GET,
+                "",
+                Some(vec![BATCH_GET_IMAGE]),
+            ),
+            (
+                "r/manifests/v1",
+                Method::HEAD,
+                "",
+                Some(vec![BATCH_GET_IMAGE]),
+            ),
+            (
+                "r/manifests/v1",
+                Method::PUT,
+                "tag=a",
+                Some(vec![PUT_IMAGE]),
+            ),
+            (
+                "r/manifests/v1",
+                Method::DELETE,
+                "",
+                Some(vec![BATCH_DELETE_IMAGE]),
+            ),
+            ("r/manifests/v1", Method::POST, "", None),
+            (
+                "r/blobs/d",
+                Method::GET,
+                "",
+                Some(vec![GET_DOWNLOAD_URL_FOR_LAYER]),
+            ),
+            (
+                "r/blobs/d",
+                Method::HEAD,
+                "",
+                Some(vec![BATCH_CHECK_LAYER_AVAILABILITY]),
+            ),
+            (
+                "r/blobs/d",
+                Method::DELETE,
+                "",
+                Some(vec![BATCH_DELETE_IMAGE]),
+            ),
+            ("r/blobs/d", Method::PUT, "", None),
+            (
+                "r/blobs/uploads/",
+                Method::POST,
+                "",
+                Some(vec![INITIATE_LAYER_UPLOAD]),
+            ),
+            (
+                "r/blobs/uploads/",
+                Method::POST,
+                "mount=d",
+                Some(vec![INITIATE_LAYER_UPLOAD]),
+            ),
+            (
+                "r/blobs/uploads/",
+                Method::POST,
+                "digest=d",
+                Some(whole_upload.clone()),
+            ),
+            (
+                "r/blobs/uploads/",
+                Method::POST,
+                "mount=d&digest=d",
+                Some(whole_upload),
+            ),
+            ("r/blobs/uploads/", Method::GET, "", None),
+            (
+                "r/blobs/uploads/id",
+                Method::PATCH,
+                "",
+                Some(vec![UPLOAD_LAYER_PART]),
+            ),
+            (
+                "r/blobs/uploads/id",
+                Method::GET,
+                "",
+                Some(vec![UPLOAD_LAYER_PART]),
+            ),
+            (
+                "r/blobs/uploads/id",
+                Method::DELETE,
+                "",
+                Some(vec![UPLOAD_LAYER_PART]),
+            ),
+            (
+                "r/blobs/uploads/id",
+                Method::PUT,
+                "digest=d",
+                Some(vec![COMPLETE_LAYER_UPLOAD]),
+            ),
+            ("r/blobs/uploads/id", Method::HEAD, "", None),
+            ("r/tags/list", Method::GET, "n=1", Some(vec![LIST_IMAGES])),
+            ("r/tags/list", Method::DELETE, "", None),
+            (
+                "r/referrers/d",
+                Method::GET,
+                "",
+                Some(vec![BATCH_GET_IMAGE]),
+            ),
+            ("r/referrers/d", Method::HEAD, "", None),
+        ];
+        for (path, method, query, want) in cases {
+            let got = actions_of(path, method.clone(), query);
+            assert_eq!(got, want, "{method} {path}?{query}");
+        }
+        assert_eq!(actions_of("_catalog", Method::GET, ""), None);
+    }
+
+    #[test]
+    fn operations_carry_their_parameters() {
+        let uri: axum::http::Uri = "/v2/a/b/manifests/sha256:x?tag=1&tag=2".parse().unwrap();
+        let query = Query::parse(&uri);
+        let route = parse_route("a/b/manifests/sha256:x").unwrap();
+        assert_eq!(
+            Op::parse(&route, &Method::PUT, &query),
+            Some(Op::PutManifest {
+                reference: "sha256:x",
+                tags: vec!["1", "2"],
+            })
+        );
+    }
 }

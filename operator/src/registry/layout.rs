@@ -1,20 +1,26 @@
-//! What both storage backends share, whatever the medium: the key layout (relative paths,
-//! `/`-separated: a file path under the filesystem root, an object key under the S3 prefix),
-//! the stored manifest format, and the bookkeeping decisions (tag writes, image listings).
+//! What the storage service (`store`) keeps where, whatever the medium: the key layout
+//! (relative paths, `/`-separated: a file path under the filesystem root, an object key under
+//! the S3 prefix), the stored formats (manifests, upload sessions) and the pure bookkeeping
+//! decisions (tag writes, image listings).
 //!
 //! ```text
 //! blobs/<alg>/<hex[..2]>/<hex>                            blob content, shared by repositories
+//! uses/<alg>/<hex>                                        empty: the blob was just (re)used (GC
+//!                                                         clock), where modification times
+//!                                                         cannot be set (S3)
 //! repositories/<name>/_layers/<alg>/<hex>                 empty: the repository links the blob
 //! repositories/<name>/_manifests/<alg>/<hex>              one JSON metadata line, then the manifest bytes
 //! repositories/<name>/_tags/<tag>                         the digest the tag points at
 //! repositories/<name>/_referrers/<alg>/<hex>/<alg>-<hex>  referrer descriptor (JSON), by subject
-//! repositories/<name>/_uploads/<id>/...                   an upload session (backend-specific)
+//! repositories/<name>/_uploads/<id>/state                 upload session: JSON {offset, parts}
+//! repositories/<name>/_uploads/<id>/parts/<start>-<rand>  one acknowledged chunk of it
 //! ```
 //! Names cannot collide with the `_` directories: a name component starts with `[a-z0-9]`.
+//! The filesystem also keeps `tmp/` for files being written (see `fs`). Filesystem sessions
+//! of earlier versions (`_uploads/<id>/{data,offset}`) are not resumed; the GC removes them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -25,6 +31,7 @@ use super::storage::{ImageInfo, ManifestRecord, StoredManifest, TagWrite};
 
 pub const BLOBS: &str = "blobs";
 pub const REPOSITORIES: &str = "repositories";
+pub const USES: &str = "uses";
 
 pub fn blob(d: &Digest) -> String {
     format!(
@@ -33,6 +40,11 @@ pub fn blob(d: &Digest) -> String {
         &d.hex()[..2],
         d.hex()
     )
+}
+
+/// The "just used" marker of a blob.
+pub fn marker(d: &Digest) -> String {
+    by_digest(USES, d)
 }
 
 pub fn repo(name: &str) -> String {
@@ -94,6 +106,14 @@ pub fn upload(name: &str, id: &str) -> String {
     format!("{}/{id}", uploads(name))
 }
 
+pub fn upload_state(name: &str, id: &str) -> String {
+    format!("{}/state", upload(name, id))
+}
+
+pub fn upload_part(name: &str, id: &str, part: &str) -> String {
+    format!("{}/parts/{part}", upload(name, id))
+}
+
 /// `<alg>` and `<hex>` path components back to a digest; None for anything else.
 pub fn digest_from_parts(alg: &str, hex: &str) -> Option<Digest> {
     format!("{alg}:{hex}").parse().ok()
@@ -118,35 +138,6 @@ pub fn random_id() -> io::Result<String> {
 
 pub fn valid_upload_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-/// A lock per upload session within this process, serialising its chunks, with what the
-/// backend keeps beside it (`T`). Entries are dropped when a session ends.
-pub struct SessionLocks<T>(Mutex<HashMap<String, Arc<tokio::sync::Mutex<T>>>>);
-
-impl<T: Default> SessionLocks<T> {
-    pub fn new() -> SessionLocks<T> {
-        SessionLocks(Mutex::new(HashMap::new()))
-    }
-
-    pub fn get(&self, id: &str) -> Arc<tokio::sync::Mutex<T>> {
-        self.0
-            .lock()
-            .expect("session locks")
-            .entry(id.to_string())
-            .or_default()
-            .clone()
-    }
-
-    pub fn forget(&self, id: &str) {
-        self.0.lock().expect("session locks").remove(id);
-    }
-}
-
-impl<T: Default> Default for SessionLocks<T> {
-    fn default() -> SessionLocks<T> {
-        SessionLocks::new()
-    }
 }
 
 /// The first line of a stored manifest: what listings and the GC need without parsing the
@@ -220,6 +211,61 @@ pub fn stored_manifest(digest: Digest, raw: Bytes) -> io::Result<StoredManifest>
     })
 }
 
+/// An upload session as stored in its `state` object: each chunk is its own object, and the
+/// state lists the acknowledged ones (so that replicas can append in turn, see `store`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionState {
+    /// Bytes acknowledged: the sum of the parts' sizes.
+    pub offset: u64,
+    /// Acknowledged chunks, in order.
+    pub parts: Vec<SessionPart>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionPart {
+    /// Object name under the session's `parts/`.
+    pub name: String,
+    pub size: u64,
+}
+
+impl SessionState {
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("session state serializes")
+    }
+
+    /// Parses a stored state, refusing one whose parts do not add up to its offset.
+    pub fn decode(raw: &[u8]) -> io::Result<SessionState> {
+        let s: SessionState = serde_json::from_slice(raw).map_err(io::Error::other)?;
+        let sum: u64 = s.parts.iter().map(|p| p.size).sum();
+        if sum != s.offset || s.parts.iter().any(|p| !valid_part_name(&p.name)) {
+            return Err(io::Error::other("corrupt upload session state"));
+        }
+        Ok(s)
+    }
+
+    /// The state after acknowledging one more part.
+    pub fn with_part(&self, name: String, size: u64) -> SessionState {
+        let mut next = self.clone();
+        next.offset += size;
+        next.parts.push(SessionPart { name, size });
+        next
+    }
+}
+
+/// `<start, 20 digits>-<8 hex>`: sorted by position, unique among racing writers.
+pub fn part_name(start: u64, nonce: &str) -> String {
+    format!("{start:020}-{nonce}")
+}
+
+fn valid_part_name(name: &str) -> bool {
+    name.split_once('-').is_some_and(|(start, nonce)| {
+        start.len() == 20
+            && start.bytes().all(|b| b.is_ascii_digit())
+            && !nonce.is_empty()
+            && nonce.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
 /// What a tag write does, given where the tag points now.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TagPlan {
@@ -288,6 +334,12 @@ mod tests {
         assert_eq!(parse_referrer_name(&referrer_name(&m)), Some(m));
         assert_eq!(parse_referrer_name("sha256-zz"), None);
         assert_eq!(upload("a", "ff"), "repositories/a/_uploads/ff");
+        assert_eq!(upload_state("a", "ff"), "repositories/a/_uploads/ff/state");
+        assert_eq!(
+            upload_part("a", "ff", "p"),
+            "repositories/a/_uploads/ff/parts/p"
+        );
+        assert_eq!(marker(&x), format!("uses/sha256/{h}"));
         // sha512 digests keep their own algorithm directory.
         let s = Digest::of(super::super::digest::Algorithm::Sha512, b"x");
         assert!(blob(&s).starts_with("blobs/sha512/"));
@@ -309,6 +361,24 @@ mod tests {
         assert_eq!(back, meta);
         assert_eq!(&bytes[..], b"{}");
         assert!(decode_manifest(Bytes::from_static(b"{}")).is_err());
+    }
+
+    #[test]
+    fn session_state_encoding() {
+        let s = SessionState::default()
+            .with_part(part_name(0, "ab12cd34"), 5)
+            .with_part(part_name(5, "0011aabb"), 7);
+        assert_eq!(s.offset, 12);
+        assert_eq!(s.parts[1].name, "00000000000000000005-0011aabb");
+        assert_eq!(SessionState::decode(&s.encode()).unwrap(), s);
+        // Parts that do not add up to the offset, or names that could escape `parts/`.
+        let mut bad = s.clone();
+        bad.offset = 13;
+        assert!(SessionState::decode(&bad.encode()).is_err());
+        let mut bad = s.clone();
+        bad.parts[0].name = "../../x".into();
+        assert!(SessionState::decode(&bad.encode()).is_err());
+        assert!(SessionState::decode(b"{").is_err());
     }
 
     #[test]

@@ -4,8 +4,11 @@
 //!
 //! - `names`, `digest`, `manifest`, `ranges`: pure decisions (grammar, validation, ranges).
 //! - `auth`: tokens and principals; `access`: the ECR policy hook.
-//! - `storage`: the backend trait; `layout`: what the backends share; `fs`: the filesystem
-//!   backend; `s3`: S3-compatible object storage (stateless replicas on one bucket).
+//! - `storage`: the service API ([`Storage`]) handlers and controllers call; `store`: its one
+//!   implementation, every storage algorithm (verification, sessions, tags, GC), over a
+//!   `backend`: the narrow object-store trait a medium implements; `layout`: the keys and
+//!   stored formats; `fs`: the filesystem backend; `s3`: S3-compatible object storage
+//!   (stateless replicas on one bucket).
 //! - `handlers`: the HTTP API, mapping each request to its ECR action, and
 //!   `POST /kubecs/v1/token` (a registry token for a Kubernetes identity).
 //! - `repositories`: Repository objects as the access policy; `tokenreview`: Kubernetes
@@ -13,6 +16,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod backend;
 pub mod digest;
 pub mod errors;
 pub mod fs;
@@ -24,8 +28,11 @@ pub mod ranges;
 pub mod repositories;
 pub mod s3;
 pub mod storage;
+pub mod store;
 pub mod tokenreview;
 
+#[cfg(test)]
+mod store_tests;
 #[cfg(test)]
 mod tests;
 
@@ -36,6 +43,7 @@ pub use auth::{Authenticator, ExternalTokenVerifier, NoExternalTokens, Principal
 pub use fs::FsStorage;
 pub use s3::{S3Config, S3Storage};
 pub use storage::{GcReport, ImageInfo, Storage};
+pub use store::Store;
 
 /// The default cap on one blob upload: 10 GiB.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 10 * 1024 * 1024 * 1024;

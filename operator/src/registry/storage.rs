@@ -1,5 +1,6 @@
-//! The storage behind the registry, as a trait so that an object-store backend (S3 through the
-//! `object_store` crate) can sit beside the filesystem one.
+//! The storage API the HTTP handlers and the Repository controller use: an object-safe trait,
+//! so that the medium is chosen at run time (`Arc<dyn Storage>`). `store::Store` implements
+//! it, once, over a filesystem or S3 `backend`.
 //!
 //! The model is the distribution spec's: blobs are content-addressed and shared; a repository
 //! *links* the blobs pushed to (or mounted into) it; manifests are stored per repository by
@@ -124,7 +125,7 @@ pub enum StorageError {
 
 pub type StorageResult<T> = Result<T, StorageError>;
 
-/// A registry storage backend. Object-safe (futures are boxed) so a backend is chosen at run
+/// The registry's storage. Object-safe (futures are boxed) so a backend is chosen at run
 /// time: `Arc<dyn Storage>`.
 pub trait Storage: Send + Sync + 'static {
     // --- blobs -------------------------------------------------------------------------

@@ -1,6 +1,7 @@
-//! The HTTP API driven in-process (`tower::ServiceExt::oneshot`) over a temporary
-//! filesystem store.
+//! The HTTP API driven in-process (`tower::ServiceExt::oneshot`), every test on both backends
+//! (`on_fs::*` over a temporary directory, `on_s3::*` over an in-memory object store).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -8,20 +9,129 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use object_store::memory::InMemory;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use super::access::actions;
+use super::backend::Backend;
 use super::digest::{Algorithm, Digest};
 use super::manifest::{OCI_INDEX, OCI_MANIFEST};
 use super::*;
 use crate::api::repository::ImageTagMutability;
 
+/// Instantiates each test (an `async fn(Kind)`) once per backend.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod on_fs {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Kind::Fs).await
+            })*
+        }
+        mod on_s3 {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Kind::S3).await
+            })*
+        }
+    };
+}
+
+on_both_backends!(
+    ping_needs_a_valid_token,
+    monolithic_push_and_pull,
+    chunked_push_and_out_of_order_chunk,
+    streamed_patch_and_cancel,
+    digest_mismatch_is_refused_and_nothing_is_visible,
+    sha512_blobs_and_manifests,
+    range_requests,
+    cross_repository_mount,
+    mount_from_an_unreadable_repository_falls_back_to_upload,
+    manifest_push_pull_and_validation,
+    manifest_referencing_unknown_blobs_or_manifests_is_refused,
+    manifest_over_4_mib_is_refused,
+    tag_listing_is_sorted_and_paginated,
+    catalog_is_paginated,
+    referrers_with_artifact_type_filter,
+    deletes,
+    immutable_tags_cannot_move,
+    tag_mutability_exclusions,
+    unknown_repository_is_name_unknown_with_ecr_message,
+    invalid_names_and_denied_actions,
+    upload_size_cap,
+    gc_keeps_referenced_and_fresh_blobs,
+    reusing_an_old_blob_protects_it_from_gc,
+    killed_upload_leaves_nothing_visible,
+    upload_session_survives_a_restart,
+    list_images_reports_tags_sizes_and_push_time,
+    gc_expires_idle_upload_sessions_only,
+    token_endpoint_exchanges_kubernetes_tokens_only,
+);
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Fs,
+    S3,
+}
+
+/// Where a harness's store lives: kept to open it again (a restart, or another replica).
+enum Medium {
+    Dir(tempfile::TempDir),
+    Bucket(Arc<InMemory>),
+}
+
+impl Medium {
+    fn new(kind: Kind) -> Medium {
+        match kind {
+            Kind::Fs => Medium::Dir(tempfile::tempdir().unwrap()),
+            Kind::S3 => Medium::Bucket(Arc::new(InMemory::new())),
+        }
+    }
+
+    fn open(&self) -> Opened {
+        match self {
+            Medium::Dir(d) => {
+                Opened::Fs(Arc::new(FsStorage::open(d.path().join("store")).unwrap()))
+            }
+            Medium::Bucket(m) => Opened::S3(Arc::new(S3Storage::new(m.clone(), "reg/istry", true))),
+        }
+    }
+}
+
+/// The store with its backend's type, for what tests do behind its back.
+enum Opened {
+    Fs(Arc<FsStorage>),
+    S3(Arc<S3Storage>),
+}
+
+impl Opened {
+    fn storage(&self) -> Arc<dyn Storage> {
+        match self {
+            Opened::Fs(s) => s.clone(),
+            Opened::S3(s) => s.clone(),
+        }
+    }
+}
+
+/// Digests of every blob stored (`blobs/<alg>/<hex[..2]>/<hex>`).
+async fn blobs_in<B: Backend>(s: &Store<B>) -> BTreeSet<Digest> {
+    let listed = s.backend().list(layout::BLOBS).await.unwrap();
+    listed
+        .iter()
+        .filter_map(|(k, _)| {
+            let alg = k.split('/').nth(1)?;
+            layout::digest_from_parts(alg, k.rsplit('/').next()?)
+        })
+        .collect()
+}
+
 struct Harness {
-    dir: tempfile::TempDir,
+    medium: Medium,
+    opened: Opened,
     router: axum::Router,
     signer: TokenSigner,
-    storage: Arc<FsStorage>,
+    storage: Arc<dyn Storage>,
     auth: String,
 }
 
@@ -71,17 +181,13 @@ fn alice() -> Principal {
     }
 }
 
-fn harness_with(policy: Arc<dyn AccessPolicy>, config: RegistryConfig) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    harness_in(dir, policy, config)
+fn harness_with(kind: Kind, policy: Arc<dyn AccessPolicy>, config: RegistryConfig) -> Harness {
+    harness_in(Medium::new(kind), policy, config)
 }
 
-fn harness_in(
-    dir: tempfile::TempDir,
-    policy: Arc<dyn AccessPolicy>,
-    config: RegistryConfig,
-) -> Harness {
-    let storage = Arc::new(FsStorage::open(dir.path().join("store")).unwrap());
+fn harness_in(medium: Medium, policy: Arc<dyn AccessPolicy>, config: RegistryConfig) -> Harness {
+    let opened = medium.open();
+    let storage = opened.storage();
     let signer = TokenSigner::new(vec![42u8; 32]).unwrap();
     let auth = basic("AWS", &signer.issue(&alice(), SystemTime::now()));
     let router = router(Arc::new(Registry {
@@ -92,7 +198,8 @@ fn harness_in(
         changes: None,
     }));
     Harness {
-        dir,
+        medium,
+        opened,
         router,
         signer,
         storage,
@@ -100,11 +207,54 @@ fn harness_in(
     }
 }
 
-fn harness() -> Harness {
-    harness_with(Arc::new(AllowAll), RegistryConfig::default())
+fn harness(kind: Kind) -> Harness {
+    harness_with(kind, Arc::new(AllowAll), RegistryConfig::default())
+}
+
+/// A moment between what was stored before and what is stored after the call (S3's clock
+/// counts milliseconds). The margin after it covers the time between `grace_since` and the
+/// GC reading the clock.
+async fn moment() -> SystemTime {
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let t = SystemTime::now();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    t
+}
+
+/// The grace period for which what was stored before `t` is old and what came after fresh.
+fn grace_since(t: SystemTime) -> Duration {
+    t.elapsed().unwrap()
 }
 
 impl Harness {
+    /// The same medium opened again: a restarted process, or another replica.
+    fn reopen(self) -> Harness {
+        harness_in(self.medium, Arc::new(AllowAll), RegistryConfig::default())
+    }
+
+    async fn stored_blobs(&self) -> BTreeSet<Digest> {
+        match &self.opened {
+            Opened::Fs(s) => blobs_in(&**s).await,
+            Opened::S3(s) => blobs_in(&**s).await,
+        }
+    }
+
+    /// Writes an object behind the store's back (what a killed process may leave).
+    async fn put_raw(&self, key: &str, bytes: &'static [u8]) {
+        let bytes = Bytes::from_static(bytes);
+        match &self.opened {
+            Opened::Fs(s) => s.backend().put(key, bytes).await.unwrap(),
+            Opened::S3(s) => s.backend().put(key, bytes).await.unwrap(),
+        }
+    }
+
+    fn fs_root(&self) -> Option<&std::path::Path> {
+        match &self.opened {
+            Opened::Fs(s) => Some(s.root()),
+            Opened::S3(_) => None,
+        }
+    }
+
     async fn request(
         &self,
         method: Method,
@@ -213,9 +363,8 @@ fn image_manifest(
 
 // --- authentication -------------------------------------------------------------------------
 
-#[tokio::test]
-async fn ping_needs_a_valid_token() {
-    let h = harness();
+async fn ping_needs_a_valid_token(k: Kind) {
+    let h = harness(k);
     let ok = h.get("/v2/").await;
     assert_eq!(ok.status, StatusCode::OK);
     assert_eq!(ok.header("docker-distribution-api-version"), "registry/2.0");
@@ -270,9 +419,8 @@ async fn ping_needs_a_valid_token() {
 
 // --- push and pull ---------------------------------------------------------------------------
 
-#[tokio::test]
-async fn monolithic_push_and_pull() {
-    let h = harness();
+async fn monolithic_push_and_pull(k: Kind) {
+    let h = harness(k);
     let content = b"hello blob".to_vec();
     let d = h.push_blob("team/app", &content).await;
     let uri = format!("/v2/team/app/blobs/{d}");
@@ -290,9 +438,8 @@ async fn monolithic_push_and_pull() {
     assert_eq!(other.error_code(), "BLOB_UNKNOWN");
 }
 
-#[tokio::test]
-async fn chunked_push_and_out_of_order_chunk() {
-    let h = harness();
+async fn chunked_push_and_out_of_order_chunk(k: Kind) {
+    let h = harness(k);
     let content: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
     let d = Digest::sha256(&content);
     let start = h.send(Method::POST, "/v2/r/blobs/uploads/", &[], b"").await;
@@ -354,9 +501,8 @@ async fn chunked_push_and_out_of_order_chunk() {
     assert_eq!(h.get(&loc).await.status, StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
-async fn streamed_patch_and_cancel() {
-    let h = harness();
+async fn streamed_patch_and_cancel(k: Kind) {
+    let h = harness(k);
     let content = vec![7u8; 100_000];
     let d = Digest::sha256(&content);
     let loc = h
@@ -399,9 +545,8 @@ async fn streamed_patch_and_cancel() {
     assert_eq!(gone.error_code(), "BLOB_UPLOAD_UNKNOWN");
 }
 
-#[tokio::test]
-async fn digest_mismatch_is_refused_and_nothing_is_visible() {
-    let h = harness();
+async fn digest_mismatch_is_refused_and_nothing_is_visible(k: Kind) {
+    let h = harness(k);
     let claimed = Digest::sha256(b"what the client claims");
     let body = b"what the client sends";
     // Monolithic.
@@ -439,17 +584,11 @@ async fn digest_mismatch_is_refused_and_nothing_is_visible() {
             StatusCode::NOT_FOUND
         );
     }
-    assert!(
-        fs::stored_blobs(h.storage.root()).unwrap().is_empty(),
-        "no blob stored"
-    );
-    assert_eq!(
-        std::fs::read_dir(h.storage.root().join("tmp"))
-            .unwrap()
-            .count(),
-        0,
-        "no temporary file left"
-    );
+    assert!(h.stored_blobs().await.is_empty(), "no blob stored");
+    if let Some(root) = h.fs_root() {
+        let left = std::fs::read_dir(root.join("tmp")).unwrap().count();
+        assert_eq!(left, 0, "no temporary file left");
+    }
     // Malformed digests.
     for bad in ["sha256:1234", "md5:abc", "nonsense"] {
         let r = h
@@ -465,9 +604,8 @@ async fn digest_mismatch_is_refused_and_nothing_is_visible() {
     }
 }
 
-#[tokio::test]
-async fn sha512_blobs_and_manifests() {
-    let h = harness();
+async fn sha512_blobs_and_manifests(k: Kind) {
+    let h = harness(k);
     let content = b"sha512 content";
     let d = Digest::of(Algorithm::Sha512, content);
     assert_eq!(d.hex().len(), 128);
@@ -481,7 +619,7 @@ async fn sha512_blobs_and_manifests() {
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
     assert_eq!(&h.get(&format!("/v2/r/blobs/{d}")).await.body[..], content);
-    // Chunked with sha512: the running hash is sha256, so this recomputes from the file.
+    // Chunked with sha512.
     let other = b"another sha512 blob, chunked";
     let d2 = Digest::of(Algorithm::Sha512, other);
     let loc = h
@@ -522,9 +660,8 @@ async fn sha512_blobs_and_manifests() {
     assert_eq!(&g.body[..], &m[..]);
 }
 
-#[tokio::test]
-async fn range_requests() {
-    let h = harness();
+async fn range_requests(k: Kind) {
+    let h = harness(k);
     let content: Vec<u8> = (0..2048u32).map(|i| i as u8).collect();
     let d = h.push_blob("r", &content).await;
     let uri = format!("/v2/r/blobs/{d}");
@@ -550,9 +687,8 @@ async fn range_requests() {
     }
 }
 
-#[tokio::test]
-async fn cross_repository_mount() {
-    let h = harness();
+async fn cross_repository_mount(k: Kind) {
+    let h = harness(k);
     let d = h.push_blob("source", b"shared layer").await;
     // From a repository that has it.
     let r = h
@@ -606,8 +742,7 @@ async fn cross_repository_mount() {
     assert_eq!(r.status, StatusCode::ACCEPTED);
 }
 
-#[tokio::test]
-async fn mount_from_an_unreadable_repository_falls_back_to_upload() {
+async fn mount_from_an_unreadable_repository_falls_back_to_upload(k: Kind) {
     struct NoReadFromSecret;
     impl AccessPolicy for NoReadFromSecret {
         fn repository(&self, _: &str) -> Option<RepositorySettings> {
@@ -621,7 +756,7 @@ async fn mount_from_an_unreadable_repository_falls_back_to_upload() {
             }
         }
     }
-    let h = harness_with(Arc::new(NoReadFromSecret), RegistryConfig::default());
+    let h = harness_with(k, Arc::new(NoReadFromSecret), RegistryConfig::default());
     let d = h.push_blob("secret", b"classified").await;
     let r = h
         .send(
@@ -636,9 +771,8 @@ async fn mount_from_an_unreadable_repository_falls_back_to_upload() {
 
 // --- manifests -------------------------------------------------------------------------------
 
-#[tokio::test]
-async fn manifest_push_pull_and_validation() {
-    let h = harness();
+async fn manifest_push_pull_and_validation(k: Kind) {
+    let h = harness(k);
     let (d, m) = h.push_image("app", "v1", "a").await;
     for reference in ["v1".to_string(), d.to_string()] {
         let uri = format!("/v2/app/manifests/{reference}");
@@ -685,9 +819,8 @@ async fn manifest_push_pull_and_validation() {
     assert_eq!(r.error_code(), "MANIFEST_INVALID");
 }
 
-#[tokio::test]
-async fn manifest_referencing_unknown_blobs_or_manifests_is_refused() {
-    let h = harness();
+async fn manifest_referencing_unknown_blobs_or_manifests_is_refused(k: Kind) {
+    let h = harness(k);
     let cfg = h.push_blob("r", b"{}").await;
     let missing = Digest::sha256(b"missing layer");
     let m = image_manifest(&cfg, 2, &missing, 13, None);
@@ -736,9 +869,8 @@ async fn manifest_referencing_unknown_blobs_or_manifests_is_refused() {
     assert_eq!(h.get("/v2/r/tags/list").await.json()["tags"], json!([]));
 }
 
-#[tokio::test]
-async fn manifest_over_4_mib_is_refused() {
-    let h = harness();
+async fn manifest_over_4_mib_is_refused(k: Kind) {
+    let h = harness(k);
     let cfg = h.push_blob("r", b"{}").await;
     let layer = h.push_blob("r", b"l").await;
     let big = image_manifest(
@@ -795,9 +927,8 @@ async fn manifest_over_4_mib_is_refused() {
     assert_eq!(r.status, StatusCode::CREATED);
 }
 
-#[tokio::test]
-async fn tag_listing_is_sorted_and_paginated() {
-    let h = harness();
+async fn tag_listing_is_sorted_and_paginated(k: Kind) {
+    let h = harness(k);
     let (d, m) = h.push_image("r", "v1", "a").await;
     for t in ["b", "a", "c", "latest", "v2"] {
         let r = h
@@ -831,9 +962,8 @@ async fn tag_listing_is_sorted_and_paginated() {
     assert_eq!(h.get("/v2/r/tags/list?n=0").await.json()["tags"], json!([]));
 }
 
-#[tokio::test]
-async fn catalog_is_paginated() {
-    let h = harness();
+async fn catalog_is_paginated(k: Kind) {
+    let h = harness(k);
     for r in ["b/x", "a", "c"] {
         h.push_blob(r, r.as_bytes()).await;
     }
@@ -849,9 +979,8 @@ async fn catalog_is_paginated() {
     );
 }
 
-#[tokio::test]
-async fn referrers_with_artifact_type_filter() {
-    let h = harness();
+async fn referrers_with_artifact_type_filter(k: Kind) {
+    let h = harness(k);
     let (subject, subject_bytes) = h.push_image("r", "v1", "s").await;
     let empty = h.push_blob("r", b"{}").await;
     let mut pushed = Vec::new();
@@ -929,9 +1058,8 @@ async fn referrers_with_artifact_type_filter() {
     assert_eq!(after["manifests"].as_array().unwrap().len(), 2);
 }
 
-#[tokio::test]
-async fn deletes() {
-    let h = harness();
+async fn deletes(k: Kind) {
+    let h = harness(k);
     let (d, m) = h.push_image("r", "v1", "a").await;
     h.send(
         Method::PUT,
@@ -994,9 +1122,9 @@ fn ecr_policy(mutability: ImageTagMutability, filters: &[&str]) -> Arc<StaticPol
     ))
 }
 
-#[tokio::test]
-async fn immutable_tags_cannot_move() {
+async fn immutable_tags_cannot_move(k: Kind) {
     let h = harness_with(
+        k,
         ecr_policy(ImageTagMutability::Immutable, &[]),
         RegistryConfig::default(),
     );
@@ -1047,8 +1175,7 @@ async fn immutable_tags_cannot_move() {
     assert_eq!(r.status, StatusCode::CREATED);
 }
 
-#[tokio::test]
-async fn tag_mutability_exclusions() {
+async fn tag_mutability_exclusions(k: Kind) {
     for (mutability, filters, tag, movable) in [
         (
             ImageTagMutability::ImmutableWithExclusion,
@@ -1075,7 +1202,11 @@ async fn tag_mutability_exclusions() {
             true,
         ),
     ] {
-        let h = harness_with(ecr_policy(mutability, filters), RegistryConfig::default());
+        let h = harness_with(
+            k,
+            ecr_policy(mutability, filters),
+            RegistryConfig::default(),
+        );
         h.push_image("team/app", tag, "one").await;
         let cfg = h.push_blob("team/app", b"{\"x\":2}").await;
         let layer = h.push_blob("team/app", b"two").await;
@@ -1097,9 +1228,9 @@ async fn tag_mutability_exclusions() {
     }
 }
 
-#[tokio::test]
-async fn unknown_repository_is_name_unknown_with_ecr_message() {
+async fn unknown_repository_is_name_unknown_with_ecr_message(k: Kind) {
     let h = harness_with(
+        k,
         ecr_policy(ImageTagMutability::Mutable, &[]),
         RegistryConfig {
             registry_id: "123456789012".into(),
@@ -1122,6 +1253,7 @@ async fn unknown_repository_is_name_unknown_with_ecr_message() {
     }
     // With create-on-push the push goes through.
     let h = harness_with(
+        k,
         ecr_policy(ImageTagMutability::Mutable, &[]),
         RegistryConfig {
             create_on_push: true,
@@ -1131,8 +1263,7 @@ async fn unknown_repository_is_name_unknown_with_ecr_message() {
     h.push_image("nope", "v1", "x").await;
 }
 
-#[tokio::test]
-async fn invalid_names_and_denied_actions() {
+async fn invalid_names_and_denied_actions(k: Kind) {
     let policy = Arc::new(StaticPolicy::new().grant(
         "alice",
         &[
@@ -1141,6 +1272,7 @@ async fn invalid_names_and_denied_actions() {
         ],
     ));
     let h = harness_with(
+        k,
         policy,
         RegistryConfig {
             create_on_push: true,
@@ -1182,9 +1314,9 @@ async fn invalid_names_and_denied_actions() {
     );
 }
 
-#[tokio::test]
-async fn upload_size_cap() {
+async fn upload_size_cap(k: Kind) {
     let h = harness_with(
+        k,
         Arc::new(AllowAll),
         RegistryConfig {
             max_upload_bytes: 1000,
@@ -1217,23 +1349,8 @@ async fn upload_size_cap() {
 
 // --- storage guarantees ----------------------------------------------------------------------
 
-fn backdate(path: &std::path::Path, by: Duration) {
-    let f = std::fs::File::options().write(true).open(path).unwrap();
-    f.set_modified(SystemTime::now() - by).unwrap();
-}
-
-fn blob_file(h: &Harness, d: &Digest) -> std::path::PathBuf {
-    h.storage
-        .root()
-        .join("blobs")
-        .join(d.algorithm().as_str())
-        .join(&d.hex()[..2])
-        .join(d.hex())
-}
-
-#[tokio::test]
-async fn gc_keeps_referenced_and_fresh_blobs() {
-    let h = harness();
+async fn gc_keeps_referenced_and_fresh_blobs(k: Kind) {
+    let h = harness(k);
     let config = b"{\"gc\":1}";
     let cfg = h.push_blob("r", config).await;
     let layer = h.push_blob("r", b"referenced layer").await;
@@ -1246,7 +1363,6 @@ async fn gc_keeps_referenced_and_fresh_blobs() {
     )
     .await;
     let orphan = h.push_blob("r", b"old and unreferenced").await;
-    let fresh = h.push_blob("r", b"fresh and unreferenced").await;
     // A blob referenced only from another repository's manifest is kept too.
     let elsewhere_cfg = h.push_blob("s", b"{\"s\":1}").await;
     let elsewhere_layer = h.push_blob("s", b"s layer").await;
@@ -1258,19 +1374,19 @@ async fn gc_keeps_referenced_and_fresh_blobs() {
         &ms,
     )
     .await;
-    for d in [&cfg, &layer, &orphan, &elsewhere_cfg, &elsewhere_layer] {
-        backdate(&blob_file(&h, d), Duration::from_secs(7200));
-    }
+    // Everything above is older than the grace period, this one is not.
+    let t = moment().await;
+    let fresh = h.push_blob("r", b"fresh and unreferenced").await;
     let report = h
         .storage
-        .delete_unreferenced_blobs(Duration::from_secs(3600))
+        .delete_unreferenced_blobs(grace_since(t))
         .await
         .unwrap();
     assert_eq!(report.blobs_deleted, 1, "{report:?}");
     assert_eq!(report.bytes_freed, 20);
     assert_eq!(report.blobs_kept_referenced, 4);
     assert_eq!(report.blobs_kept_fresh, 1);
-    let stored = fs::stored_blobs(h.storage.root()).unwrap();
+    let stored = h.stored_blobs().await;
     assert!(!stored.contains(&orphan));
     for d in [&cfg, &layer, &fresh, &elsewhere_cfg, &elsewhere_layer] {
         assert!(stored.contains(d));
@@ -1284,7 +1400,7 @@ async fn gc_keeps_referenced_and_fresh_blobs() {
     h.send(Method::DELETE, "/v2/r/manifests/v1", &[], b"").await;
     let report = h
         .storage
-        .delete_unreferenced_blobs(Duration::from_secs(3600))
+        .delete_unreferenced_blobs(grace_since(t))
         .await
         .unwrap();
     assert_eq!(report.blobs_deleted, 0, "{report:?}");
@@ -1293,22 +1409,19 @@ async fn gc_keeps_referenced_and_fresh_blobs() {
         .send(Method::DELETE, &format!("/v2/r/manifests/{md}"), &[], b"")
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
-    for d in [&cfg, &layer] {
-        backdate(&blob_file(&h, d), Duration::from_secs(7200));
-    }
     let report = h
         .storage
-        .delete_unreferenced_blobs(Duration::from_secs(3600))
+        .delete_unreferenced_blobs(grace_since(t))
         .await
         .unwrap();
     assert_eq!(report.blobs_deleted, 2, "{report:?}");
+    assert!(h.stored_blobs().await.contains(&fresh));
 }
 
-#[tokio::test]
-async fn reusing_an_old_blob_protects_it_from_gc() {
-    let h = harness();
+async fn reusing_an_old_blob_protects_it_from_gc(k: Kind) {
+    let h = harness(k);
     let d = h.push_blob("r", b"old base layer").await;
-    backdate(&blob_file(&h, &d), Duration::from_secs(7200));
+    let t = moment().await;
     // Pushed again (a client re-uploading, or mounting): the blob is fresh again.
     let r = h
         .send(
@@ -1319,17 +1432,26 @@ async fn reusing_an_old_blob_protects_it_from_gc() {
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
+    let again = h.push_blob("third", b"old base layer").await;
+    assert_eq!(again, d);
     let report = h
         .storage
-        .delete_unreferenced_blobs(Duration::from_secs(3600))
+        .delete_unreferenced_blobs(grace_since(t))
         .await
         .unwrap();
-    assert_eq!(report.blobs_deleted, 0);
+    assert_eq!(report.blobs_deleted, 0, "{report:?}");
+    // Unused since: it goes.
+    let t = moment().await;
+    let report = h
+        .storage
+        .delete_unreferenced_blobs(grace_since(t))
+        .await
+        .unwrap();
+    assert_eq!(report.blobs_deleted, 1, "{report:?}");
 }
 
-#[tokio::test]
-async fn killed_upload_leaves_nothing_visible() {
-    let h = harness();
+async fn killed_upload_leaves_nothing_visible(k: Kind) {
+    let h = harness(k);
     // A client that dies mid-body: the stream errors after some bytes.
     let content = b"a blob whose upload is killed half way";
     let d = Digest::sha256(content);
@@ -1357,10 +1479,22 @@ async fn killed_upload_leaves_nothing_visible() {
             .status,
         StatusCode::NOT_FOUND
     );
+    assert!(h.stored_blobs().await.is_empty());
+}
 
-    // A process killed while writing leaves a temporary file behind: not a blob, and gone
-    // when the store is opened again.
-    let root = h.storage.root().to_path_buf();
+fn backdate(path: &std::path::Path, by: Duration) {
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(SystemTime::now() - by).unwrap();
+}
+
+/// A process killed while writing leaves a temporary file behind: not a blob, and gone when
+/// the store is opened again, or by the GC once old.
+#[tokio::test]
+async fn temporary_files_go_at_open_and_by_gc() {
+    let h = harness(Kind::Fs);
+    let content = b"a blob whose writer was killed";
+    let d = Digest::sha256(content);
+    let root = h.fs_root().unwrap().to_path_buf();
     let leftover = root.join("tmp").join("0123456789abcdef0123456789abcdef");
     std::fs::write(&leftover, &content[..20]).unwrap();
     assert_eq!(
@@ -1369,10 +1503,9 @@ async fn killed_upload_leaves_nothing_visible() {
             .status,
         StatusCode::NOT_FOUND
     );
-    let dir = h.dir;
-    let h = harness_in(dir, Arc::new(AllowAll), RegistryConfig::default());
+    let h = h.reopen();
     assert!(!leftover.exists(), "temporary file removed at open");
-    assert!(fs::stored_blobs(h.storage.root()).unwrap().is_empty());
+    assert!(h.stored_blobs().await.is_empty());
     // The online GC removes old temporary files too.
     std::fs::write(&leftover, b"x").unwrap();
     backdate(&leftover, Duration::from_secs(7200));
@@ -1384,9 +1517,8 @@ async fn killed_upload_leaves_nothing_visible() {
     assert_eq!(report.temp_files_deleted, 1);
 }
 
-#[tokio::test]
-async fn upload_session_survives_a_restart() {
-    let h = harness();
+async fn upload_session_survives_a_restart(k: Kind) {
+    let h = harness(k);
     let content: Vec<u8> = (0..5000u32).map(|i| (i * 7) as u8).collect();
     let d = Digest::sha256(&content);
     let loc = h
@@ -1403,23 +1535,13 @@ async fn upload_session_survives_a_restart() {
         )
         .await;
     assert_eq!(p.status, StatusCode::ACCEPTED);
-    // Bytes written past the acknowledged offset before the kill are not part of the upload.
+    // A chunk stored before the kill but never acknowledged (the state does not list it) is
+    // not part of the upload.
     let id = loc.rsplit('/').next().unwrap();
-    let data = h
-        .storage
-        .root()
-        .join("repositories/r/_uploads")
-        .join(id)
-        .join("data");
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&data)
-        .unwrap();
-    std::io::Write::write_all(&mut f, b"torn, unacknowledged bytes").unwrap();
-    drop(f);
+    let torn = layout::upload_part("r", id, &layout::part_name(3000, "deadbeef"));
+    h.put_raw(&torn, b"torn, unacknowledged bytes").await;
 
-    let dir = h.dir;
-    let h = harness_in(dir, Arc::new(AllowAll), RegistryConfig::default());
+    let h = h.reopen();
     let status = h.get(&loc).await;
     assert_eq!(status.status, StatusCode::NO_CONTENT);
     assert_eq!(status.header("range"), "0-2999");
@@ -1443,9 +1565,8 @@ async fn upload_session_survives_a_restart() {
     );
 }
 
-#[tokio::test]
-async fn list_images_reports_tags_sizes_and_push_time() {
-    let h = harness();
+async fn list_images_reports_tags_sizes_and_push_time(k: Kind) {
+    let h = harness(k);
     let before = SystemTime::now() - Duration::from_secs(1);
     let (d1, m1) = h.push_image("r", "v1", "one").await;
     h.send(
@@ -1485,11 +1606,15 @@ async fn list_images_reports_tags_sizes_and_push_time() {
     );
 }
 
-#[tokio::test]
-async fn gc_expires_idle_upload_sessions_only() {
-    let h = harness();
+async fn gc_expires_idle_upload_sessions_only(k: Kind) {
+    let h = harness(k);
     let mut locs = Vec::new();
-    for _ in 0..2 {
+    let mut t = SystemTime::now();
+    for i in 0..2 {
+        if i == 1 {
+            // The first session is idle from here on; the second is active.
+            t = moment().await;
+        }
         let loc = h
             .send(Method::POST, "/v2/r/blobs/uploads/", &[], b"")
             .await
@@ -1498,15 +1623,9 @@ async fn gc_expires_idle_upload_sessions_only() {
         h.send(Method::PATCH, &loc, &[], b"some bytes").await;
         locs.push(loc);
     }
-    // The first session has been idle for two hours; the second is active.
-    let id = locs[0].rsplit('/').next().unwrap();
-    let dir = h.storage.root().join("repositories/r/_uploads").join(id);
-    for f in ["data", "offset"] {
-        backdate(&dir.join(f), Duration::from_secs(7200));
-    }
     let report = h
         .storage
-        .delete_unreferenced_blobs(Duration::from_secs(3600))
+        .delete_unreferenced_blobs(grace_since(t))
         .await
         .unwrap();
     assert_eq!(report.uploads_expired, 1);
@@ -1516,12 +1635,11 @@ async fn gc_expires_idle_upload_sessions_only() {
 
 /// `POST /kubecs/v1/token`: a Kubernetes token (external verifier) buys a registry token for
 /// that identity; a registry token or nothing buys nothing.
-#[tokio::test]
-async fn token_endpoint_exchanges_kubernetes_tokens_only() {
-    let dir = tempfile::tempdir().unwrap();
+async fn token_endpoint_exchanges_kubernetes_tokens_only(k: Kind) {
+    let medium = Medium::new(k);
     let signer = TokenSigner::new(vec![9u8; 32]).unwrap();
     let app = router(Arc::new(Registry {
-        storage: Arc::new(FsStorage::open(dir.path()).unwrap()),
+        storage: medium.open().storage(),
         policy: Arc::new(AllowAll),
         auth: Authenticator::new(signer.clone()).with_external(Arc::new(auth::testing::Sa)),
         config: RegistryConfig::default(),

@@ -2,7 +2,7 @@ use super::*;
 use crate::api::repository::{LifecycleAction, LifecycleSelection};
 use proptest::prelude::*;
 
-const NOW: i64 = 1_700_000_000;
+const NOW: i64 = 1_700_000_000_000;
 
 fn days_ago(d: i64) -> i64 {
     NOW - d * DAY
@@ -275,7 +275,7 @@ fn preview_results_carry_rfc3339_times() {
     let e = Expiration {
         digest: "sha256:a".into(),
         tags: vec!["v1".into()],
-        pushed_at: 1_700_000_000,
+        pushed_at: 1_700_000_000_000,
         applied_rule_priority: 3,
     };
     assert_eq!(
@@ -607,4 +607,20 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn pushes_within_one_second_keep_their_order() {
+    // Two pushes 300 ms apart: the older expires, whatever the digests' order (a clock in
+    // seconds tied them, and the digest order then expired the newer one).
+    let p = policy(
+        r#"{"rules":[{"rulePriority":1,"description":"keep the newest",
+            "selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1},
+            "action":{"type":"expire"}}]}"#,
+    );
+    let images = [
+        image("zzz-older", &["t1"], NOW + 100),
+        image("aaa-newer", &["t2"], NOW + 400),
+    ];
+    assert_eq!(expired(&p, &images), ex(&[("zzz-older", 1)]));
 }

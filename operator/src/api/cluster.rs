@@ -1,7 +1,7 @@
 //! `EcsCluster`: an ECS cluster. Its container instances are the Nodes its selector claims.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -10,7 +10,7 @@ use super::states::{ClusterState, InstanceState};
 
 /// An ECS cluster. The Nodes matched by `instanceSelector` become its container instances
 /// (a Node belongs to at most one cluster); services and tasks run on them.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[kube(
     group = "ecs.kubecs.io",
     version = "v1alpha1",
@@ -58,6 +58,7 @@ use super::states::{ClusterState, InstanceState};
         json_path = ".metadata.creationTimestamp"
     )
 )]
+#[x_kube(validation = Rule::new("!has(self.defaultCapacityProviderStrategy) || self.defaultCapacityProviderStrategy.filter(i, has(i.base) && i.base > 0).size() <= 1").message("Only one capacity provider in a capacity provider strategy can have a base defined."))]
 #[serde(rename_all = "camelCase")]
 pub struct EcsClusterSpec {
     /// The Nodes this cluster claims as container instances (a label selector). A Node already
@@ -69,15 +70,15 @@ pub struct EcsClusterSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 10))]
     pub settings: Vec<ClusterSetting>,
-    /// Capacity provider names usable by services and tasks (FARGATE, FARGATE_SPOT, or
-    /// capacity groups: Nodes labelled `ecs.kubecs.io/capacity-provider=NAME`).
+    /// The capacity providers services and tasks of this cluster may use: `FARGATE`,
+    /// `FARGATE_SPOT`, or the names of CapacityProvider objects in this namespace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 20))]
     pub capacity_providers: Vec<String>,
     /// The capacity provider strategy used when a service or task names neither a launch type
-    /// nor a strategy.
+    /// nor a strategy (at most 6 providers; only one with a base).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 20))]
+    #[schemars(length(max = 6))]
     pub default_capacity_provider_strategy: Vec<CapacityProviderStrategyItem>,
     /// Metadata tags.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -1,6 +1,7 @@
 //! The kubecs CRDs, modelled on ECS's and ECR's own field names: `spec` is the ECS API input,
 //! `status` the ECS describe output. Doc comments become `kubectl explain`.
 
+pub mod capacity_provider;
 pub mod cluster;
 pub mod common;
 pub mod repository;
@@ -12,6 +13,7 @@ pub mod taskdef;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
+pub use capacity_provider::{CapacityProvider, CapacityProviderSpec};
 pub use cluster::{EcsCluster, EcsClusterSpec, EcsClusterStatus};
 pub use repository::{Repository, RepositorySpec, RepositoryStatus};
 pub use service::{Service, ServiceSpec, ServiceStatus};
@@ -31,6 +33,7 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
         Service::crd(),
         Task::crd(),
         Repository::crd(),
+        CapacityProvider::crd(),
     ]
 }
 
@@ -65,7 +68,8 @@ mod tests {
                 "taskdefinitions.ecs.kubecs.io",
                 "services.ecs.kubecs.io",
                 "tasks.ecs.kubecs.io",
-                "repositories.ecr.kubecs.io"
+                "repositories.ecr.kubecs.io",
+                "capacityproviders.ecs.kubecs.io"
             ]
         );
     }
@@ -117,6 +121,8 @@ pub mod labels {
     pub const TASK: &str = "ecs.kubecs.io/task";
     /// The deployment (ECS deployment id) a service task belongs to.
     pub const DEPLOYMENT: &str = "ecs.kubecs.io/deployment";
+    /// The capacity provider a task was launched with.
+    pub const CAPACITY_PROVIDER: &str = "ecs.kubecs.io/capacity-provider";
     /// The task definition family of a task.
     pub const FAMILY: &str = "ecs.kubecs.io/family";
     /// The task definition revision of a task.

@@ -75,6 +75,7 @@ use super::common::{
     selectable = ".spec.cluster"
 )]
 #[x_kube(validation = Rule::new("!(has(self.launchType) && has(self.capacityProviderStrategy) && self.capacityProviderStrategy.size() > 0)").message("Specify either Launch Type or Capacity Provider Strategy, but not both."))]
+#[x_kube(validation = Rule::new("!has(self.capacityProviderStrategy) || self.capacityProviderStrategy.filter(i, has(i.base) && i.base > 0).size() <= 1").message("Only one capacity provider in a capacity provider strategy can have a base defined."))]
 #[x_kube(validation = Rule::new("!has(self.placementStrategy) || self.placementStrategy.size() <= 5").message("Too many placement strategies: at most 5 are allowed."))]
 #[x_kube(validation = Rule::new("!has(self.placementConstraints) || self.placementConstraints.size() <= 10").message("Too many placement constraints: at most 10 are allowed."))]
 #[x_kube(validation = Rule::new("!has(self.launchType) || self.launchType != 'FARGATE' || ((!has(self.placementStrategy) || self.placementStrategy.size() == 0) && (!has(self.placementConstraints) || self.placementConstraints.size() == 0))").message("Task placement strategies and constraints are not supported with the FARGATE launch type."))]
@@ -101,9 +102,11 @@ pub struct ServiceSpec {
     /// across zones), EXTERNAL or MANAGED_INSTANCES (as EC2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launch_type: Option<LaunchType>,
-    /// Capacity providers and their base/weight shares; exclusive with `launchType`.
+    /// Capacity providers and their base/weight shares (at most 6; only one with a base);
+    /// exclusive with `launchType`. Omitted with no launch type: the cluster's
+    /// `defaultCapacityProviderStrategy`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 20))]
+    #[schemars(length(max = 6))]
     pub capacity_provider_strategy: Vec<CapacityProviderStrategyItem>,
     /// The Fargate platform version (accepted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -384,6 +387,13 @@ pub struct ServiceStatus {
     /// The generation of spec the status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// ENABLED or DISABLED (ECS's default for a new service is ENABLED).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability_zone_rebalancing: Option<EnabledDisabled>,
+    /// An AZ rebalance is under way: a task was started in the emptiest zone and one in the
+    /// fullest is still to stop.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub az_rebalancing_in_progress: bool,
     /// Ready, Progressing, Degraded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

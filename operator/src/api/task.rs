@@ -51,6 +51,7 @@ use super::common::{
 )]
 #[x_kube(validation = Rule::new("self == oldSelf").message("A Task is immutable once run: create a new Task."))]
 #[x_kube(validation = Rule::new("!(has(self.launchType) && has(self.capacityProviderStrategy) && self.capacityProviderStrategy.size() > 0)").message("Specify either Launch Type or Capacity Provider Strategy, but not both."))]
+#[x_kube(validation = Rule::new("!has(self.capacityProviderStrategy) || self.capacityProviderStrategy.filter(i, has(i.base) && i.base > 0).size() <= 1").message("Only one capacity provider in a capacity provider strategy can have a base defined."))]
 #[x_kube(validation = Rule::new("!has(self.placementStrategy) || self.placementStrategy.size() <= 5").message("Too many placement strategies: at most 5 are allowed."))]
 #[x_kube(validation = Rule::new("!has(self.placementConstraints) || self.placementConstraints.size() <= 10").message("Too many placement constraints: at most 10 are allowed."))]
 #[x_kube(validation = Rule::new("!has(self.launchType) || self.launchType != 'FARGATE' || ((!has(self.placementStrategy) || self.placementStrategy.size() == 0) && (!has(self.placementConstraints) || self.placementConstraints.size() == 0))").message("Task placement strategies and constraints are not supported with the FARGATE launch type."))]
@@ -70,9 +71,11 @@ pub struct TaskSpec {
     /// EC2, FARGATE, EXTERNAL or MANAGED_INSTANCES.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launch_type: Option<LaunchType>,
-    /// Capacity providers; exclusive with `launchType`.
+    /// Capacity providers and their base/weight shares (at most 6; only one with a base);
+    /// exclusive with `launchType`. Omitted with no launch type: the cluster's
+    /// `defaultCapacityProviderStrategy`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 20))]
+    #[schemars(length(max = 6))]
     pub capacity_provider_strategy: Vec<CapacityProviderStrategyItem>,
     /// The task group (`family:NAME` by default); spread strategies balance within a group and
     /// `task:group` in the query language matches it.

@@ -117,6 +117,12 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
         )),
         &health,
     );
+    // Capacity providers: the instance groups capacity provider strategies name.
+    let (capacity_providers, _capacity_events) = shared_reflector(
+        Api::<api::CapacityProvider>::all(client.clone()),
+        watcher::Config::default(),
+        &health,
+    );
     let ready = Arc::new(AtomicBool::new(false));
     let admin = tokio::spawn(admin_server(
         a.admin_addr,
@@ -131,6 +137,7 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
     taskdefs.wait_until_ready().await?;
     revisions.wait_until_ready().await?;
     tasks.wait_until_ready().await?;
+    capacity_providers.wait_until_ready().await?;
     ready.store(true, Ordering::SeqCst);
 
     let mut context = Context::new(
@@ -143,6 +150,7 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
             taskdefs: taskdefs.clone(),
             revisions,
             tasks,
+            capacity_providers,
         },
     );
     context.stopped_task_retention = Duration::from_secs(a.stopped_task_retention_seconds);

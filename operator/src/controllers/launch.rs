@@ -14,8 +14,9 @@ use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use super::taskdef::{TaskDefinitionRef, family_of, stored_revision};
 use super::{Context, Stores};
 use crate::api::TaskDefinitionSpec;
-use crate::api::common::LaunchType;
+use crate::api::common::{CapacityProviderStrategyItem, LaunchType};
 use crate::api::labels;
+use crate::placement::capacity::{self, Share};
 use crate::placement::engine::{InstanceState, RunningTask, family_group, service_group};
 use crate::placement::instance::{CLAIM_ANNOTATION, pod_is_active, pod_requests};
 use crate::placement::{ContainerInstance, PlacementOutcome, PlacementPolicy, PlacementRequest};
@@ -103,6 +104,122 @@ pub fn check_launch_type(resolved: &Resolved, launch_type: LaunchType) -> Result
             "Task definition does not support launch_type {word}."
         ))
     }
+}
+
+/// What a capacity provider of a strategy launches on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// FARGATE or FARGATE_SPOT: kube-scheduler places the task, as for launch type FARGATE.
+    Fargate,
+    /// A CapacityProvider: its instances (Node names matching its selector).
+    Instances(BTreeSet<String>),
+}
+
+/// A resolved capacity provider strategy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Providers {
+    pub shares: Vec<Share>,
+    pub kinds: BTreeMap<String, ProviderKind>,
+}
+
+impl Providers {
+    /// The launch type the strategy amounts to (ECS does not mix Fargate and instances).
+    pub fn launch_type(&self) -> LaunchType {
+        if self.kinds.values().all(|k| *k == ProviderKind::Fargate) {
+            LaunchType::Fargate
+        } else {
+            LaunchType::Ec2
+        }
+    }
+
+    /// The providers of `n` new tasks, given what runs already: (provider, count) in the
+    /// order they were first chosen.
+    pub fn groups(&self, running: &BTreeMap<String, u64>, n: usize) -> Vec<(String, usize)> {
+        let mut out: Vec<(String, usize)> = Vec::new();
+        for p in capacity::assign(&self.shares, running, n) {
+            match out.iter_mut().find(|(q, _)| *q == p) {
+                Some((_, k)) => *k += 1,
+                None => out.push((p, 1)),
+            }
+        }
+        out
+    }
+}
+
+/// ECS's messages for a strategy it refuses.
+pub const NOT_ASSOCIATED: &str = "The specified capacity provider strategy cannot contain a capacity provider that is not associated with the cluster. Associate the capacity provider with the cluster or specify a valid capacity provider and try again.";
+pub const MIXED_PROVIDERS: &str = "The capacity provider strategy cannot contain a mix of capacity providers using Auto Scaling groups and Fargate providers. Specify one or the other and try again.";
+pub const NO_WEIGHT: &str = "The capacity provider strategy must contain at least one capacity provider with a weight greater than zero or a base greater than zero.";
+
+/// The strategy a service or task launches with: its own, else (without a launch type) its
+/// cluster's default; None for the launch type path. Errors are ECS's messages.
+pub fn resolve_strategy(
+    stores: &Stores,
+    ns: &str,
+    cluster: &crate::api::EcsCluster,
+    own: &[CapacityProviderStrategyItem],
+    launch_type: Option<LaunchType>,
+) -> Result<Option<Providers>, String> {
+    let strategy = if !own.is_empty() {
+        own
+    } else if launch_type.is_none() {
+        &cluster.spec.default_capacity_provider_strategy[..]
+    } else {
+        &[][..]
+    };
+    if strategy.is_empty() {
+        return Ok(None);
+    }
+    let shares = capacity::shares(strategy);
+    if shares.iter().all(|s| s.weight == 0 && s.base == 0) {
+        return Err(NO_WEIGHT.into());
+    }
+    let mut kinds = BTreeMap::new();
+    for s in &shares {
+        if !cluster.spec.capacity_providers.contains(&s.provider) {
+            return Err(NOT_ASSOCIATED.into());
+        }
+        let kind = if crate::api::capacity_provider::is_fargate(&s.provider) {
+            ProviderKind::Fargate
+        } else {
+            let found = stores
+                .capacity_providers
+                .get(&kube::runtime::reflector::ObjectRef::new(&s.provider).within(ns))
+                .ok_or_else(|| {
+                    format!(
+                        "The specified capacity provider '{}' does not exist. Specify a valid capacity provider and try again.",
+                        s.provider
+                    )
+                })?;
+            ProviderKind::Instances(provider_nodes(stores, &found.spec.instance_selector)?)
+        };
+        kinds.insert(s.provider.clone(), kind);
+    }
+    let fargate = kinds
+        .values()
+        .filter(|k| **k == ProviderKind::Fargate)
+        .count();
+    if fargate > 0 && fargate < kinds.len() {
+        return Err(MIXED_PROVIDERS.into());
+    }
+    Ok(Some(Providers { shares, kinds }))
+}
+
+/// The Nodes a capacity provider's selector matches.
+fn provider_nodes(
+    stores: &Stores,
+    selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+) -> Result<BTreeSet<String>, String> {
+    use kube::core::SelectorExt;
+    let selector = kube::core::Selector::try_from(selector.clone())
+        .map_err(|e| format!("instanceSelector: {e}"))?;
+    Ok(stores
+        .nodes
+        .state()
+        .iter()
+        .filter(|n| selector.matches(n.metadata.labels.as_ref().unwrap_or(&BTreeMap::new())))
+        .filter_map(|n| n.metadata.name.clone())
+        .collect())
 }
 
 /// The task group of a pod, as placement knows it.
@@ -302,6 +419,8 @@ pub struct Placement<'a> {
     pub launch_type: LaunchType,
     /// DAEMON: the instances, one task each, decided by the planner.
     pub fixed_nodes: Option<&'a [String]>,
+    /// A capacity provider's instances: placement considers only these.
+    pub only_on: Option<&'a BTreeSet<String>>,
 }
 
 /// Places `count` copies of `pod` (EC2) and creates them bound to their instances; FARGATE
@@ -319,6 +438,7 @@ pub async fn place_and_create(
         policy,
         launch_type,
         fixed_nodes,
+        only_on,
     } = *how;
     let ns = pod.namespace().unwrap_or_default();
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
@@ -330,7 +450,10 @@ pub async fn place_and_create(
     } else if let Some(fixed) = fixed_nodes {
         nodes = fixed.iter().cloned().map(Some).collect();
     } else {
-        let states = instances(&ctx.stores, &mut ledger, &ns, cluster);
+        let mut states = instances(&ctx.stores, &mut ledger, &ns, cluster);
+        if let Some(allowed) = only_on {
+            states.retain(|s| allowed.contains(&s.id));
+        }
         let seed = Instant::now().elapsed().as_nanos() as u64 ^ count as u64;
         let req = request_of(pod, group, count, seed ^ rand_seed());
         let out = crate::placement::place(&states, policy, &req);

@@ -22,7 +22,7 @@ use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
 
-use crate::api::{Service, TaskDefinition};
+use crate::api::{CapacityProvider, Service, TaskDefinition};
 use crate::metrics::Metrics;
 
 /// The field manager of every server-side apply kubecs makes.
@@ -74,6 +74,8 @@ pub struct Stores {
     pub revisions: Store<ControllerRevision>,
     /// Every task pod kubecs made, in any phase (owners read stopped tasks too).
     pub tasks: Store<Pod>,
+    /// Every CapacityProvider (the instance groups strategies name).
+    pub capacity_providers: Store<CapacityProvider>,
 }
 
 impl Context {

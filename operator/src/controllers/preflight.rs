@@ -1,13 +1,17 @@
 //! The checks a Service and a RunTask share before anything is planned: the cluster exists,
-//! the task definition resolves (and is ACTIVE, unless the service already runs it), it is
-//! valid for the launch type, and the placement configuration is within ECS's rules. One
-//! place, one set of ECS messages.
+//! the capacity provider strategy (its own or the cluster's default) names providers the
+//! cluster has, the task definition resolves (and is ACTIVE, unless the service already runs
+//! it), it is valid for the launch type, and the placement configuration is within ECS's
+//! rules. One place, one set of ECS messages.
 
-use crate::api::common::{LaunchType, PlacementConstraint, PlacementStrategy};
+use crate::api::EcsCluster;
+use crate::api::common::{
+    CapacityProviderStrategyItem, LaunchType, PlacementConstraint, PlacementStrategy,
+};
 use crate::placement::{PlacementPolicy, TaskKind};
 
 use super::Stores;
-use super::launch::{self, INACTIVE, Resolved};
+use super::launch::{self, INACTIVE, Providers, Resolved};
 
 /// Why a Service or Task cannot go ahead: shown as its `Ready=False`/`Degraded=True`
 /// condition (the reason) and an event (the message), in ECS's words.
@@ -18,6 +22,7 @@ pub enum Refusal {
     TaskDefinitionInactive(String),
     IncompatibleLaunchType(String),
     InvalidPlacement(String),
+    InvalidCapacityProviderStrategy(String),
 }
 
 impl Refusal {
@@ -29,6 +34,7 @@ impl Refusal {
             Refusal::TaskDefinitionInactive(_) => "TaskDefinitionInactive",
             Refusal::IncompatibleLaunchType(_) => "IncompatibleLaunchType",
             Refusal::InvalidPlacement(_) => "InvalidPlacement",
+            Refusal::InvalidCapacityProviderStrategy(_) => "InvalidCapacityProviderStrategy",
         }
     }
 
@@ -39,18 +45,25 @@ impl Refusal {
             Refusal::TaskDefinitionInactive(name) => format!("{INACTIVE}: {name} is INACTIVE."),
             Refusal::TaskDefinitionNotFound(m)
             | Refusal::IncompatibleLaunchType(m)
-            | Refusal::InvalidPlacement(m) => m.clone(),
+            | Refusal::InvalidPlacement(m)
+            | Refusal::InvalidCapacityProviderStrategy(m) => m.clone(),
         }
     }
 }
 
 /// What a Service or Task asks for.
 pub struct Ask<'a> {
-    pub cluster_exists: bool,
+    /// The cluster, when it exists.
+    pub cluster: Option<&'a EcsCluster>,
     pub task_definition: &'a str,
     /// The revisions the owner already runs: an INACTIVE one of them may go on running.
     pub already_running: &'a [String],
-    pub launch_type: LaunchType,
+    /// The launch type asked for (None: the capacity provider strategy decides, else EC2).
+    pub launch_type: Option<LaunchType>,
+    /// The owner's own strategy (empty: the cluster's default, without a launch type).
+    pub capacity_provider_strategy: &'a [CapacityProviderStrategyItem],
+    /// DAEMON services run on the cluster's instances: no capacity provider strategy.
+    pub daemon: bool,
     pub kind: TaskKind,
     pub strategies: &'a [PlacementStrategy],
     pub constraints: &'a [PlacementConstraint],
@@ -60,26 +73,49 @@ pub struct Ask<'a> {
 pub struct Cleared {
     pub resolved: Resolved,
     pub policy: PlacementPolicy,
+    /// The launch type the tasks get (FARGATE for a Fargate strategy).
+    pub launch_type: LaunchType,
+    /// The capacity provider strategy tasks are split by, if any.
+    pub providers: Option<Providers>,
 }
 
 /// Runs the checks in ECS's order; reads the stores only.
 pub fn check(stores: &Stores, ns: &str, ask: &Ask<'_>) -> Result<Cleared, Refusal> {
-    if !ask.cluster_exists {
+    let Some(cluster) = ask.cluster else {
         return Err(Refusal::ClusterNotFound);
-    }
+    };
+    let providers = if ask.daemon {
+        None
+    } else {
+        launch::resolve_strategy(
+            stores,
+            ns,
+            cluster,
+            ask.capacity_provider_strategy,
+            ask.launch_type,
+        )
+        .map_err(Refusal::InvalidCapacityProviderStrategy)?
+    };
     let resolved = launch::resolve(stores, ns, ask.task_definition)
         .map_err(Refusal::TaskDefinitionNotFound)?;
-    decide(resolved, ask)
+    decide(resolved, ask, providers)
 }
 
 /// The checks after resolution: pure.
-fn decide(resolved: Resolved, ask: &Ask<'_>) -> Result<Cleared, Refusal> {
+fn decide(
+    resolved: Resolved,
+    ask: &Ask<'_>,
+    providers: Option<Providers>,
+) -> Result<Cleared, Refusal> {
+    let launch_type = providers
+        .as_ref()
+        .map(Providers::launch_type)
+        .unwrap_or(ask.launch_type.unwrap_or(LaunchType::Ec2));
     let name = resolved.name();
     if !resolved.active && !ask.already_running.contains(&name) {
         return Err(Refusal::TaskDefinitionInactive(name));
     }
-    launch::check_launch_type(&resolved, ask.launch_type)
-        .map_err(Refusal::IncompatibleLaunchType)?;
+    launch::check_launch_type(&resolved, launch_type).map_err(Refusal::IncompatibleLaunchType)?;
     let policy = PlacementPolicy::new(
         ask.kind,
         ask.strategies,
@@ -87,7 +123,12 @@ fn decide(resolved: Resolved, ask: &Ask<'_>) -> Result<Cleared, Refusal> {
         &resolved.spec.placement_constraints,
     )
     .map_err(|e| Refusal::InvalidPlacement(e.to_string()))?;
-    Ok(Cleared { resolved, policy })
+    Ok(Cleared {
+        resolved,
+        policy,
+        launch_type,
+        providers,
+    })
 }
 
 #[cfg(test)]
@@ -106,10 +147,12 @@ mod tests {
 
     fn ask<'a>(running: &'a [String], launch_type: LaunchType) -> Ask<'a> {
         Ask {
-            cluster_exists: true,
+            cluster: None,
             task_definition: "web",
             already_running: running,
-            launch_type,
+            launch_type: Some(launch_type),
+            capacity_provider_strategy: &[],
+            daemon: false,
             kind: TaskKind::Service,
             strategies: &[],
             constraints: &[],
@@ -122,7 +165,7 @@ mod tests {
 
     #[test]
     fn an_inactive_revision_is_refused_unless_it_already_runs() {
-        let refused = decide(revision(false, app()), &ask(&[], LaunchType::Ec2))
+        let refused = decide(revision(false, app()), &ask(&[], LaunchType::Ec2), None)
             .err()
             .unwrap();
         assert_eq!(refused.reason(), "TaskDefinitionInactive");
@@ -131,12 +174,19 @@ mod tests {
             "TaskDefinition is inactive: web:3 is INACTIVE."
         );
         let running = ["web:3".to_string()];
-        assert!(decide(revision(false, app()), &ask(&running, LaunchType::Ec2)).is_ok());
+        assert!(
+            decide(
+                revision(false, app()),
+                &ask(&running, LaunchType::Ec2),
+                None
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn a_revision_without_fargate_is_refused_for_fargate_in_ecs_words() {
-        let refused = decide(revision(true, app()), &ask(&[], LaunchType::Fargate))
+        let refused = decide(revision(true, app()), &ask(&[], LaunchType::Fargate), None)
             .err()
             .unwrap();
         assert_eq!(refused.reason(), "IncompatibleLaunchType");

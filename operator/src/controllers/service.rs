@@ -23,8 +23,8 @@ use super::conditions::{condition, merge};
 use super::launch::{self, Resolved};
 use super::preflight;
 use super::{Context, Error, FIELD_MANAGER, Result};
-use crate::api::common::LaunchType;
 use crate::api::common::condition as cond;
+use crate::api::common::{EnabledDisabled, LaunchType};
 use crate::api::service::{
     DeploymentStrategy, SchedulingStrategy, ServiceEvent, StoppedTask, ThresholdType,
 };
@@ -36,7 +36,7 @@ use crate::deploy::{
     self, Bounds, Breaker, ObservedTask, Plan, RolloutState, Strategy, breaker_threshold,
     deployment_id, deployment_label,
 };
-use crate::deploy::{EcsEvent, Severity};
+use crate::deploy::{EcsEvent, Severity, rebalance};
 use crate::placement::engine::{ScaleInRequest, service_group};
 use crate::placement::instance::CLAIM_ANNOTATION;
 use crate::placement::{TaskKind, select_tasks_to_stop};
@@ -142,23 +142,30 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
     let generation = svc.metadata.generation;
 
     let daemon = svc.spec.scheduling_strategy == Some(SchedulingStrategy::Daemon);
-    let launch_type = svc.spec.launch_type.unwrap_or(LaunchType::Ec2);
     let clusters: Api<EcsCluster> = Api::namespaced(ctx.client.clone(), &ns);
+    let cluster_object = clusters.get_opt(&cluster).await?;
     let running: Vec<String> = old
         .deployments
         .iter()
         .map(|d| d.task_definition.clone())
         .collect();
     let ask = preflight::Ask {
-        cluster_exists: clusters.get_opt(&cluster).await?.is_some(),
+        cluster: cluster_object.as_ref(),
         task_definition: &svc.spec.task_definition,
         already_running: &running,
-        launch_type,
+        launch_type: svc.spec.launch_type,
+        capacity_provider_strategy: &svc.spec.capacity_provider_strategy,
+        daemon,
         kind: TaskKind::Service,
         strategies: &svc.spec.placement_strategy,
         constraints: &svc.spec.placement_constraints,
     };
-    let preflight::Cleared { resolved, policy } = match preflight::check(&ctx.stores, &ns, &ask) {
+    let preflight::Cleared {
+        resolved,
+        policy,
+        launch_type,
+        providers,
+    } = match preflight::check(&ctx.stores, &ns, &ask) {
         Ok(c) => c,
         Err(r) => return refuse(&svc, &ctx, &old, r.reason(), r.message()).await,
     };
@@ -170,12 +177,16 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
         .iter()
         .map(|p| deploy::observe(p, now_s, grace))
         .collect();
-    let eligible = if daemon {
+    let instances = {
         let mut ledger = ctx.ledger.lock().await;
-        let instances = launch::instances(&ctx.stores, &mut ledger, &ns, &cluster);
-        crate::placement::daemon_instances(&instances, &policy)
-            .into_iter()
-            .map(|i| instances[i].id.clone())
+        launch::instances(&ctx.stores, &mut ledger, &ns, &cluster)
+    };
+    // The instances a task of this service may use: a DAEMON runs one on each.
+    let usable: Vec<usize> = crate::placement::daemon_instances(&instances, &policy);
+    let eligible = if daemon {
+        usable
+            .iter()
+            .map(|&i| instances[i].id.clone())
             .collect::<Vec<_>>()
     } else {
         Vec::new()
@@ -193,6 +204,14 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
         .collect();
     let seed = Timestamp::now().as_nanosecond() as u64;
     let new_id = deployment_id(seed);
+    // AZ rebalancing (EC2 REPLICA services), and whether one is under way.
+    // ECS rebalances services whose first placement strategy spreads over zones.
+    let rebalancing = svc.spec.availability_zone_rebalancing != Some(EnabledDisabled::Disabled)
+        && !daemon
+        && launch_type != LaunchType::Fargate
+        && policy.strategies.first()
+            == Some(&crate::placement::Strategy::spread_availability_zone());
+    let under_way = rebalancing && old.az_rebalancing_in_progress && old.deployments.len() <= 1;
     let state = ServiceSnapshot {
         service: &name,
         bounds,
@@ -207,19 +226,125 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
         now: now_s,
         now_rfc3339: &now,
         new_deployment_id: &new_id,
+        rebalancing: under_way,
     };
-    let plan = if daemon {
+    let zone_of: BTreeMap<String, String> = instances
+        .iter()
+        .filter_map(|i| {
+            Some((
+                i.id.clone(),
+                i.attributes
+                    .get(crate::placement::engine::AVAILABILITY_ZONE_ATTRIBUTE)?
+                    .clone(),
+            ))
+        })
+        .collect();
+    let mut rebalance_stops: Vec<(String, String)> = Vec::new();
+    let mut plan = if daemon {
         deploy::daemon::plan(&state, &eligible)
     } else {
-        let mut ledger = ctx.ledger.lock().await;
-        let instances = launch::instances(&ctx.stores, &mut ledger, &ns, &cluster);
-        drop(ledger);
         let group = service_group(&name);
         let strategies = policy.strategies.clone();
+        let provider_of = providers_of(&pods);
+        let task_zone = |t: &ObservedTask| t.node.as_ref().and_then(|n| zone_of.get(n)).cloned();
+        let stops = &mut rebalance_stops;
         deploy::replica::plan(&state, &mut |candidates, n| {
-            choose_to_stop(&instances, &strategies, &group, candidates, n, seed)
+            // A rebalance stops its excess task in the fullest zone.
+            let mut zoned: Vec<&ObservedTask> = candidates.to_vec();
+            if under_way {
+                let mut by_zone = rebalance::ZoneTasks::new();
+                for t in candidates {
+                    if let Some(z) = task_zone(t) {
+                        *by_zone.entry(z).or_default() += 1;
+                    }
+                }
+                let long: Vec<String> = rebalance::long_zones(&by_zone)
+                    .into_iter()
+                    .map(String::from)
+                    .collect();
+                zoned.retain(|t| task_zone(t).is_some_and(|z| long.contains(&z)));
+                if zoned.is_empty() {
+                    zoned = candidates.to_vec();
+                }
+            }
+            let picked = match &providers {
+                Some(p) => {
+                    choose_to_stop_by_provider(&p.shares, &provider_of, &zoned, n, |c, k| {
+                        choose_to_stop(&instances, &strategies, &group, c, k, seed)
+                    })
+                }
+                None => choose_to_stop(&instances, &strategies, &group, &zoned, n, seed),
+            };
+            if under_way {
+                for name in &picked {
+                    if let Some(t) = candidates.iter().find(|t| &t.name == name) {
+                        stops.push((name.clone(), task_zone(t).unwrap_or_default()));
+                    }
+                }
+            }
+            picked
         })
     };
+    for (task, zone) in &rebalance_stops {
+        plan.events.push(EcsEvent::normal(rebalance::stopped(
+            &name,
+            zone,
+            [task.as_str()],
+        )));
+    }
+    let rebalance = if rebalancing {
+        let primary = plan
+            .deployments
+            .first()
+            .map(|d| deployment_label(&d.id).to_string());
+        let stopping: BTreeSet<&str> = plan.stop.iter().map(|s| s.name.as_str()).collect();
+        let mut zones: rebalance::ZoneTasks = usable
+            .iter()
+            .filter_map(|&i| zone_of.get(&instances[i].id))
+            .map(|z| (z.clone(), 0))
+            .collect();
+        for t in tasks.iter().filter(|t| {
+            t.is_live()
+                && Some(&t.deployment) == primary.as_ref()
+                && !stopping.contains(t.name.as_str())
+        }) {
+            if let Some(z) = t.node.as_ref().and_then(|n| zone_of.get(n))
+                && let Some(c) = zones.get_mut(z)
+            {
+                *c += 1;
+            }
+        }
+        let places = tasks.iter().filter(|t| t.holds_place()).count() as i32;
+        rebalance::decide(&rebalance::Snapshot {
+            service: &name,
+            enabled: true,
+            in_progress: old.az_rebalancing_in_progress,
+            steady: plan.steady && plan.launch.is_empty() && plan.stop.is_empty(),
+            zones: &zones,
+            room: places < bounds.max_total(),
+        })
+    } else {
+        rebalance::Decision::default()
+    };
+    plan.events.extend(rebalance.events.iter().cloned());
+    // The task that moves: one more for the PRIMARY deployment, in the emptiest zone.
+    let rebalance_zone_nodes: Option<BTreeSet<String>> = rebalance.start_in.as_ref().map(|zone| {
+        usable
+            .iter()
+            .map(|&i| &instances[i].id)
+            .filter(|id| zone_of.get(*id) == Some(zone))
+            .cloned()
+            .collect()
+    });
+    if let (Some(_), Some(primary)) = (&rebalance.start_in, plan.deployments.first()) {
+        plan.launch.push(deploy::Launch {
+            deployment: primary.id.clone(),
+            task_definition: primary.task_definition.clone(),
+            count: 1,
+            instances: Vec::new(),
+        });
+        plan.steady = false;
+    }
 
     // 1. Record deployments (and counted failures) before any pod names them.
     let mut status = ServiceStatus {
@@ -235,6 +360,12 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
         ..old.clone()
     };
     status.deployments = plan.deployments.clone();
+    status.az_rebalancing_in_progress = rebalance.in_progress;
+    status.availability_zone_rebalancing = Some(if rebalancing {
+        EnabledDisabled::Enabled
+    } else {
+        EnabledDisabled::Disabled
+    });
     record_stops(&mut status, &plan, &tasks, &now);
     let mut messages = plan.events.clone();
     if must_record_first(&old, &plan) {
@@ -282,28 +413,83 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
         };
         let fixed = daemon.then_some(l.instances.as_slice());
         let group = service_group(&name);
-        let how = launch::Placement {
-            cluster: &cluster,
-            group: &group,
-            count: l.count,
-            policy: &policy,
-            launch_type,
-            fixed_nodes: fixed,
+        // With a capacity provider strategy, the deployment's new tasks are split among the
+        // providers (counting the tasks it runs already), each batch on its provider.
+        let batches: Vec<(Option<String>, usize)> = match &providers {
+            Some(p) => {
+                let running = deployment_providers(&pods, &dep_label);
+                p.groups(&running, l.count)
+                    .into_iter()
+                    .map(|(provider, k)| (Some(provider), k))
+                    .collect()
+            }
+            None => vec![(None, l.count)],
         };
-        let (names, failure) = launch::place_and_create(&ctx, &pod, &how).await?;
+        let mut names = Vec::new();
+        for (provider, count) in batches {
+            let kind = provider
+                .as_ref()
+                .and_then(|pr| providers.as_ref().and_then(|p| p.kinds.get(pr)));
+            let mut pod = pod.clone();
+            if let Some(pr) = &provider {
+                pod.labels_mut()
+                    .insert(labels::CAPACITY_PROVIDER.into(), pr.clone());
+            }
+            let how = launch::Placement {
+                cluster: &cluster,
+                group: &group,
+                count,
+                policy: &policy,
+                launch_type: match kind {
+                    Some(launch::ProviderKind::Fargate) => LaunchType::Fargate,
+                    Some(launch::ProviderKind::Instances(_)) => LaunchType::Ec2,
+                    None => launch_type,
+                },
+                fixed_nodes: fixed,
+                only_on: match kind {
+                    Some(launch::ProviderKind::Instances(nodes)) => Some(nodes),
+                    _ => None,
+                },
+            };
+            let how = match (&rebalance.start_in, &rebalance_zone_nodes) {
+                (Some(_), Some(nodes)) if how.only_on.is_none() => launch::Placement {
+                    only_on: Some(nodes),
+                    ..how
+                },
+                _ => how,
+            };
+            let (made, failure) = launch::place_and_create(&ctx, &pod, &how).await?;
+            if let Some(zone) = &rebalance.start_in {
+                if made.is_empty() {
+                    let msg = rebalance::unable_to_place(&name, zone);
+                    if status.events.first().map(|e| &e.message) != Some(&msg) {
+                        messages.push(EcsEvent::warning(msg));
+                    }
+                } else {
+                    messages.push(EcsEvent::normal(rebalance::started(
+                        &name,
+                        zone,
+                        made.iter().map(String::as_str),
+                    )));
+                }
+                created.extend(made);
+                continue;
+            }
+            names.extend(made);
+            if let Some(f) = failure.and_then(|o| o.failure) {
+                let msg = f.service_event(&name);
+                if status.events.first().map(|e| &e.message) != Some(&msg) {
+                    messages.push(EcsEvent::warning(msg.clone()));
+                }
+                placement_problem = Some(msg);
+            }
+        }
         if !names.is_empty() {
             messages.push(EcsEvent::normal(format!(
                 "(service {name}) has started {} tasks: {}.",
                 names.len(),
                 deploy::task_list(names.iter().map(String::as_str))
             )));
-        }
-        if let Some(f) = failure.and_then(|o| o.failure) {
-            let msg = f.service_event(&name);
-            if status.events.first().map(|e| &e.message) != Some(&msg) {
-                messages.push(EcsEvent::warning(msg.clone()));
-            }
-            placement_problem = Some(msg);
         }
         created.extend(names);
     }
@@ -479,6 +665,65 @@ fn conditions(
             generation,
         ),
     ]
+}
+
+/// The capacity provider of each task (by name), from its pod's label.
+fn providers_of(pods: &[Arc<Pod>]) -> BTreeMap<String, String> {
+    pods.iter()
+        .filter_map(|p| {
+            let provider = p.labels().get(labels::CAPACITY_PROVIDER)?;
+            Some((p.name_any(), provider.clone()))
+        })
+        .collect()
+}
+
+/// How many live tasks of a deployment (its label value) each capacity provider runs.
+fn deployment_providers(pods: &[Arc<Pod>], deployment: &str) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    for p in pods {
+        let l = p.labels();
+        if p.metadata.deletion_timestamp.is_none()
+            && l.get(labels::DEPLOYMENT).map(String::as_str) == Some(deployment)
+            && let Some(provider) = l.get(labels::CAPACITY_PROVIDER)
+        {
+            *m.entry(provider.clone()).or_default() += 1;
+        }
+    }
+    m
+}
+
+/// Scale-in under a capacity provider strategy: one task at a time, from the provider
+/// furthest above its share of what remains; `pick` (the placement engine's scale-in rules)
+/// chooses the task within that provider.
+fn choose_to_stop_by_provider(
+    shares: &[crate::placement::capacity::Share],
+    provider_of: &BTreeMap<String, String>,
+    candidates: &[&ObservedTask],
+    n: usize,
+    mut pick: impl FnMut(&[&ObservedTask], usize) -> Vec<String>,
+) -> Vec<String> {
+    let mut left: Vec<&ObservedTask> = candidates.to_vec();
+    let mut out = Vec::new();
+    while out.len() < n && !left.is_empty() {
+        let mut running: BTreeMap<String, u64> = BTreeMap::new();
+        for t in &left {
+            let p = provider_of.get(&t.name).cloned().unwrap_or_default();
+            *running.entry(p).or_default() += 1;
+        }
+        let from = crate::placement::capacity::to_shrink(shares, &running).unwrap_or_default();
+        let pool: Vec<&ObservedTask> = left
+            .iter()
+            .copied()
+            .filter(|t| provider_of.get(&t.name).cloned().unwrap_or_default() == from)
+            .collect();
+        let chosen = pick(if pool.is_empty() { &left } else { &pool }, 1);
+        let Some(c) = chosen.into_iter().next() else {
+            break;
+        };
+        left.retain(|t| t.name != c);
+        out.push(c);
+    }
+    out
 }
 
 /// Picks `n` tasks to stop with the placement engine's scale-in rules.
@@ -1211,6 +1456,100 @@ mod conversation {
         );
     }
 
+    fn with_providers(world: &mut World, strategy: serde_json::Value) -> Service {
+        world.api.seed(
+            "/apis/ecs.kubecs.io/v1alpha1/namespaces/shop/ecsclusters/prod",
+            json!({"apiVersion": "ecs.kubecs.io/v1alpha1", "kind": "EcsCluster",
+                   "metadata": {"name": "prod", "namespace": "shop", "uid": "cluster-1"},
+                   "spec": {"capacityProviders": ["on-demand", "spot"]}}),
+        );
+        for (n, zone, kind) in [("n3", "us-east-1a", "spot"), ("n4", "us-east-1b", "spot")] {
+            let mut nd = node(n, zone, Some("shop/prod"));
+            nd.labels_mut().insert("pool".into(), kind.into());
+            world.node(nd);
+        }
+        for (name, pool) in [("on-demand", None), ("spot", Some("spot"))] {
+            let selector = match pool {
+                Some(p) => json!({"matchLabels": {"pool": p}}),
+                None => json!({"matchExpressions": [{"key": "pool", "operator": "DoesNotExist"}]}),
+            };
+            world.capacity_provider(
+                serde_json::from_value(json!({
+                    "apiVersion": "ecs.kubecs.io/v1alpha1", "kind": "CapacityProvider",
+                    "metadata": {"name": name, "namespace": "shop"},
+                    "spec": {"instanceSelector": selector},
+                }))
+                .unwrap(),
+            );
+        }
+        let svc: Service = serde_json::from_value(json!({
+            "apiVersion": "ecs.kubecs.io/v1alpha1", "kind": "Service",
+            "metadata": {"name": "web", "namespace": "shop", "uid": "svc-1", "generation": 1},
+            "spec": {"cluster": "prod", "taskDefinition": "web", "desiredCount": 10,
+                     "capacityProviderStrategy": strategy},
+        }))
+        .unwrap();
+        world
+            .api
+            .seed(SERVICE, serde_json::to_value(&svc).expect("json"));
+        svc
+    }
+
+    #[tokio::test]
+    async fn a_capacity_provider_strategy_splits_tasks_base_first_then_by_weight() {
+        let mut world = world();
+        let svc = with_providers(
+            &mut world,
+            json!([{"capacityProvider": "on-demand", "base": 2, "weight": 1},
+                   {"capacityProvider": "spot", "weight": 3}]),
+        );
+        reconcile(Arc::new(svc), world.ctx.clone())
+            .await
+            .expect("reconciled");
+        let pods = world.api.all(&Method::POST, PODS);
+        let on = |provider: &str| -> Vec<String> {
+            pods.iter()
+                .filter(|p| p.body["metadata"]["labels"][labels::CAPACITY_PROVIDER] == provider)
+                .map(|p| p.body["spec"]["nodeName"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let (on_demand, spot) = (on("on-demand"), on("spot"));
+        assert_eq!((on_demand.len(), spot.len()), (4, 6), "ECS's split of 10");
+        assert!(
+            on_demand.iter().all(|n| n == "n1" || n == "n2"),
+            "{on_demand:?}"
+        );
+        assert!(spot.iter().all(|n| n == "n3" || n == "n4"), "{spot:?}");
+    }
+
+    #[tokio::test]
+    async fn a_provider_the_cluster_lacks_is_refused_in_ecs_words() {
+        let mut world = world();
+        let svc = with_providers(
+            &mut world,
+            json!([{"capacityProvider": "gpu", "weight": 1}]),
+        );
+        assert_refused(
+            &world,
+            svc,
+            "InvalidCapacityProviderStrategy",
+            launch::NOT_ASSOCIATED,
+        )
+        .await;
+    }
+
+    /// The reconcile refuses `svc`: no pod, and Ready=False with this reason and message.
+    async fn assert_refused(world: &World, svc: Service, reason: &str, message: &str) {
+        reconcile(Arc::new(svc), world.ctx.clone())
+            .await
+            .expect("refused, not failed");
+        assert_eq!(world.api.first(&Method::POST, PODS), None);
+        let written = world.api.all(&Method::PATCH, &format!("{SERVICE}/status"));
+        let ready = &written[0].body["status"]["conditions"][0];
+        assert_eq!(ready["reason"], reason);
+        assert_eq!(ready["message"], message);
+    }
+
     #[tokio::test]
     async fn a_service_of_a_missing_cluster_is_refused_in_ecs_words_and_starts_nothing() {
         let world = World::plain();
@@ -1218,16 +1557,12 @@ mod conversation {
         world
             .api
             .seed(SERVICE, serde_json::to_value(&svc).expect("json"));
-        reconcile(Arc::new(svc), world.ctx.clone())
-            .await
-            .expect("refused, not failed");
-        assert_eq!(world.api.first(&Method::POST, PODS), None);
-        let written = world.api.all(&Method::PATCH, &format!("{SERVICE}/status"));
-        let ready = &written[0].body["status"]["conditions"][0];
-        assert_eq!(ready["reason"], "ClusterNotFound");
-        assert_eq!(
-            ready["message"],
-            "ClusterNotFoundException: Cluster not found."
-        );
+        assert_refused(
+            &world,
+            svc,
+            "ClusterNotFound",
+            "ClusterNotFoundException: Cluster not found.",
+        )
+        .await;
     }
 }

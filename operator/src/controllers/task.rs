@@ -21,7 +21,7 @@ use super::conditions::{condition, merge};
 use super::launch::{self, TASK_GROUP_LABEL};
 use super::preflight;
 use super::{Context, Error, Result};
-use crate::api::common::{LaunchType, condition as cond};
+use crate::api::common::condition as cond;
 use crate::api::states::DesiredStatus;
 use crate::api::task::{Failure, TaskInfo, TaskStatus};
 use crate::api::{EcsCluster, Task, labels};
@@ -258,17 +258,24 @@ async fn launch_tasks(
 ) -> Result<std::result::Result<Launched, (&'static str, String)>> {
     let name = task.name_any();
     let clusters: Api<EcsCluster> = Api::namespaced(ctx.client.clone(), ns);
-    let launch_type = task.spec.launch_type.unwrap_or(LaunchType::Ec2);
+    let cluster_object = clusters.get_opt(cluster).await?;
     let ask = preflight::Ask {
-        cluster_exists: clusters.get_opt(cluster).await?.is_some(),
+        cluster: cluster_object.as_ref(),
         task_definition: &task.spec.task_definition,
         already_running: &[],
-        launch_type,
+        launch_type: task.spec.launch_type,
+        capacity_provider_strategy: &task.spec.capacity_provider_strategy,
+        daemon: false,
         kind: TaskKind::Standalone,
         strategies: &task.spec.placement_strategy,
         constraints: &task.spec.placement_constraints,
     };
-    let preflight::Cleared { resolved, policy } = match preflight::check(&ctx.stores, ns, &ask) {
+    let preflight::Cleared {
+        resolved,
+        policy,
+        launch_type,
+        providers,
+    } = match preflight::check(&ctx.stores, ns, &ask) {
         Ok(c) => c,
         Err(r) => return Ok(Err((r.reason(), r.message()))),
     };
@@ -286,6 +293,11 @@ async fn launch_tasks(
         .unwrap_or_else(|| family_group(&resolved.family));
     let count = task.spec.count.unwrap_or(1).clamp(1, 10) as usize;
     let options = launch::render_options(ctx, ns, &spec).await?;
+    // With a capacity provider strategy: the provider of each task, split ECS's way.
+    let provider_of_index: Vec<String> = providers
+        .as_ref()
+        .map(|p| crate::placement::capacity::assign(&p.shares, &BTreeMap::new(), count))
+        .unwrap_or_default();
     let mut created = Vec::new();
     let mut failures = Vec::new();
     // One pod per index: deterministic names, placed one decision at a time so each gets
@@ -299,6 +311,11 @@ async fn launch_tasks(
             ),
         ]
         .into();
+        let provider = provider_of_index.get(i);
+        let kind = provider.and_then(|pr| providers.as_ref().and_then(|p| p.kinds.get(pr)));
+        if let Some(pr) = provider {
+            labels.insert(labels::CAPACITY_PROVIDER.into(), pr.clone());
+        }
         if let Some(by) = &task.spec.started_by {
             labels.insert(
                 "ecs.kubecs.io/started-by".into(),
@@ -327,6 +344,10 @@ async fn launch_tasks(
             policy: &policy,
             launch_type,
             fixed_nodes: None,
+            only_on: match kind {
+                Some(launch::ProviderKind::Instances(nodes)) => Some(nodes),
+                _ => None,
+            },
         };
         let (names, outcome) = launch::place_and_create(ctx, &pod, &how).await?;
         if names.is_empty() {

@@ -20,7 +20,7 @@ use kube::runtime::watcher;
 use serde_json::{Value, json};
 
 use super::{Context, Stores};
-use crate::api::{Service, TaskDefinition};
+use crate::api::{CapacityProvider, Service, TaskDefinition};
 use crate::metrics::Metrics;
 
 /// One request the reconciler made.
@@ -165,6 +165,7 @@ pub struct World {
     taskdefs: Writer<TaskDefinition>,
     revisions: Writer<ControllerRevision>,
     tasks: Writer<Pod>,
+    capacity_providers: Writer<CapacityProvider>,
 }
 
 impl World {
@@ -204,6 +205,7 @@ impl World {
         let (taskdefs_r, taskdefs) = reflector::store();
         let (revisions_r, revisions) = reflector::store();
         let (tasks_r, tasks) = reflector::store();
+        let (capacity_r, capacity_providers) = reflector::store();
         let mut registry = prometheus_client::registry::Registry::default();
         let ctx = Context::new(
             client,
@@ -215,6 +217,7 @@ impl World {
                 taskdefs: taskdefs_r,
                 revisions: revisions_r,
                 tasks: tasks_r,
+                capacity_providers: capacity_r,
             },
         );
         World {
@@ -226,6 +229,7 @@ impl World {
             taskdefs,
             revisions,
             tasks,
+            capacity_providers,
         }
     }
 
@@ -249,6 +253,11 @@ impl World {
 
     pub fn taskdef(&mut self, t: TaskDefinition) {
         self.taskdefs.apply_watcher_event(&watcher::Event::Apply(t));
+    }
+
+    pub fn capacity_provider(&mut self, c: CapacityProvider) {
+        self.capacity_providers
+            .apply_watcher_event(&watcher::Event::Apply(c));
     }
 
     pub fn revision(&mut self, r: ControllerRevision) {

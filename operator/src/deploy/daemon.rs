@@ -192,6 +192,7 @@ mod tests {
                     now: 0,
                     now_rfc3339: "1970-01-01T00:00:00Z",
                     new_deployment_id: &id,
+                    rebalancing: false,
                 };
                 plan(&s, &eligible)
             };

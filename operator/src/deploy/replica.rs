@@ -33,6 +33,10 @@ pub struct ServiceSnapshot<'a> {
     pub now_rfc3339: &'a str,
     /// The id a new deployment gets, if this plan makes one.
     pub new_deployment_id: &'a str,
+    /// An AZ rebalance is under way (`deploy::rebalance`): the PRIMARY's one task above
+    /// desired is the new task in the emptiest zone, and the excess stop waits until it is
+    /// healthy and takes a healthy task (which one, `choose` decides: the fullest zone's).
+    pub rebalancing: bool,
 }
 
 fn new_deployment(id: &str, task_definition: &str, now: &str, reason: String) -> Deployment {
@@ -329,7 +333,13 @@ pub fn plan(
     let mut budget = healthy - s.bounds.min_healthy();
     if need < 0 {
         let excess = (-need) as usize;
-        let mut picked = pick(&p_live, excess, &mut budget, true, choose);
+        let mut picked = if s.rebalancing && deps.len() == 1 {
+            let healthy: Vec<&ObservedTask> =
+                p_live.iter().copied().filter(|t| t.is_healthy()).collect();
+            pick(&healthy, excess, &mut budget, false, choose)
+        } else {
+            pick(&p_live, excess, &mut budget, true, choose)
+        };
         to_stop.append(&mut picked);
     }
     // Old tasks: rolling stops them as the healthy floor allows (not after a failed rollout

@@ -2,6 +2,7 @@
 //! `memberOf` constraints, and the engine that applies strategies and constraints. Pure: no
 //! Kubernetes I/O, so all of it is unit-, property-tested and benchmarked on plain data.
 
+pub mod capacity;
 pub mod engine;
 pub mod instance;
 pub mod quantity;

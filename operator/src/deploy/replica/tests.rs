@@ -94,6 +94,7 @@ impl Sim {
             now: self.now,
             now_rfc3339: &now,
             new_deployment_id: &id,
+            rebalancing: false,
         };
         let plan = plan(&state, &mut |c, n| {
             c.iter().take(n).map(|t| t.name.clone()).collect()
@@ -369,6 +370,7 @@ fn a_retried_stop_is_not_counted_twice() {
         now: 0,
         now_rfc3339: "1970-01-01T00:00:00Z",
         new_deployment_id: "ecs-svc/2",
+        rebalancing: false,
     };
     let plan = plan(&state, &mut |c, n| {
         c.iter().take(n).map(|t| t.name.clone()).collect()
@@ -466,6 +468,7 @@ fn tasks_that_just_started_do_not_complete_a_rollout() {
         now,
         now_rfc3339: "1970-01-01T00:16:40Z",
         new_deployment_id: "ecs-svc/2",
+        rebalancing: false,
     };
     let mut first = |c: &[&ObservedTask], n: usize| -> Vec<String> {
         c.iter().take(n).map(|t| t.name.clone()).collect()
@@ -480,5 +483,68 @@ fn tasks_that_just_started_do_not_complete_a_rollout() {
     assert_eq!(
         p.deployments[0].rollout_state,
         Some(RolloutState::Completed)
+    );
+}
+
+/// A rebalance runs one task above desired: the excess stop waits until the new task is
+/// healthy (the healthy floor counts it) and takes a healthy task, never the new one.
+#[test]
+fn a_rebalance_stops_the_excess_only_once_the_new_task_is_healthy() {
+    let dep = "ecs-svc/0000000000000000001";
+    let deps = vec![Deployment {
+        id: dep.into(),
+        status: DeploymentStatus::Primary,
+        task_definition: "web:1".into(),
+        rollout_state: Some(RolloutState::Completed),
+        ..Default::default()
+    }];
+    let healthy = |name: &str| ObservedTask {
+        health: Health::Healthy,
+        health_checked: true,
+        ..task(name, dep, LastStatus::Running)
+    };
+    let counted = BTreeSet::new();
+    let snapshot = |tasks: &[ObservedTask]| -> Plan {
+        let state = ServiceSnapshot {
+            service: "web",
+            bounds: Bounds {
+                desired: 3,
+                minimum_healthy_percent: 100,
+                maximum_percent: 200,
+            },
+            strategy: Strategy::Rolling,
+            breaker: None,
+            target: "web:1",
+            trigger: Some("web:1"),
+            deployments: &deps,
+            tasks,
+            counted: &counted,
+            production: None,
+            now: 100,
+            now_rfc3339: "1970-01-01T00:01:40Z",
+            new_deployment_id: "ecs-svc/2",
+            rebalancing: true,
+        };
+        plan(&state, &mut |c, n| {
+            c.iter().take(n).map(|t| t.name.clone()).collect()
+        })
+    };
+    let new_pending = task("web-new", dep, LastStatus::Pending);
+    let waiting = snapshot(&[healthy("a1"), healthy("a2"), healthy("b1"), new_pending]);
+    assert!(
+        waiting.stop.is_empty(),
+        "stopped before the new task is healthy"
+    );
+    let ready = snapshot(&[
+        healthy("a1"),
+        healthy("a2"),
+        healthy("b1"),
+        healthy("web-new"),
+    ]);
+    let stopped: Vec<&str> = ready.stop.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        stopped,
+        ["a1"],
+        "one healthy task goes (choose picks which)"
     );
 }

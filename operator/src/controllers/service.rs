@@ -250,23 +250,11 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
         let stops = &mut rebalance_stops;
         deploy::replica::plan(&state, &mut |candidates, n| {
             // A rebalance stops its excess task in the fullest zone.
-            let mut zoned: Vec<&ObservedTask> = candidates.to_vec();
-            if under_way {
-                let mut by_zone = rebalance::ZoneTasks::new();
-                for t in candidates {
-                    if let Some(z) = task_zone(t) {
-                        *by_zone.entry(z).or_default() += 1;
-                    }
-                }
-                let long: Vec<String> = rebalance::long_zones(&by_zone)
-                    .into_iter()
-                    .map(String::from)
-                    .collect();
-                zoned.retain(|t| task_zone(t).is_some_and(|z| long.contains(&z)));
-                if zoned.is_empty() {
-                    zoned = candidates.to_vec();
-                }
-            }
+            let zoned: Vec<&ObservedTask> = if under_way {
+                rebalance::in_fullest_zones(candidates, |t| task_zone(t))
+            } else {
+                candidates.to_vec()
+            };
             let picked = match &providers {
                 Some(p) => {
                     choose_to_stop_by_provider(&p.shares, &provider_of, &zoned, n, |c, k| {
@@ -1288,6 +1276,53 @@ mod tests {
         let picked = choose_to_stop(&[], &[], "service:web", &[&a, &b, &c], 2, 1);
         assert_eq!(picked.len(), 2);
         assert!(picked.iter().all(|p| ["a", "b", "c"].contains(&p.as_str())));
+    }
+
+    fn pod(name: &str, deployment: &str, provider: &str, deleting: bool) -> Arc<Pod> {
+        let mut v = json!({"metadata": {"name": name, "labels": {
+            labels::DEPLOYMENT: deployment, labels::CAPACITY_PROVIDER: provider}}});
+        if deleting {
+            v["metadata"]["deletionTimestamp"] = json!("2026-12-01T10:00:00Z");
+        }
+        Arc::new(serde_json::from_value(v).unwrap())
+    }
+
+    #[test]
+    fn a_deployments_tasks_are_counted_by_provider_without_the_stopping_ones() {
+        let pods = [
+            pod("a", "1", "spot", false),
+            pod("b", "1", "spot", true),
+            pod("c", "1", "on-demand", false),
+            pod("d", "2", "spot", false),
+        ];
+        let m = deployment_providers(&pods, "1");
+        assert_eq!(
+            m,
+            [("on-demand".to_string(), 1), ("spot".to_string(), 1)].into()
+        );
+        assert_eq!(providers_of(&pods)["d"], "spot");
+    }
+
+    #[test]
+    fn scale_in_under_a_strategy_takes_from_the_provider_above_its_share() {
+        let shares = crate::placement::capacity::shares(
+            &serde_json::from_value::<Vec<crate::api::common::CapacityProviderStrategyItem>>(
+                json!([{"capacityProvider": "A", "base": 2, "weight": 1},
+                       {"capacityProvider": "B", "weight": 3}]),
+            )
+            .unwrap(),
+        );
+        // 10 tasks split 4/6; scaling in to 5 leaves the split of 5: A 3, B 2.
+        let tasks: Vec<ObservedTask> = (0..10).map(|i| task(&format!("t{i}"), None)).collect();
+        let provider_of: BTreeMap<String, String> = (0..10)
+            .map(|i| (format!("t{i}"), if i < 4 { "A" } else { "B" }.to_string()))
+            .collect();
+        let refs: Vec<&ObservedTask> = tasks.iter().collect();
+        let stopped = choose_to_stop_by_provider(&shares, &provider_of, &refs, 5, |c, k| {
+            c.iter().take(k).map(|t| t.name.clone()).collect()
+        });
+        let from = |p: &str| stopped.iter().filter(|t| provider_of[*t] == p).count();
+        assert_eq!((from("A"), from("B")), (1, 4));
     }
 
     #[test]

@@ -39,6 +39,31 @@ pub fn long_zones(zones: &ZoneTasks) -> Vec<&str> {
         .collect()
 }
 
+/// The candidates in the fullest zones, where a rebalance stops its excess task (all of them
+/// when no candidate's zone is known).
+pub fn in_fullest_zones<'a, T>(
+    candidates: &[&'a T],
+    zone: impl Fn(&T) -> Option<String>,
+) -> Vec<&'a T> {
+    let mut by_zone = ZoneTasks::new();
+    for t in candidates {
+        if let Some(z) = zone(t) {
+            *by_zone.entry(z).or_default() += 1;
+        }
+    }
+    let long = long_zones(&by_zone);
+    let out: Vec<&T> = candidates
+        .iter()
+        .copied()
+        .filter(|t| zone(t).is_some_and(|z| long.contains(&z.as_str())))
+        .collect();
+    if out.is_empty() {
+        candidates.to_vec()
+    } else {
+        out
+    }
+}
+
 /// "2 tasks in us-east-1a, 1 in us-east-1b, and 0 in us-east-1c" (`tasks` after every count
 /// when `each`, as ECS writes the balanced form).
 fn spread(zones: &ZoneTasks, each: bool) -> String {
@@ -260,6 +285,26 @@ mod tests {
         let tie = zones(&[("a", 0), ("b", 3), ("c", 3)]);
         assert_eq!(short_zone(&tie), Some("a"));
         assert_eq!(long_zones(&tie), ["b", "c"]);
+    }
+
+    #[test]
+    fn the_excess_stop_is_chosen_in_the_fullest_zone() {
+        let tasks = [
+            ("t1", "a"),
+            ("t2", "a"),
+            ("t3", "b"),
+            ("t4", "c"),
+            ("t5", "?"),
+        ];
+        let refs: Vec<&(&str, &str)> = tasks.iter().collect();
+        let zone = |t: &(&str, &str)| (t.1 != "?").then(|| t.1.to_string());
+        fn names(v: Vec<&(&'static str, &'static str)>) -> Vec<&'static str> {
+            v.iter().map(|t| t.0).collect()
+        }
+        assert_eq!(names(in_fullest_zones(&refs, zone)), ["t1", "t2"]);
+        // No zone known: any candidate.
+        let unknown: Vec<&(&str, &str)> = refs[4..].to_vec();
+        assert_eq!(names(in_fullest_zones(&unknown, zone)), ["t5"]);
     }
 
     #[test]

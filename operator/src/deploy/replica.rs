@@ -331,16 +331,19 @@ pub fn plan(
     let scale_reason = format!("Scaling activity initiated by (deployment {})", deps[0].id);
     let mut to_stop: Vec<String> = Vec::new();
     let mut budget = healthy - s.bounds.min_healthy();
+    // A rebalance's stop: its event is the rebalancing one (the controller writes it).
+    let mut rebalanced: Vec<String> = Vec::new();
     if need < 0 {
         let excess = (-need) as usize;
-        let mut picked = if s.rebalancing && deps.len() == 1 {
+        if s.rebalancing && deps.len() == 1 {
             let healthy: Vec<&ObservedTask> =
                 p_live.iter().copied().filter(|t| t.is_healthy()).collect();
-            pick(&healthy, excess, &mut budget, false, choose)
+            rebalanced = pick(&healthy, excess, &mut budget, false, choose);
+            to_stop.extend(rebalanced.iter().cloned());
         } else {
-            pick(&p_live, excess, &mut budget, true, choose)
-        };
-        to_stop.append(&mut picked);
+            let mut picked = pick(&p_live, excess, &mut budget, true, choose);
+            to_stop.append(&mut picked);
+        }
     }
     // Old tasks: rolling stops them as the healthy floor allows (not after a failed rollout
     // with nothing to roll back to: they are all that serves). Blue/green keeps the
@@ -366,7 +369,11 @@ pub fn plan(
         let mut picked = pick(&old, old.len(), &mut budget, blue_green.is_some(), choose);
         to_stop.append(&mut picked);
     }
-    let stopped_now: Vec<String> = to_stop.clone();
+    let stopped_now: Vec<String> = to_stop
+        .iter()
+        .filter(|n| !rebalanced.contains(n))
+        .cloned()
+        .collect();
     for name in &to_stop {
         let t = s.tasks.iter().find(|t| &t.name == name).unwrap();
         stop.push(StopTask {

@@ -547,4 +547,13 @@ fn a_rebalance_stops_the_excess_only_once_the_new_task_is_healthy() {
         ["a1"],
         "one healthy task goes (choose picks which)"
     );
+    // The controller writes ECS's rebalancing event for it instead of the scale-in one.
+    assert!(
+        ready
+            .events
+            .iter()
+            .all(|e| !e.message.contains("has stopped")),
+        "{:?}",
+        ready.events
+    );
 }

@@ -12,6 +12,9 @@ wait_until "api:2 registered" 60 field_eq taskdefinitions api '{.status.latestRe
 wait_until "the breaker trips" 120 bash -c "kubectl get services.ecs.kubecs.io api -n $NS -o jsonpath='{.status.events[*].message}' | grep -qF 'deployment failed: tasks failed to start.'"
 wait_until "rolled back to api:1, COMPLETED" 120 rollout_is $NS api api:1 COMPLETED 4
 stop_watch
+# The rollback's own breaker watched it to completion, at ECS's threshold for 4 tasks.
+expect_eq "circuitBreaker of the rollback" "MONITORING_COMPLETE 3" \
+  "$(jp services.ecs.kubecs.io api '{.status.deployments[0].circuitBreaker.status} {.status.deployments[0].circuitBreaker.threshold}' $NS)"
 events="$(service_events $NS api)"
 grep -qF "rolling back to deployment $good." <<<"$events" || fail "no rollback event: $events"
 grep -qE '\(service api\) \(deployment ecs-svc/[0-9]+\) deployment failed: tasks failed to start\.' <<<"$events" || fail "no failure event"

@@ -5,7 +5,9 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::states::{DeploymentStatus, LifecycleStage, RolloutState, ServiceState, StopCode};
+use super::states::{
+    CircuitBreakerStatus, DeploymentStatus, LifecycleStage, RolloutState, ServiceState, StopCode,
+};
 
 use super::common::{
     CapacityProviderStrategyItem, Condition, EnabledDisabled, LaunchType, NetworkConfiguration,
@@ -299,6 +301,26 @@ pub struct DeploymentCircuitBreaker {
     /// Overrides the default threshold of clamp(0.5 × desiredCount, 3, 200) failed tasks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold_configuration: Option<ThresholdConfiguration>,
+    /// A task that reaches a healthy state resets the failure count to 0 (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_on_healthy_task: Option<bool>,
+}
+
+/// The circuit breaker of one deployment (ECS `ServiceDeploymentCircuitBreaker`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CircuitBreakerState {
+    /// Failed tasks counted since the count was last reset.
+    pub failure_count: i32,
+    /// MONITORING while the deployment rolls out, TRIGGERED once it failed it,
+    /// MONITORING_COMPLETE once the deployment completed.
+    pub status: CircuitBreakerStatus,
+    /// The failure count that trips it.
+    pub threshold: i32,
+    /// How many of the deployment's tasks were healthy when last seen: more now means a task
+    /// reached a healthy state since.
+    #[serde(default)]
+    pub healthy_tasks: i32,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -420,6 +442,9 @@ pub struct Deployment {
     /// IN_PROGRESS, COMPLETED or FAILED.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout_state: Option<RolloutState>,
+    /// The deployment circuit breaker's count and state, when it is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circuit_breaker: Option<CircuitBreakerState>,
     /// Why the rollout is in that state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout_state_reason: Option<String>,

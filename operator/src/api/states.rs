@@ -14,6 +14,21 @@ pub enum ServiceState {
     Inactive,
 }
 
+/// A deployment's circuit breaker (ECS `ServiceDeploymentCircuitBreaker.status`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CircuitBreakerStatus {
+    /// Counting the deployment's failed tasks.
+    #[default]
+    Monitoring,
+    /// The deployment completed without tripping it.
+    MonitoringComplete,
+    /// It failed the deployment.
+    Triggered,
+    /// Off.
+    Disabled,
+}
+
 /// A deployment's status: the newest is PRIMARY, the ones it replaces ACTIVE.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

@@ -571,6 +571,7 @@ fn settings(spec: &crate::api::ServiceSpec, daemon_instances: usize) -> Settings
             Breaker {
                 rollback: b.rollback,
                 threshold: breaker_threshold(desired, count, percent),
+                reset_on_healthy_task: b.reset_on_healthy_task.unwrap_or(true),
             }
         });
     Settings {
@@ -1077,7 +1078,8 @@ mod tests {
             s.breaker,
             Some(Breaker {
                 rollback: true,
-                threshold: 3
+                threshold: 3,
+                reset_on_healthy_task: true,
             })
         );
         // Disabled: no breaker whatever its threshold says.

@@ -90,6 +90,8 @@ pub struct Breaker {
     pub rollback: bool,
     /// Failed tasks that trip it.
     pub threshold: i32,
+    /// A task that reaches a healthy state resets the count (ECS's default).
+    pub reset_on_healthy_task: bool,
 }
 
 /// ECS's threshold: half the desired count, at least 3, at most 200 — or the configured

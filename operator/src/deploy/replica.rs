@@ -8,7 +8,8 @@ use super::{
     Bounds, Breaker, DeploymentStatus, EcsEvent, Launch, LifecycleStage, ObservedTask, Plan,
     RolloutState, StopTask, Strategy, deployment_label, task_list,
 };
-use crate::api::service::Deployment;
+use crate::api::service::{CircuitBreakerState, Deployment};
+use crate::api::states::CircuitBreakerStatus;
 
 /// Everything the planner reads: the service as the stores show it now.
 #[derive(Clone, Debug)]
@@ -147,7 +148,14 @@ pub(super) fn prepare<'a>(s: &'a ServiceSnapshot) -> Prepared<'a> {
                 && !s.counted.contains(&t.name)
                 && idx.is_some_and(|i| deps[i].rollout_state == Some(RolloutState::InProgress));
             if counted {
-                deps[idx.unwrap()].failed_tasks += 1;
+                let d = &mut deps[idx.unwrap()];
+                d.failed_tasks += 1;
+                if s.breaker.is_some() {
+                    let cb = d
+                        .circuit_breaker
+                        .get_or_insert_with(CircuitBreakerState::default);
+                    cb.failure_count += 1;
+                }
             }
             if cause.unhealthy {
                 events.push(EcsEvent::warning(format!(
@@ -192,11 +200,38 @@ pub(super) fn prepare<'a>(s: &'a ServiceSnapshot) -> Prepared<'a> {
         )));
     }
 
-    // 3. The circuit breaker.
+    // 3. The circuit breaker: its count since a task last reached a healthy state, its
+    //    status beside the deployment.
     if let Some(b) = s.breaker
         && deps[0].rollout_state == Some(RolloutState::InProgress)
-        && deps[0].failed_tasks >= b.threshold
     {
+        let primary = deployment_label(&deps[0].id).to_string();
+        let cb = deps[0]
+            .circuit_breaker
+            .get_or_insert_with(CircuitBreakerState::default);
+        cb.threshold = b.threshold;
+        cb.status = CircuitBreakerStatus::Monitoring;
+        // More healthy tasks than last seen: one reached a healthy state since.
+        let healthy = s
+            .tasks
+            .iter()
+            .filter(|t| t.deployment == primary && t.is_live() && t.is_healthy())
+            .count() as i32;
+        if b.reset_on_healthy_task && healthy > cb.healthy_tasks {
+            cb.failure_count = 0;
+        }
+        cb.healthy_tasks = healthy;
+    }
+    if let Some(b) = s.breaker
+        && deps[0].rollout_state == Some(RolloutState::InProgress)
+        && deps[0]
+            .circuit_breaker
+            .as_ref()
+            .is_some_and(|cb| cb.failure_count >= b.threshold)
+    {
+        if let Some(cb) = deps[0].circuit_breaker.as_mut() {
+            cb.status = CircuitBreakerStatus::Triggered;
+        }
         let failed_id = deps[0].id.clone();
         set_rollout(
             &mut deps[0],
@@ -475,6 +510,9 @@ pub fn plan(
             now,
         );
         deps[0].lifecycle_stage = None;
+        if let Some(cb) = deps[0].circuit_breaker.as_mut() {
+            cb.status = CircuitBreakerStatus::MonitoringComplete;
+        }
         deps.truncate(1);
         if blue_green.is_some() {
             production = Some(id.clone());

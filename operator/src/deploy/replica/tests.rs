@@ -29,6 +29,8 @@ fn task(name: &str, dep: &str, status: LastStatus) -> ObservedTask {
 enum Fate {
     Healthy,
     Fails,
+    /// Every other task fails.
+    Flaky,
 }
 
 struct Sim {
@@ -119,8 +121,25 @@ impl Sim {
                     .find(|d| deployment_label(&d.id) == t.deployment)
                     .map(|d| d.task_definition.clone())
                     .unwrap_or_default();
-                match self.fate.get(&td).copied().unwrap_or(Fate::Healthy) {
-                    Fate::Healthy => t.last_status = LastStatus::Running,
+                let fate = match self.fate.get(&td).copied().unwrap_or(Fate::Healthy) {
+                    Fate::Flaky
+                        if t.name
+                            .trim_start_matches("web-")
+                            .parse::<u64>()
+                            .unwrap_or(0)
+                            % 2
+                            == 0 =>
+                    {
+                        Fate::Fails
+                    }
+                    Fate::Flaky => Fate::Healthy,
+                    f => f,
+                };
+                match fate {
+                    Fate::Healthy | Fate::Flaky => {
+                        t.last_status = LastStatus::Running;
+                        t.started_at = Some(self.now);
+                    }
                     Fate::Fails => {
                         t.stop = Some(StopCause {
                             code: StopCode::EssentialContainerExited,
@@ -273,6 +292,7 @@ fn circuit_breaker_trips_at_the_threshold_and_rolls_back() {
     sim.breaker = Some(Breaker {
         rollback: true,
         threshold: 3,
+        reset_on_healthy_task: true,
     });
     sim.run_until_steady(5);
     let good = sim.primary().id.clone();
@@ -311,6 +331,7 @@ fn circuit_breaker_counts_each_failed_task_once() {
     sim.breaker = Some(Breaker {
         rollback: false,
         threshold: 5,
+        reset_on_healthy_task: true,
     });
     sim.fate.insert("web:1".into(), Fate::Fails);
     for _ in 0..6 {
@@ -556,4 +577,45 @@ fn a_rebalance_stops_the_excess_only_once_the_new_task_is_healthy() {
         "{:?}",
         ready.events
     );
+}
+
+/// ECS's resetOnHealthyTask (default true): a task that reaches a healthy state resets the
+/// failure count, so a rollout where every other task fails keeps going; without the reset
+/// the same rollout trips the breaker.
+#[test]
+fn a_healthy_task_resets_the_breakers_count_unless_told_not_to() {
+    for reset in [true, false] {
+        let mut sim = Sim::new(6, 50, 200);
+        sim.breaker = Some(Breaker {
+            rollback: false,
+            threshold: 4,
+            reset_on_healthy_task: reset,
+        });
+        sim.run_until_steady(5);
+        sim.target = "web:2".into();
+        sim.fate.insert("web:2".into(), Fate::Flaky);
+        for _ in 0..12 {
+            sim.step();
+        }
+        let p = sim.primary();
+        let cb = p
+            .circuit_breaker
+            .clone()
+            .expect("the breaker's state is recorded");
+        assert_eq!(cb.threshold, 4);
+        if reset {
+            assert_ne!(p.rollout_state, Some(RolloutState::Failed), "{p:#?}");
+            assert!(cb.failure_count < 4, "{cb:?}");
+            assert!(
+                p.failed_tasks >= 4,
+                "failedTasks still counts every failure: {p:#?}"
+            );
+        } else {
+            assert_eq!(p.rollout_state, Some(RolloutState::Failed), "{p:#?}");
+            assert_eq!(
+                cb.status,
+                crate::api::states::CircuitBreakerStatus::Triggered
+            );
+        }
+    }
 }

@@ -902,21 +902,17 @@ async fn start_upload(
     let storage = &ctx.reg.storage;
     if let Some(mount) = mount {
         let d = parse_digest(mount)?;
-        // A source repository counts only if the principal may read from it; otherwise the
-        // mount quietly becomes an upload (nothing leaks about the other repository).
-        let from = match from {
-            Some(f) if valid_repository_name(f) => {
-                let readable = ctx
+        // A mount needs a source repository the principal may read from; otherwise (no
+        // `from`, as the spec allows, or an unreadable one) it quietly becomes an upload:
+        // nothing is linked and nothing leaks about the other repository.
+        let from = from.filter(|f| {
+            valid_repository_name(f)
+                && ctx
                     .reg
                     .policy
                     .authorize(ctx.principal, f, actions::GET_DOWNLOAD_URL_FOR_LAYER)
-                    .is_ok();
-                readable.then_some(Some(f))
-            }
-            Some(_) => None,
-            // No source: the spec lets a registry mount any blob it has with this digest.
-            None => Some(None),
-        };
+                    .is_ok()
+        });
         if let Some(from) = from
             && storage
                 .mount_blob(ctx.name, &d, from)

@@ -156,13 +156,13 @@ pub trait Storage: Send + Sync + 'static {
         limit: u64,
     ) -> BoxFuture<'a, StorageResult<u64>>;
 
-    /// Links an existing blob into `repo` (cross-repository mount). With `from`, only if
-    /// `from` links it; without, if the content exists at all. Returns false if not mounted.
+    /// Links a blob that `from` links into `repo` too (cross-repository mount; the caller
+    /// checked that `from` is readable). Returns false if not mounted.
     fn mount_blob<'a>(
         &'a self,
         repo: &'a str,
         digest: &'a Digest,
-        from: Option<&'a str>,
+        from: &'a str,
     ) -> BoxFuture<'a, StorageResult<bool>>;
 
     /// Unlinks a blob from `repo` (the content stays for other repositories until the GC).

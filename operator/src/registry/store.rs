@@ -423,12 +423,10 @@ impl<B: Backend> Storage for Store<B> {
         &'a self,
         repo: &'a str,
         digest: &'a Digest,
-        from: Option<&'a str>,
+        from: &'a str,
     ) -> BoxFuture<'a, StorageResult<bool>> {
         Box::pin(async move {
-            if let Some(from) = from
-                && !self.linked(from, digest).await?
-            {
+            if !self.linked(from, digest).await? {
                 return Ok(false);
             }
             let _gc = self.gc_lock.read().await;

@@ -186,7 +186,7 @@ async fn blob_round_trip_ranges_and_digest_mismatch() {
         let e = s.put_blob("r", &wrong, body(vec![b"nope"]), 1 << 20).await;
         assert!(matches!(e, Err(StorageError::DigestMismatch { .. })));
         assert_eq!(s.blob_size("r", &wrong).await.unwrap(), None);
-        assert!(!s.mount_blob("x", &wrong, None).await.unwrap(), "{k:?}");
+        assert!(!s.mount_blob("x", &wrong, "r").await.unwrap(), "{k:?}");
     }
 }
 
@@ -294,7 +294,7 @@ async fn complete_with_the_wrong_digest_discards_the_session() {
         let e = s.complete_upload("r", &st.id, &wrong).await;
         assert!(matches!(e, Err(StorageError::DigestMismatch { .. })));
         assert!(s.upload_status("r", &st.id).await.unwrap().is_none());
-        assert!(!s.mount_blob("r", &wrong, None).await.unwrap(), "{k:?}");
+        assert!(!s.mount_blob("x", &wrong, "r").await.unwrap(), "{k:?}");
     }
 }
 

@@ -48,6 +48,7 @@ on_both_backends!(
     range_requests,
     cross_repository_mount,
     mount_from_an_unreadable_repository_falls_back_to_upload,
+    mount_without_from_falls_back_to_upload_and_links_nothing,
     manifest_push_pull_and_validation,
     manifest_referencing_unknown_blobs_or_manifests_is_refused,
     manifest_over_4_mib_is_refused,
@@ -705,16 +706,6 @@ async fn cross_repository_mount(k: Kind) {
         &h.get(&format!("/v2/target/blobs/{d}")).await.body[..],
         b"shared layer"
     );
-    // Without `from`: any stored blob with that digest.
-    let r = h
-        .send(
-            Method::POST,
-            &format!("/v2/third/blobs/uploads/?mount={d}"),
-            &[],
-            b"",
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED);
     // From a repository that does not have it: an upload session instead.
     let r = h
         .send(
@@ -767,6 +758,26 @@ async fn mount_from_an_unreadable_repository_falls_back_to_upload(k: Kind) {
         )
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
+}
+
+/// Without `from` there is no source repository to check a read against: a pusher could copy
+/// any layer whose digest it knows. The mount becomes an upload and links nothing.
+async fn mount_without_from_falls_back_to_upload_and_links_nothing(k: Kind) {
+    let h = harness(k);
+    let d = h.push_blob("secret", b"classified").await;
+    let r = h
+        .send(
+            Method::POST,
+            &format!("/v2/mine/blobs/uploads/?mount={d}"),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    assert!(r.header("location").starts_with("/v2/mine/blobs/uploads/"));
+    let r = h.get(&format!("/v2/mine/blobs/{d}")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.error_code(), "BLOB_UNKNOWN");
 }
 
 // --- manifests -------------------------------------------------------------------------------

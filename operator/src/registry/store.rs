@@ -151,6 +151,11 @@ impl<B: Backend> Store<B> {
         &self.backend
     }
 
+    #[cfg(test)]
+    pub fn into_backend(self) -> B {
+        self.backend
+    }
+
     async fn exists(&self, key: &str) -> io::Result<bool> {
         Ok(self.backend.head(key).await?.is_some())
     }
@@ -344,6 +349,21 @@ impl<B: Backend> Store<B> {
         }
         self.link(repo, digest).await?;
         Ok(size)
+    }
+
+    /// Drops the links of a blob the GC just freed (links to freed content are only noise).
+    /// Another replica may have pushed the blob again meanwhile and found a link still
+    /// there: if the blob is back once the links are gone, they are restored.
+    async fn unlink_freed(&self, d: &Digest, repos: &[String]) -> io::Result<()> {
+        for repo in repos {
+            self.backend.delete(&layout::link(repo, d)).await?;
+        }
+        if !repos.is_empty() && self.exists(&layout::blob(d)).await? {
+            for repo in repos {
+                self.link(repo, d).await?;
+            }
+        }
+        Ok(())
     }
 
     /// The session lock, and the session's state; UploadUnknown (forgetting the lock) when
@@ -854,7 +874,7 @@ impl<B: Backend> Storage for Store<B> {
             // 2. Mark, after the listing.
             let repos = self.list_repositories().await?;
             let mut marked = HashSet::new();
-            let mut links = Vec::new();
+            let mut links: HashMap<Digest, Vec<String>> = HashMap::new();
             for r in &repos {
                 for (key, _) in self.backend.list(&layout::manifests(r)).await? {
                     if let Some(meta) = self.read_meta(&key).await? {
@@ -863,13 +883,13 @@ impl<B: Backend> Storage for Store<B> {
                 }
                 for (key, _) in self.backend.list(&layout::links(r)).await? {
                     if let Some(d) = digest_of_key(&key) {
-                        links.push((r.clone(), d));
+                        links.entry(d).or_default().push(r.clone());
                     }
                 }
             }
 
-            // 3. Sweep, one blob at a time under the write lock, re-checking its clock.
-            let mut deleted = HashSet::new();
+            // 3. Sweep, one blob at a time under the write lock, re-checking its clock. Its
+            //    links go under the same lock: a push of the blob waits for both, then links it.
             for d in candidates {
                 if marked.contains(&d) {
                     report.blobs_kept_referenced += 1;
@@ -884,15 +904,10 @@ impl<B: Backend> Storage for Store<B> {
                         self.backend.delete(&marker_key).await?;
                         report.blobs_deleted += 1;
                         report.bytes_freed += b.size;
-                        deleted.insert(d);
+                        self.unlink_freed(&d, links.get(&d).map_or(&[], Vec::as_slice))
+                            .await?;
                     }
                     _ => report.blobs_kept_fresh += 1,
-                }
-            }
-            // Links to freed content would only be noise: drop them.
-            for (repo, d) in links {
-                if deleted.contains(&d) {
-                    self.backend.delete(&layout::link(&repo, &d)).await?;
                 }
             }
 

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use object_store::ObjectStore;
 use object_store::memory::InMemory;
 
-use super::backend::{Backend, StagedWrite};
+use super::backend::{Backend, Listing, ObjectInfo, StagedWrite, Versioned};
 use super::digest::Digest;
 use super::layout::{self, SessionState};
 use super::storage::*;
@@ -484,4 +484,126 @@ async fn sessions_complete_whether_or_not_the_blob_exists() {
             .unwrap();
         assert_eq!((r.blobs_deleted, r.blobs_kept_fresh), (0, 1), "{k:?}");
     }
+}
+
+/// A backend that, once armed, stops at the first delete of a key containing `at` until the
+/// test lets it go: to interleave a request into the middle of a GC.
+struct Paused<B> {
+    inner: B,
+    at: &'static str,
+    armed: std::sync::atomic::AtomicBool,
+    reached: tokio::sync::Notify,
+    go: tokio::sync::Notify,
+}
+
+impl<B: Backend> Paused<B> {
+    fn new(inner: B, at: &'static str) -> Paused<B> {
+        Paused {
+            inner,
+            at,
+            armed: false.into(),
+            reached: tokio::sync::Notify::new(),
+            go: tokio::sync::Notify::new(),
+        }
+    }
+}
+
+impl<B: Backend> Backend for Paused<B> {
+    type Writer = B::Writer;
+    const CAN_TOUCH: bool = B::CAN_TOUCH;
+    const CAN_RENAME: bool = B::CAN_RENAME;
+
+    async fn head(&self, key: &str) -> io::Result<Option<ObjectInfo>> {
+        self.inner.head(key).await
+    }
+    async fn get(&self, key: &str, range: Option<(u64, u64)>) -> io::Result<Option<BlobRead>> {
+        self.inner.get(key, range).await
+    }
+    async fn read(&self, key: &str) -> io::Result<Option<Versioned>> {
+        self.inner.read(key).await
+    }
+    async fn put(&self, key: &str, bytes: Bytes) -> io::Result<()> {
+        self.inner.put(key, bytes).await
+    }
+    async fn put_if(&self, key: &str, bytes: Bytes, version: Option<&str>) -> io::Result<bool> {
+        self.inner.put_if(key, bytes, version).await
+    }
+    async fn delete(&self, key: &str) -> io::Result<bool> {
+        use std::sync::atomic::Ordering;
+        if key.contains(self.at) && self.armed.swap(false, Ordering::SeqCst) {
+            self.reached.notify_one();
+            self.go.notified().await;
+        }
+        self.inner.delete(key).await
+    }
+    async fn delete_all(&self, prefix: &str) -> io::Result<()> {
+        self.inner.delete_all(prefix).await
+    }
+    async fn list(&self, prefix: &str) -> io::Result<Vec<(String, ObjectInfo)>> {
+        self.inner.list(prefix).await
+    }
+    async fn list_dir(&self, prefix: &str) -> io::Result<Listing> {
+        self.inner.list_dir(prefix).await
+    }
+    async fn begin(&self, key: &str) -> io::Result<Self::Writer> {
+        self.inner.begin(key).await
+    }
+    async fn touch(&self, key: &str) -> io::Result<bool> {
+        self.inner.touch(key).await
+    }
+    async fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        self.inner.rename(from, to).await
+    }
+    async fn sweep_staging(&self, cutoff: std::time::SystemTime) -> io::Result<u64> {
+        self.inner.sweep_staging(cutoff).await
+    }
+}
+
+/// The GC frees a blob, and the same blob is pushed again (201) before the GC is done: the
+/// layer stays readable. Its link is deleted with the blob, so a push after the sweep of that
+/// blob creates the link again.
+async fn repush_during_gc_stays_readable<B: Backend>(backend: B) {
+    let s = Arc::new(Store::with_backend(Paused::new(backend, "/_layers/")));
+    let d = Digest::sha256(b"layer");
+    s.put_blob("r", &d, body(vec![b"layer"]), 100)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    s.backend()
+        .armed
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let gc = tokio::spawn({
+        let s = s.clone();
+        async move { s.delete_unreferenced_blobs(Duration::ZERO).await }
+    });
+    s.backend().reached.notified().await;
+    // The GC is about to delete the link: push again meanwhile (it may have to wait).
+    let mut push = tokio::spawn({
+        let s = s.clone();
+        let d = d.clone();
+        async move { s.put_blob("r", &d, body(vec![b"layer"]), 100).await }
+    });
+    let early = tokio::time::timeout(Duration::from_millis(200), &mut push)
+        .await
+        .ok();
+    s.backend().go.notify_one();
+    assert_eq!(gc.await.unwrap().unwrap().blobs_deleted, 1);
+    let pushed = match early {
+        Some(done) => done,
+        None => push.await,
+    };
+    assert_eq!(pushed.unwrap().unwrap(), 5);
+    let r = s.read_blob("r", &d, None).await.unwrap();
+    assert_eq!(
+        read_all(r.expect("the re-pushed layer is readable")).await,
+        b"layer"
+    );
+}
+
+#[tokio::test]
+async fn a_blob_pushed_again_during_gc_stays_readable() {
+    let m = Medium::new(Kind::Fs);
+    repush_during_gc_stays_readable(m.fs().into_backend()).await;
+    let m = Medium::new(Kind::S3);
+    repush_during_gc_stays_readable(m.s3().into_backend()).await;
 }

@@ -57,11 +57,27 @@ pub struct Args {
     /// Seconds between garbage collections of unreferenced blobs (0: never).
     #[arg(long, default_value_t = 3600)]
     gc_interval_seconds: u64,
-    /// Unreferenced blobs younger than this many seconds are kept (uploads in progress).
-    #[arg(long, default_value_t = 86400)]
+    /// Unreferenced blobs younger than this many seconds are kept (uploads in progress);
+    /// at least 1.
+    #[arg(long, default_value_t = 86400, value_parser = grace_seconds)]
     gc_grace_seconds: u64,
     #[command(flatten)]
     cluster: KubernetesArgs,
+}
+
+/// The GC's grace period. Zero is refused: "fresh" would then mean "stored after the GC
+/// started", finer than the media's clocks (S3 reports seconds), and the GC would free the
+/// blobs of a push whose manifest has not arrived yet.
+fn grace_seconds(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>().map_err(|e| e.to_string())? {
+        0 => Err(
+            "0 would let the garbage collection free blobs that a push is about to \
+                  reference (and, by clock resolution, blobs a stored manifest references); \
+                  use 1 or more"
+                .into(),
+        ),
+        n => Ok(n),
+    }
 }
 
 /// S3-compatible object storage instead of a directory.

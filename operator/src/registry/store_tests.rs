@@ -568,13 +568,15 @@ async fn repush_during_gc_stays_readable<B: Backend>(backend: B) {
     s.put_blob("r", &d, body(vec![b"layer"]), 100)
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    // Old enough to be freed; what the GC's staged writes start after it is not (a grace of
+    // zero would be finer than the filesystem's clock).
+    tokio::time::sleep(Duration::from_millis(60)).await;
     s.backend()
         .armed
         .store(true, std::sync::atomic::Ordering::SeqCst);
     let gc = tokio::spawn({
         let s = s.clone();
-        async move { s.delete_unreferenced_blobs(Duration::ZERO).await }
+        async move { s.delete_unreferenced_blobs(Duration::from_millis(30)).await }
     });
     s.backend().reached.notified().await;
     // The GC is about to delete the link: push again meanwhile (it may have to wait).

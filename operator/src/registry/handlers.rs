@@ -961,14 +961,13 @@ async fn append(ctx: &Ctx<'_>, id: &str, req: Request) -> Result<u64, ApiError> 
         header_str(&parts.headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
     let (start, expected) = match header_str(&parts.headers, header::CONTENT_RANGE) {
         Some(cr) => {
-            let (a, b) = parse_content_range(cr).ok_or_else(|| {
+            let (a, len) = parse_content_range(cr).ok_or_else(|| {
                 ApiError::new(
                     ErrorCode::BlobUploadInvalid,
                     format!("invalid Content-Range '{cr}'"),
                 )
                 .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
             })?;
-            let len = b - a + 1;
             if content_length.is_some_and(|n| n != len) {
                 return Err(ApiError::new(
                     ErrorCode::SizeInvalid,

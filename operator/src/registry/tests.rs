@@ -61,6 +61,7 @@ on_both_backends!(
     unknown_repository_is_name_unknown_with_ecr_message,
     invalid_names_and_denied_actions,
     upload_size_cap,
+    an_overflowing_content_range_is_416_and_a_long_component_name_invalid,
     gc_keeps_referenced_and_fresh_blobs,
     reusing_an_old_blob_protects_it_from_gc,
     killed_upload_leaves_nothing_visible,
@@ -1356,6 +1357,31 @@ async fn upload_size_cap(k: Kind) {
     assert_eq!(over.status, StatusCode::PAYLOAD_TOO_LARGE);
     // The session stays where it was.
     assert_eq!(h.get(&loc).await.header("range"), "0-599");
+}
+
+async fn an_overflowing_content_range_is_416_and_a_long_component_name_invalid(k: Kind) {
+    let h = harness(k);
+    let loc = h
+        .send(Method::POST, "/v2/r/blobs/uploads/", &[], b"")
+        .await
+        .header("location")
+        .to_string();
+    let range = [("content-range", "0-18446744073709551615")];
+    let r = h.send(Method::PATCH, &loc, &range, b"x").await;
+    assert_eq!(r.status, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(r.error_code(), "BLOB_UPLOAD_INVALID");
+    // A component longer than a file name may be.
+    let long = "a".repeat(256);
+    let r = h
+        .send(
+            Method::POST,
+            &format!("/v2/{long}/blobs/uploads/"),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.error_code(), "NAME_INVALID");
 }
 
 // --- storage guarantees ----------------------------------------------------------------------

@@ -23,6 +23,9 @@ use super::storage::{ByteStream, ManifestRecord, StorageError, TagWrite};
 
 const API_VERSION: &str = "Docker-Distribution-API-Version";
 
+/// The most `?tag=` parameters one manifest push may carry (each is a tag write).
+pub const MAX_TAGS_PER_PUSH: usize = 100;
+
 type ApiResult = Result<Response, ApiError>;
 
 /// Entry point for every request: authenticate, route, authorize, handle; then the API version
@@ -405,6 +408,20 @@ fn storage_error(e: StorageError) -> ApiError {
     }
 }
 
+/// The request's Content-Length, if it announces one.
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    header_str(headers, header::CONTENT_LENGTH).and_then(|v| v.parse().ok())
+}
+
+/// Refuses a blob body that announces more than the upload cap, before reading any of it.
+fn check_announced_size(ctx: &Ctx<'_>, headers: &HeaderMap) -> Result<(), ApiError> {
+    let limit = ctx.reg.config.max_upload_bytes;
+    match content_length(headers) {
+        Some(n) if n > limit => Err(storage_error(StorageError::TooLarge { limit })),
+        _ => Ok(()),
+    }
+}
+
 fn parse_digest(s: &str) -> Result<Digest, ApiError> {
     s.parse().map_err(|e: super::digest::DigestError| {
         ApiError::new(ErrorCode::DigestInvalid, e.to_string())
@@ -524,6 +541,15 @@ async fn put_manifest(
     query_tags: &[&str],
     req: Request,
 ) -> ApiResult {
+    if query_tags.len() > MAX_TAGS_PER_PUSH {
+        return Err(ApiError::new(
+            ErrorCode::TagInvalid,
+            format!(
+                "a push takes at most {MAX_TAGS_PER_PUSH} tag parameters, {} were given",
+                query_tags.len()
+            ),
+        ));
+    }
     let (reference, content_type, bytes) = read_manifest(reference, req).await?;
     let (digest, tags) = push_target(reference, &bytes, query_tags)?;
     let parsed = manifest::parse_manifest(&bytes, content_type.as_deref())
@@ -561,10 +587,7 @@ async fn read_manifest(
     req: Request,
 ) -> Result<(Reference, Option<String>, Bytes), ApiError> {
     let (parts, body) = req.into_parts();
-    if header_str(&parts.headers, header::CONTENT_LENGTH)
-        .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|n| n > MAX_MANIFEST_BYTES as u64)
-    {
+    if content_length(&parts.headers).is_some_and(|n| n > MAX_MANIFEST_BYTES as u64) {
         return Err(manifest_too_large());
     }
     let reference = match parse_reference(reference) {
@@ -924,6 +947,7 @@ async fn start_upload(
     } else if let Some(digest) = digest {
         // Monolithic upload: the body is the whole blob.
         let d = parse_digest(digest)?;
+        check_announced_size(ctx, req.headers())?;
         storage
             .put_blob(
                 ctx.name,
@@ -957,8 +981,8 @@ fn upload_unknown(id: &str) -> ApiError {
 /// not start at the current offset).
 async fn append(ctx: &Ctx<'_>, id: &str, req: Request) -> Result<u64, ApiError> {
     let (parts, body) = req.into_parts();
-    let content_length =
-        header_str(&parts.headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
+    check_announced_size(ctx, &parts.headers)?;
+    let content_length = content_length(&parts.headers);
     let (start, expected) = match header_str(&parts.headers, header::CONTENT_RANGE) {
         Some(cr) => {
             let (a, len) = parse_content_range(cr).ok_or_else(|| {

@@ -16,6 +16,7 @@ use tower::ServiceExt;
 use super::access::actions;
 use super::backend::Backend;
 use super::digest::{Algorithm, Digest};
+use super::handlers::MAX_TAGS_PER_PUSH;
 use super::manifest::{OCI_INDEX, OCI_MANIFEST};
 use super::*;
 use crate::api::repository::ImageTagMutability;
@@ -61,6 +62,8 @@ on_both_backends!(
     unknown_repository_is_name_unknown_with_ecr_message,
     invalid_names_and_denied_actions,
     upload_size_cap,
+    an_announced_body_over_the_upload_cap_is_refused_up_front,
+    a_push_with_too_many_tag_parameters_is_refused,
     an_overflowing_content_range_is_416_and_a_long_component_name_invalid,
     gc_keeps_referenced_and_fresh_blobs,
     reusing_an_old_blob_protects_it_from_gc,
@@ -1382,6 +1385,66 @@ async fn an_overflowing_content_range_is_416_and_a_long_component_name_invalid(k
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.error_code(), "NAME_INVALID");
+}
+
+/// The announced Content-Length decides before any byte is read: here the body itself is
+/// small (and would be accepted), so only the announcement can be the reason.
+async fn an_announced_body_over_the_upload_cap_is_refused_up_front(k: Kind) {
+    let config = RegistryConfig {
+        max_upload_bytes: 1000,
+        ..Default::default()
+    };
+    let h = harness_with(k, Arc::new(AllowAll), config);
+    let announced = [("content-length", "1001")];
+    let d = Digest::sha256(b"abc");
+    let uri = format!("/v2/r/blobs/uploads/?digest={d}");
+    let r = h.send(Method::POST, &uri, &announced, b"abc").await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(r.error_code(), "SIZE_INVALID");
+    let loc = h
+        .send(Method::POST, "/v2/r/blobs/uploads/", &[], b"")
+        .await
+        .header("location")
+        .to_string();
+    let r = h.send(Method::PATCH, &loc, &announced, b"abc").await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(r.error_code(), "SIZE_INVALID");
+    let r = h
+        .send(
+            Method::PUT,
+            &format!("{loc}?digest={d}"),
+            &announced,
+            b"abc",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    // Nothing was written: the session is still empty.
+    assert_eq!(h.get(&loc).await.header("range"), "0-0");
+}
+
+async fn a_push_with_too_many_tag_parameters_is_refused(k: Kind) {
+    let h = harness(k);
+    let (_, manifest) = h.push_image("r", "v0", "a").await;
+    let tags: Vec<String> = (0..=MAX_TAGS_PER_PUSH)
+        .map(|i| format!("tag={i}"))
+        .collect();
+    let uri = format!("/v2/r/manifests/v1?{}", tags.join("&"));
+    let r = h
+        .send(
+            Method::PUT,
+            &uri,
+            &[("content-type", OCI_MANIFEST)],
+            &manifest,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.error_code(), "TAG_INVALID");
+    assert!(
+        r.error_message().contains("at most"),
+        "{}",
+        r.error_message()
+    );
+    assert_eq!(h.get("/v2/r/tags/list").await.json()["tags"], json!(["v0"]));
 }
 
 // --- storage guarantees ----------------------------------------------------------------------

@@ -400,6 +400,7 @@ fn storage_error(e: StorageError) -> ApiError {
             ApiError::new(ErrorCode::BlobUnknown, format!("blob {d} is unknown"))
                 .with_detail(json!({ "digest": d.to_string() }))
         }
+        StorageError::ManifestUnknown(d) => manifest_unknown(&d.to_string()),
         StorageError::Client(e) => ApiError::new(
             ErrorCode::BlobUploadInvalid,
             format!("the request body could not be read: {e}"),

@@ -117,6 +117,9 @@ pub enum StorageError {
     SizeMismatch { expected: u64, received: u64 },
     #[error("blob {0} is unknown")]
     BlobUnknown(Digest),
+    /// A tag's target manifest is not stored (deleted meanwhile).
+    #[error("manifest {0} is unknown")]
+    ManifestUnknown(Digest),
     #[error("the client stream failed: {0}")]
     Client(io::Error),
     #[error("storage I/O: {0}")]
@@ -248,9 +251,9 @@ pub trait Storage: Send + Sync + 'static {
         tag: &'a str,
     ) -> BoxFuture<'a, StorageResult<Option<Digest>>>;
 
-    /// Points `tag` at `digest` (whose manifest must be stored). With `overwrite` false, a tag
-    /// pointing elsewhere is left alone and `Conflict` returned: the check and the write are
-    /// atomic, so two racing pushes cannot both move an immutable tag.
+    /// Points `tag` at `digest` (ManifestUnknown unless its manifest is stored). With
+    /// `overwrite` false, a tag pointing elsewhere is left alone and `Conflict` returned: the
+    /// check and the write are atomic, so two racing pushes cannot both move an immutable tag.
     fn put_tag<'a>(
         &'a self,
         repo: &'a str,

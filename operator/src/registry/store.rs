@@ -724,7 +724,8 @@ impl<B: Backend> Storage for Store<B> {
                     layout::TagPlan::Write(outcome) => outcome,
                 };
                 if !self.exists(&layout::manifest(repo, digest)).await? {
-                    return Err(other("tag target manifest is not stored".into()));
+                    // Deleted meanwhile (a DELETE racing this push).
+                    return Err(StorageError::ManifestUnknown(digest.clone()));
                 }
                 let value = Bytes::from(digest.to_string());
                 if self

@@ -375,6 +375,28 @@ async fn tags_manifests_listings_and_gc() {
     }
 }
 
+/// A DELETE of the manifest that lands between a push's manifest write and its tag write:
+/// the tag write finds no manifest and says so (MANIFEST_UNKNOWN), not an I/O failure.
+#[tokio::test]
+async fn tagging_a_manifest_deleted_meanwhile_is_manifest_unknown() {
+    for k in BOTH {
+        let m = Medium::new(k);
+        let s = m.replica();
+        let layer = Digest::sha256(b"layer");
+        s.put_blob("r", &layer, body(vec![b"layer"]), 100)
+            .await
+            .unwrap();
+        let d = manifest(&*s, "r", &layer, "1").await;
+        assert!(s.delete_manifest("r", &d).await.unwrap());
+        let e = s.put_tag("r", "v1", &d, true).await;
+        assert!(
+            matches!(e, Err(StorageError::ManifestUnknown(_))),
+            "{k:?} {e:?}"
+        );
+        assert_eq!(s.resolve_tag("r", "v1").await.unwrap(), None);
+    }
+}
+
 /// Pushes racing to create one immutable tag with different manifests: exactly one wins,
 /// every other sees the winner as a conflict. On S3, from four replicas over a store whose
 /// requests take a while (as over a network), so that the races are real.

@@ -287,7 +287,7 @@ impl<B: Backend> Store<B> {
         Ok(size)
     }
 
-    /// Streams a session's parts, in order, into `into`.
+    /// Streams a session's parts, in order, into `into`; UploadUnknown if one is gone.
     async fn copy_parts(
         &self,
         repo: &str,
@@ -299,7 +299,8 @@ impl<B: Backend> Store<B> {
         for p in parts {
             let key = layout::upload_part(repo, id, &p.name);
             let Some(r) = self.backend.get(&key, None).await? else {
-                return Err(other(format!("upload {id}: part {} is missing", p.name)));
+                // Moved into its blob by a process killed before it removed the session.
+                return Err(StorageError::UploadUnknown(id.to_string()));
             };
             let mut s = r.stream;
             let mut n = 0u64;
@@ -578,8 +579,11 @@ impl<B: Backend> Storage for Store<B> {
                     self.finish_blob(repo, digest, incoming, copied).await
                 }
             };
-            if matches!(result, Ok(_) | Err(StorageError::DigestMismatch { .. })) {
-                // Done, or refused content: the session ends either way.
+            if matches!(
+                result,
+                Ok(_) | Err(StorageError::DigestMismatch { .. } | StorageError::UploadUnknown(_))
+            ) {
+                // Done, refused content, or a part gone: the session ends either way.
                 self.delete_session(repo, id).await?;
                 drop(session);
                 self.sessions.forget(id);

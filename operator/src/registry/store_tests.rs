@@ -631,3 +631,31 @@ async fn a_blob_pushed_again_during_gc_stays_readable() {
     let m = Medium::new(Kind::S3);
     repush_during_gc_stays_readable(m.s3().into_backend()).await;
 }
+
+/// A process killed between moving a session's only part into its blob and removing the
+/// session leaves a session whose part is gone. Completing it again reports it unknown (and
+/// removes it) rather than failing on the missing part; the blob is there to push anew.
+async fn complete_after_a_crash_mid_completion<B: Backend>(s: &Store<B>) {
+    let d = Digest::sha256(b"abc");
+    let st = s.start_upload("r").await.unwrap();
+    s.append_upload("r", &st.id, None, None, body(vec![b"abc"]), 100)
+        .await
+        .unwrap();
+    // The state the crash left: the blob stored, the session's part gone.
+    s.put_blob("other", &d, body(vec![b"abc"]), 100)
+        .await
+        .unwrap();
+    let parts = format!("{}/parts", layout::upload("r", &st.id));
+    for (key, _) in s.backend().list(&parts).await.unwrap() {
+        assert!(s.backend().delete(&key).await.unwrap());
+    }
+    let e = s.complete_upload("r", &st.id, &d).await;
+    assert!(matches!(e, Err(StorageError::UploadUnknown(_))), "{e:?}");
+    assert!(s.upload_status("r", &st.id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn completing_a_session_whose_part_is_gone_reports_it_unknown() {
+    complete_after_a_crash_mid_completion(&Medium::new(Kind::Fs).fs()).await;
+    complete_after_a_crash_mid_completion(&Medium::new(Kind::S3).s3()).await;
+}

@@ -553,8 +553,14 @@ async fn put_manifest(
     }
     let (reference, content_type, bytes) = read_manifest(reference, req).await?;
     let (digest, tags) = push_target(reference, &bytes, query_tags)?;
-    let parsed = manifest::parse_manifest(&bytes, content_type.as_deref())
-        .map_err(|e| ApiError::new(ErrorCode::ManifestInvalid, e.to_string()))?;
+    // Up to 4 MiB of JSON: parsed off the async workers.
+    let parsed = tokio::task::spawn_blocking({
+        let bytes = bytes.clone();
+        move || manifest::parse_manifest(&bytes, content_type.as_deref())
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| ApiError::new(ErrorCode::ManifestInvalid, e.to_string()))?;
     check_references(ctx, &parsed).await?;
     check_immutable_tags(ctx, &tags, &digest).await?;
     store_manifest(ctx, &digest, bytes, &parsed).await?;

@@ -659,3 +659,52 @@ async fn completing_a_session_whose_part_is_gone_reports_it_unknown() {
     complete_after_a_crash_mid_completion(&Medium::new(Kind::Fs).fs()).await;
     complete_after_a_crash_mid_completion(&Medium::new(Kind::S3).s3()).await;
 }
+
+/// A PATCH racing the final PUT of its session: the PUT holds the session from hashing its
+/// bytes to removing it, so the PATCH waits and then finds the session gone; the committed
+/// blob is what was verified.
+async fn patch_racing_completion_cannot_change_the_blob<B: Backend>(backend: B) {
+    let s = Arc::new(Store::with_backend(Paused::new(backend, "/state")));
+    let d = Digest::sha256(b"abc");
+    let st = s.start_upload("r").await.unwrap();
+    s.append_upload("r", &st.id, None, None, body(vec![b"abc"]), 100)
+        .await
+        .unwrap();
+    s.backend()
+        .armed
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let complete = tokio::spawn({
+        let (s, id, d) = (s.clone(), st.id.clone(), d.clone());
+        async move { s.complete_upload("r", &id, &d).await }
+    });
+    // The blob is in place; the session is about to be removed.
+    s.backend().reached.notified().await;
+    let mut patch = tokio::spawn({
+        let (s, id) = (s.clone(), st.id.clone());
+        async move {
+            s.append_upload("r", &id, None, None, body(vec![b"evil"]), 100)
+                .await
+        }
+    });
+    let early = tokio::time::timeout(Duration::from_millis(200), &mut patch)
+        .await
+        .ok();
+    assert!(early.is_none(), "the PATCH waits for the completion");
+    s.backend().go.notify_one();
+    assert_eq!(complete.await.unwrap().unwrap(), 3);
+    let patched = patch.await.unwrap();
+    assert!(
+        matches!(patched, Err(StorageError::UploadUnknown(_))),
+        "{patched:?}"
+    );
+    let r = s.read_blob("r", &d, None).await.unwrap().unwrap();
+    assert_eq!(read_all(r).await, b"abc");
+}
+
+#[tokio::test]
+async fn a_patch_racing_the_final_put_cannot_change_the_blob() {
+    let m = Medium::new(Kind::Fs);
+    patch_racing_completion_cannot_change_the_blob(m.fs().into_backend()).await;
+    let m = Medium::new(Kind::S3);
+    patch_racing_completion_cannot_change_the_blob(m.s3().into_backend()).await;
+}

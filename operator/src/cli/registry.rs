@@ -61,6 +61,24 @@ pub struct Args {
     /// at least 1.
     #[arg(long, default_value_t = 86400, value_parser = grace_seconds)]
     gc_grace_seconds: u64,
+    /// Seconds a client has to send a request's headers, and to start its next request on
+    /// an idle keep-alive connection.
+    #[arg(
+        long,
+        env = "KUBECS_REGISTRY_HEADER_READ_TIMEOUT_SECONDS",
+        default_value_t = 30
+    )]
+    header_read_timeout_seconds: u64,
+    /// Seconds a request body may pause between two pieces before the request fails.
+    #[arg(
+        long,
+        env = "KUBECS_REGISTRY_BODY_IDLE_TIMEOUT_SECONDS",
+        default_value_t = 60
+    )]
+    body_idle_timeout_seconds: u64,
+    /// Connections served at once; more wait to be accepted.
+    #[arg(long, env = "KUBECS_REGISTRY_MAX_CONNECTIONS", default_value_t = 1024)]
+    max_connections: usize,
     #[command(flatten)]
     cluster: KubernetesArgs,
 }
@@ -156,6 +174,14 @@ impl Args {
             }
             (None, Some(dir)) => Ok(StoreChoice::Dir(dir.clone())),
             (None, None) => Err("--storage-dir or --storage is required".into()),
+        }
+    }
+
+    fn serve_limits(&self) -> oci::serve::ServeLimits {
+        oci::serve::ServeLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds),
+            body_idle_timeout: Duration::from_secs(self.body_idle_timeout_seconds),
+            max_connections: self.max_connections,
         }
     }
 
@@ -268,9 +294,13 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
         "kubecs registry listening on http://{}",
         listener.local_addr()?
     );
-    axum::serve(listener, oci::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    oci::serve::serve(
+        listener,
+        oci::router(state),
+        a.serve_limits(),
+        shutdown_signal(),
+    )
+    .await?;
     let _ = stop.send(true);
     let _ = background.await;
     Ok(())

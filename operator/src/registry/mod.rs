@@ -9,6 +9,7 @@
 //!   `backend`: the narrow object-store trait a medium implements; `layout`: the keys and
 //!   stored formats; `fs`: the filesystem backend; `s3`: S3-compatible object storage
 //!   (stateless replicas on one bucket).
+//! - `serve`: the HTTP/1 server with its timeouts and connection cap.
 //! - `handlers`: the HTTP API, mapping each request to its ECR action, and
 //!   `POST /kubecs/v1/token` (a registry token for a Kubernetes identity).
 //! - `repositories`: Repository objects as the access policy; `tokenreview`: Kubernetes
@@ -27,6 +28,7 @@ pub mod names;
 pub mod ranges;
 pub mod repositories;
 pub mod s3;
+pub mod serve;
 pub mod storage;
 pub mod store;
 pub mod tokenreview;

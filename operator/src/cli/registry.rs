@@ -54,6 +54,14 @@ pub struct Args {
     /// The largest blob accepted, in bytes.
     #[arg(long, env = "KUBECS_REGISTRY_MAX_UPLOAD_BYTES", default_value_t = DEFAULT_MAX_UPLOAD_BYTES)]
     max_upload_bytes: u64,
+    /// Blob upload requests (a monolithic POST, PATCH, PUT) one identity may have in
+    /// progress at once; more are 429 TOOMANYREQUESTS (0: no cap).
+    #[arg(
+        long,
+        env = "KUBECS_REGISTRY_MAX_UPLOADS_PER_IDENTITY",
+        default_value_t = 64
+    )]
+    max_uploads_per_identity: usize,
     /// Seconds between garbage collections of unreferenced blobs (0: never).
     #[arg(long, default_value_t = 3600)]
     gc_interval_seconds: u64,
@@ -202,6 +210,7 @@ impl From<&Args> for oci::RegistryConfig {
             registry_id: a.registry_id.clone(),
             create_on_push: a.create_on_push,
             max_upload_bytes: a.max_upload_bytes,
+            max_uploads_per_identity: a.max_uploads_per_identity,
         }
     }
 }
@@ -286,6 +295,7 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
         auth,
         config,
         changes,
+        uploads: Default::default(),
     });
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let background = tokio::spawn(supervise(Arc::new(work), leadership, stopped));

@@ -334,6 +334,29 @@ async fn handle(reg: &Registry, req: Request) -> ApiResult {
                 ),
             )
         })?;
+    // Held until the upload's body is in and stored.
+    let _upload = match op {
+        Op::StartUpload {
+            mount: None,
+            digest: Some(_),
+            ..
+        }
+        | Op::PatchUpload { .. }
+        | Op::PutUpload { .. } => Some(
+            reg.uploads
+                .take(&principal.username, reg.config.max_uploads_per_identity)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::TooManyRequests,
+                        format!(
+                            "at most {} uploads at once per identity",
+                            reg.config.max_uploads_per_identity
+                        ),
+                    )
+                })?,
+        ),
+        _ => None,
+    };
     let ctx = Ctx {
         reg,
         name,

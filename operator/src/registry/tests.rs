@@ -2,6 +2,7 @@
 //! (`on_fs::*` over a temporary directory, `on_s3::*` over an in-memory object store).
 
 use std::collections::BTreeSet;
+use std::io;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -62,6 +63,7 @@ on_both_backends!(
     unknown_repository_is_name_unknown_with_ecr_message,
     invalid_names_and_denied_actions,
     upload_size_cap,
+    uploads_over_the_per_identity_cap_are_too_many_requests,
     an_announced_body_over_the_upload_cap_is_refused_up_front,
     a_push_with_too_many_tag_parameters_is_refused,
     an_overflowing_content_range_is_416_and_a_long_component_name_invalid,
@@ -201,6 +203,7 @@ fn harness_in(medium: Medium, policy: Arc<dyn AccessPolicy>, config: RegistryCon
         auth: Authenticator::new(signer.clone()),
         config,
         changes: None,
+        uploads: Default::default(),
     }));
     Harness {
         medium,
@@ -1447,6 +1450,42 @@ async fn a_push_with_too_many_tag_parameters_is_refused(k: Kind) {
     assert_eq!(h.get("/v2/r/tags/list").await.json()["tags"], json!(["v0"]));
 }
 
+async fn uploads_over_the_per_identity_cap_are_too_many_requests(k: Kind) {
+    let config = RegistryConfig {
+        max_uploads_per_identity: 1,
+        ..Default::default()
+    };
+    let h = Arc::new(harness_with(k, Arc::new(AllowAll), config));
+    let start = || async {
+        let r = h.send(Method::POST, "/v2/r/blobs/uploads/", &[], b"").await;
+        r.header("location").to_string()
+    };
+    let (first, second) = (start().await, start().await);
+    // A PATCH whose body is still arriving holds alice's one upload slot.
+    let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Bytes, io::Error>>();
+    let held = tokio::spawn({
+        let (h, first) = (h.clone(), first.clone());
+        async move {
+            let body = Body::from_stream(rx);
+            let auth = h.auth.clone();
+            (h.request(Method::PATCH, &first, &[], body, Some(&auth))
+                .await)
+                .status
+        }
+    });
+    tx.unbounded_send(Ok(Bytes::from_static(b"abc"))).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let r = h.send(Method::PATCH, &second, &[], b"def").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.error_code(), "TOOMANYREQUESTS");
+    // Reading an upload's status takes no slot.
+    assert_eq!(h.get(&second).await.status, StatusCode::NO_CONTENT);
+    drop(tx);
+    assert_eq!(held.await.unwrap(), StatusCode::ACCEPTED);
+    let r = h.send(Method::PATCH, &second, &[], b"def").await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+}
+
 // --- storage guarantees ----------------------------------------------------------------------
 
 async fn gc_keeps_referenced_and_fresh_blobs(k: Kind) {
@@ -1744,6 +1783,7 @@ async fn token_endpoint_exchanges_kubernetes_tokens_only(k: Kind) {
         auth: Authenticator::new(signer.clone()).with_external(Arc::new(auth::testing::Sa)),
         config: RegistryConfig::default(),
         changes: None,
+        uploads: Default::default(),
     }));
     let call = |auth: Option<String>| {
         let mut req = Request::builder()

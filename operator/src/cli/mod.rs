@@ -105,6 +105,19 @@ mod tests {
     }
 
     #[test]
+    fn registry_refuses_a_gc_grace_of_zero() {
+        let args = |grace: &'static str| {
+            let dir = ["--storage-dir", "/tmp/s", "--token-key-file", "/tmp/k"];
+            let flags = ["kubecs", "registry"].into_iter().chain(dir);
+            Cli::try_parse_from(flags.chain(["--gc-grace-seconds", grace]))
+        };
+        let err = args("0").err().expect("a grace of 0 is refused");
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(err.to_string().contains("use 1 or more"), "{err}");
+        assert!(args("1").is_ok());
+    }
+
+    #[test]
     fn registry_needs_one_store() {
         let err = Cli::try_parse_from(["kubecs", "registry", "--token-key-file", "/tmp/k"])
             .err()

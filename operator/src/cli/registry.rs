@@ -54,14 +54,56 @@ pub struct Args {
     /// The largest blob accepted, in bytes.
     #[arg(long, env = "KUBECS_REGISTRY_MAX_UPLOAD_BYTES", default_value_t = DEFAULT_MAX_UPLOAD_BYTES)]
     max_upload_bytes: u64,
+    /// Blob upload requests (a monolithic POST, PATCH, PUT) one identity may have in
+    /// progress at once; more are 429 TOOMANYREQUESTS (0: no cap).
+    #[arg(
+        long,
+        env = "KUBECS_REGISTRY_MAX_UPLOADS_PER_IDENTITY",
+        default_value_t = 64
+    )]
+    max_uploads_per_identity: usize,
     /// Seconds between garbage collections of unreferenced blobs (0: never).
     #[arg(long, default_value_t = 3600)]
     gc_interval_seconds: u64,
-    /// Unreferenced blobs younger than this many seconds are kept (uploads in progress).
-    #[arg(long, default_value_t = 86400)]
+    /// Unreferenced blobs younger than this many seconds are kept (uploads in progress);
+    /// at least 1.
+    #[arg(long, default_value_t = 86400, value_parser = grace_seconds)]
     gc_grace_seconds: u64,
+    /// Seconds a client has to send a request's headers, and to start its next request on
+    /// an idle keep-alive connection.
+    #[arg(
+        long,
+        env = "KUBECS_REGISTRY_HEADER_READ_TIMEOUT_SECONDS",
+        default_value_t = 30
+    )]
+    header_read_timeout_seconds: u64,
+    /// Seconds a request body may pause between two pieces before the request fails.
+    #[arg(
+        long,
+        env = "KUBECS_REGISTRY_BODY_IDLE_TIMEOUT_SECONDS",
+        default_value_t = 60
+    )]
+    body_idle_timeout_seconds: u64,
+    /// Connections served at once; more wait to be accepted.
+    #[arg(long, env = "KUBECS_REGISTRY_MAX_CONNECTIONS", default_value_t = 1024)]
+    max_connections: usize,
     #[command(flatten)]
     cluster: KubernetesArgs,
+}
+
+/// The GC's grace period. Zero is refused: "fresh" would then mean "stored after the GC
+/// started", finer than the media's clocks (S3 reports seconds), and the GC would free the
+/// blobs of a push whose manifest has not arrived yet.
+fn grace_seconds(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>().map_err(|e| e.to_string())? {
+        0 => Err(
+            "0 would let the garbage collection free blobs that a push is about to \
+                  reference (and, by clock resolution, blobs a stored manifest references); \
+                  use 1 or more"
+                .into(),
+        ),
+        n => Ok(n),
+    }
 }
 
 /// S3-compatible object storage instead of a directory.
@@ -143,6 +185,14 @@ impl Args {
         }
     }
 
+    fn serve_limits(&self) -> oci::serve::ServeLimits {
+        oci::serve::ServeLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds),
+            body_idle_timeout: Duration::from_secs(self.body_idle_timeout_seconds),
+            max_connections: self.max_connections,
+        }
+    }
+
     /// The garbage collection's interval and grace period; None when disabled.
     fn gc(&self) -> Option<(Duration, Duration)> {
         (self.gc_interval_seconds > 0).then(|| {
@@ -160,6 +210,7 @@ impl From<&Args> for oci::RegistryConfig {
             registry_id: a.registry_id.clone(),
             create_on_push: a.create_on_push,
             max_upload_bytes: a.max_upload_bytes,
+            max_uploads_per_identity: a.max_uploads_per_identity,
         }
     }
 }
@@ -244,6 +295,7 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
         auth,
         config,
         changes,
+        uploads: Default::default(),
     });
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let background = tokio::spawn(supervise(Arc::new(work), leadership, stopped));
@@ -252,9 +304,13 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
         "kubecs registry listening on http://{}",
         listener.local_addr()?
     );
-    axum::serve(listener, oci::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    oci::serve::serve(
+        listener,
+        oci::router(state),
+        a.serve_limits(),
+        shutdown_signal(),
+    )
+    .await?;
     let _ = stop.send(true);
     let _ = background.await;
     Ok(())

@@ -41,7 +41,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "UNAUTHORIZED",
             ErrorCode::Denied => "DENIED",
             ErrorCode::Unsupported => "UNSUPPORTED",
-            ErrorCode::TooManyRequests => "TOO_MANY_REQUESTS",
+            ErrorCode::TooManyRequests => "TOOMANYREQUESTS",
             ErrorCode::TagInvalid => "TAG_INVALID",
         }
     }

@@ -163,12 +163,21 @@ fn walk(dir: &Path, key: &str, out: &mut Vec<(String, ObjectInfo)>) -> io::Resul
 }
 
 impl FsBackend {
+    /// Opens (creating) a root, relative to the working directory unless absolute; an error
+    /// names the root.
     pub fn open(root: impl Into<PathBuf>) -> io::Result<FsBackend> {
         let root = root.into();
+        let named = |e: io::Error| {
+            io::Error::new(
+                e.kind(),
+                format!("storage directory {}: {e}", root.display()),
+            )
+        };
+        let root = std::path::absolute(&root).map_err(named)?;
         for d in [layout::BLOBS, layout::REPOSITORIES, "tmp"] {
-            ensure_dir(&root.join(d))?;
+            ensure_dir(&root.join(d)).map_err(named)?;
         }
-        for (name, _) in entries(&root.join("tmp"))? {
+        for (name, _) in entries(&root.join("tmp")).map_err(named)? {
             let _ = fs::remove_file(root.join("tmp").join(name));
         }
         Ok(FsBackend {
@@ -359,5 +368,32 @@ impl Drop for FsWriter {
     fn drop(&mut self) {
         // A no-op once committed: the file was renamed.
         let _ = fs::remove_file(&self.tmp);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A relative root (`--storage-dir store`) opens, relative to the working directory.
+    #[test]
+    fn a_relative_root_opens() {
+        let rel = format!("kubecs-test-store-{}", random_id().unwrap());
+        let opened = FsBackend::open(&rel);
+        let cleanup = fs::remove_dir_all(&rel);
+        let b = opened.unwrap();
+        assert!(b.root.is_absolute(), "{}", b.root.display());
+        cleanup.unwrap();
+    }
+
+    #[test]
+    fn an_unusable_root_is_named_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a-file");
+        fs::write(&file, b"").unwrap();
+        let e = FsBackend::open(file.join("store"))
+            .err()
+            .expect("not a directory");
+        assert!(e.to_string().contains(&file.display().to_string()), "{e}");
     }
 }

@@ -23,6 +23,9 @@ use super::storage::{ByteStream, ManifestRecord, StorageError, TagWrite};
 
 const API_VERSION: &str = "Docker-Distribution-API-Version";
 
+/// The most `?tag=` parameters one manifest push may carry (each is a tag write).
+pub const MAX_TAGS_PER_PUSH: usize = 100;
+
 type ApiResult = Result<Response, ApiError>;
 
 /// Entry point for every request: authenticate, route, authorize, handle; then the API version
@@ -331,6 +334,29 @@ async fn handle(reg: &Registry, req: Request) -> ApiResult {
                 ),
             )
         })?;
+    // Held until the upload's body is in and stored.
+    let _upload = match op {
+        Op::StartUpload {
+            mount: None,
+            digest: Some(_),
+            ..
+        }
+        | Op::PatchUpload { .. }
+        | Op::PutUpload { .. } => Some(
+            reg.uploads
+                .take(&principal.username, reg.config.max_uploads_per_identity)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::TooManyRequests,
+                        format!(
+                            "at most {} uploads at once per identity",
+                            reg.config.max_uploads_per_identity
+                        ),
+                    )
+                })?,
+        ),
+        _ => None,
+    };
     let ctx = Ctx {
         reg,
         name,
@@ -397,11 +423,26 @@ fn storage_error(e: StorageError) -> ApiError {
             ApiError::new(ErrorCode::BlobUnknown, format!("blob {d} is unknown"))
                 .with_detail(json!({ "digest": d.to_string() }))
         }
+        StorageError::ManifestUnknown(d) => manifest_unknown(&d.to_string()),
         StorageError::Client(e) => ApiError::new(
             ErrorCode::BlobUploadInvalid,
             format!("the request body could not be read: {e}"),
         ),
         StorageError::Io(e) => ApiError::internal(e),
+    }
+}
+
+/// The request's Content-Length, if it announces one.
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    header_str(headers, header::CONTENT_LENGTH).and_then(|v| v.parse().ok())
+}
+
+/// Refuses a blob body that announces more than the upload cap, before reading any of it.
+fn check_announced_size(ctx: &Ctx<'_>, headers: &HeaderMap) -> Result<(), ApiError> {
+    let limit = ctx.reg.config.max_upload_bytes;
+    match content_length(headers) {
+        Some(n) if n > limit => Err(storage_error(StorageError::TooLarge { limit })),
+        _ => Ok(()),
     }
 }
 
@@ -524,10 +565,25 @@ async fn put_manifest(
     query_tags: &[&str],
     req: Request,
 ) -> ApiResult {
+    if query_tags.len() > MAX_TAGS_PER_PUSH {
+        return Err(ApiError::new(
+            ErrorCode::TagInvalid,
+            format!(
+                "a push takes at most {MAX_TAGS_PER_PUSH} tag parameters, {} were given",
+                query_tags.len()
+            ),
+        ));
+    }
     let (reference, content_type, bytes) = read_manifest(reference, req).await?;
     let (digest, tags) = push_target(reference, &bytes, query_tags)?;
-    let parsed = manifest::parse_manifest(&bytes, content_type.as_deref())
-        .map_err(|e| ApiError::new(ErrorCode::ManifestInvalid, e.to_string()))?;
+    // Up to 4 MiB of JSON: parsed off the async workers.
+    let parsed = tokio::task::spawn_blocking({
+        let bytes = bytes.clone();
+        move || manifest::parse_manifest(&bytes, content_type.as_deref())
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| ApiError::new(ErrorCode::ManifestInvalid, e.to_string()))?;
     check_references(ctx, &parsed).await?;
     check_immutable_tags(ctx, &tags, &digest).await?;
     store_manifest(ctx, &digest, bytes, &parsed).await?;
@@ -561,10 +617,7 @@ async fn read_manifest(
     req: Request,
 ) -> Result<(Reference, Option<String>, Bytes), ApiError> {
     let (parts, body) = req.into_parts();
-    if header_str(&parts.headers, header::CONTENT_LENGTH)
-        .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|n| n > MAX_MANIFEST_BYTES as u64)
-    {
+    if content_length(&parts.headers).is_some_and(|n| n > MAX_MANIFEST_BYTES as u64) {
         return Err(manifest_too_large());
     }
     let reference = match parse_reference(reference) {
@@ -902,21 +955,17 @@ async fn start_upload(
     let storage = &ctx.reg.storage;
     if let Some(mount) = mount {
         let d = parse_digest(mount)?;
-        // A source repository counts only if the principal may read from it; otherwise the
-        // mount quietly becomes an upload (nothing leaks about the other repository).
-        let from = match from {
-            Some(f) if valid_repository_name(f) => {
-                let readable = ctx
+        // A mount needs a source repository the principal may read from; otherwise (no
+        // `from`, as the spec allows, or an unreadable one) it quietly becomes an upload:
+        // nothing is linked and nothing leaks about the other repository.
+        let from = from.filter(|f| {
+            valid_repository_name(f)
+                && ctx
                     .reg
                     .policy
                     .authorize(ctx.principal, f, actions::GET_DOWNLOAD_URL_FOR_LAYER)
-                    .is_ok();
-                readable.then_some(Some(f))
-            }
-            Some(_) => None,
-            // No source: the spec lets a registry mount any blob it has with this digest.
-            None => Some(None),
-        };
+                    .is_ok()
+        });
         if let Some(from) = from
             && storage
                 .mount_blob(ctx.name, &d, from)
@@ -928,6 +977,7 @@ async fn start_upload(
     } else if let Some(digest) = digest {
         // Monolithic upload: the body is the whole blob.
         let d = parse_digest(digest)?;
+        check_announced_size(ctx, req.headers())?;
         storage
             .put_blob(
                 ctx.name,
@@ -961,18 +1011,17 @@ fn upload_unknown(id: &str) -> ApiError {
 /// not start at the current offset).
 async fn append(ctx: &Ctx<'_>, id: &str, req: Request) -> Result<u64, ApiError> {
     let (parts, body) = req.into_parts();
-    let content_length =
-        header_str(&parts.headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
+    check_announced_size(ctx, &parts.headers)?;
+    let content_length = content_length(&parts.headers);
     let (start, expected) = match header_str(&parts.headers, header::CONTENT_RANGE) {
         Some(cr) => {
-            let (a, b) = parse_content_range(cr).ok_or_else(|| {
+            let (a, len) = parse_content_range(cr).ok_or_else(|| {
                 ApiError::new(
                     ErrorCode::BlobUploadInvalid,
                     format!("invalid Content-Range '{cr}'"),
                 )
                 .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
             })?;
-            let len = b - a + 1;
             if content_length.is_some_and(|n| n != len) {
                 return Err(ApiError::new(
                     ErrorCode::SizeInvalid,

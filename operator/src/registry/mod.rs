@@ -9,6 +9,7 @@
 //!   `backend`: the narrow object-store trait a medium implements; `layout`: the keys and
 //!   stored formats; `fs`: the filesystem backend; `s3`: S3-compatible object storage
 //!   (stateless replicas on one bucket).
+//! - `serve`: the HTTP/1 server with its timeouts and connection cap.
 //! - `handlers`: the HTTP API, mapping each request to its ECR action, and
 //!   `POST /kubecs/v1/token` (a registry token for a Kubernetes identity).
 //! - `repositories`: Repository objects as the access policy; `tokenreview`: Kubernetes
@@ -27,6 +28,7 @@ pub mod names;
 pub mod ranges;
 pub mod repositories;
 pub mod s3;
+pub mod serve;
 pub mod storage;
 pub mod store;
 pub mod tokenreview;
@@ -57,6 +59,8 @@ pub struct RegistryConfig {
     pub create_on_push: bool,
     /// The largest blob accepted, in bytes.
     pub max_upload_bytes: u64,
+    /// Blob upload requests one identity may have in progress at once (0: no cap).
+    pub max_uploads_per_identity: usize,
 }
 
 impl Default for RegistryConfig {
@@ -65,6 +69,7 @@ impl Default for RegistryConfig {
             registry_id: "000000000000".into(),
             create_on_push: false,
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            max_uploads_per_identity: 0,
         }
     }
 }
@@ -77,6 +82,47 @@ pub struct Registry {
     pub config: RegistryConfig,
     /// Told the repository name after each manifest push or delete (Repository status).
     pub changes: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    /// The blob upload requests in progress, by identity.
+    pub uploads: UploadSlots,
+}
+
+/// Counts blob upload requests in progress per identity, against
+/// `RegistryConfig::max_uploads_per_identity`.
+#[derive(Default)]
+pub struct UploadSlots(std::sync::Mutex<std::collections::HashMap<String, usize>>);
+
+/// One upload request's slot, given back when dropped.
+pub struct UploadSlot<'a> {
+    slots: &'a UploadSlots,
+    who: String,
+}
+
+impl UploadSlots {
+    /// A slot for `who`, or None when `who` has `cap` already (a cap of 0: no cap).
+    pub fn take(&self, who: &str, cap: usize) -> Option<UploadSlot<'_>> {
+        let mut m = self.0.lock().expect("upload slots");
+        let n = m.entry(who.to_string()).or_default();
+        if cap > 0 && *n >= cap {
+            return None;
+        }
+        *n += 1;
+        Some(UploadSlot {
+            slots: self,
+            who: who.to_string(),
+        })
+    }
+}
+
+impl Drop for UploadSlot<'_> {
+    fn drop(&mut self) {
+        let mut m = self.slots.0.lock().expect("upload slots");
+        if let Some(n) = m.get_mut(&self.who) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.who);
+            }
+        }
+    }
 }
 
 impl Registry {

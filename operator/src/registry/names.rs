@@ -3,8 +3,12 @@
 /// The longest repository name accepted (ECR's limit).
 pub const MAX_NAME_LEN: usize = 256;
 
+/// The longest `/`-separated component: it is a file name on a filesystem.
+pub const MAX_COMPONENT_LEN: usize = 255;
+
 /// Is `name` a repository name of the distribution spec's grammar
-/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`, at most 256 bytes?
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`, at most 256 bytes
+/// with components of at most 255?
 pub fn valid_repository_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= MAX_NAME_LEN && name.split('/').all(valid_path_component)
 }
@@ -12,6 +16,9 @@ pub fn valid_repository_name(name: &str) -> bool {
 /// One `/`-separated component: alphanumeric runs joined by `.`, `_`, `__` or any run of `-`.
 fn valid_path_component(c: &str) -> bool {
     let b = c.as_bytes();
+    if b.len() > MAX_COMPONENT_LEN {
+        return false;
+    }
     let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
     if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
         return false;
@@ -153,6 +160,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_path_component_longer_than_255_bytes_is_invalid() {
+        // Each component is a file name on a filesystem: at most 255 bytes.
+        assert!(valid_repository_name(&"a".repeat(255)));
+        assert!(!valid_repository_name(&"a".repeat(256)));
+        assert!(valid_repository_name(&format!("x/{}", "a".repeat(253))));
+    }
+
+    #[test]
     fn repository_names() {
         for ok in [
             "a",
@@ -170,8 +185,9 @@ mod tests {
         ] {
             assert!(!valid_repository_name(bad), "{bad} accepted");
         }
-        assert!(valid_repository_name(&"a".repeat(256)));
-        assert!(!valid_repository_name(&"a".repeat(257)));
+        let long = format!("a/{}", "a".repeat(254));
+        assert!(valid_repository_name(&long));
+        assert!(!valid_repository_name(&format!("{long}a")));
     }
 
     #[test]

@@ -56,14 +56,15 @@ pub fn decide_range(header: Option<&str>, size: u64) -> RangeDecision {
 }
 
 /// Parses an upload chunk's `Content-Range: <start>-<end>` (inclusive end; a `bytes ` prefix
-/// and a `/<total>` suffix are tolerated). None when malformed.
+/// and a `/<total>` suffix are tolerated) into its start and length. None when malformed,
+/// or when the length does not fit in a u64.
 pub fn parse_content_range(header: &str) -> Option<(u64, u64)> {
     let s = header.trim();
     let s = s.strip_prefix("bytes ").unwrap_or(s).trim();
     let s = s.split('/').next()?;
     let (a, b) = s.split_once('-')?;
-    let (a, b) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
-    (a <= b).then_some((a, b))
+    let (a, b): (u64, u64) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+    Some((a, b.checked_sub(a)?.checked_add(1)?))
 }
 
 /// The `Range` header value of an upload at `offset`: `0-<last byte>` (distribution's
@@ -76,6 +77,16 @@ pub fn upload_range(offset: u64) -> String {
 mod tests {
     use super::RangeDecision::*;
     use super::*;
+
+    #[test]
+    fn a_content_range_whose_length_overflows_is_malformed() {
+        // Every byte there is: its length does not fit in a u64.
+        assert_eq!(parse_content_range("0-18446744073709551615"), None);
+        assert_eq!(
+            parse_content_range("1-18446744073709551615"),
+            Some((1, u64::MAX))
+        );
+    }
 
     #[test]
     fn blob_ranges() {
@@ -128,10 +139,11 @@ mod tests {
 
     #[test]
     fn content_ranges() {
-        assert_eq!(parse_content_range("0-1023"), Some((0, 1023)));
+        // Start and length.
+        assert_eq!(parse_content_range("0-1023"), Some((0, 1024)));
         assert_eq!(
             parse_content_range("bytes 1024-2047/4096"),
-            Some((1024, 2047))
+            Some((1024, 1024))
         );
         assert_eq!(parse_content_range("5-4"), None);
         assert_eq!(parse_content_range("abc"), None);

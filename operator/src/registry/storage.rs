@@ -117,6 +117,9 @@ pub enum StorageError {
     SizeMismatch { expected: u64, received: u64 },
     #[error("blob {0} is unknown")]
     BlobUnknown(Digest),
+    /// A tag's target manifest is not stored (deleted meanwhile).
+    #[error("manifest {0} is unknown")]
+    ManifestUnknown(Digest),
     #[error("the client stream failed: {0}")]
     Client(io::Error),
     #[error("storage I/O: {0}")]
@@ -156,13 +159,13 @@ pub trait Storage: Send + Sync + 'static {
         limit: u64,
     ) -> BoxFuture<'a, StorageResult<u64>>;
 
-    /// Links an existing blob into `repo` (cross-repository mount). With `from`, only if
-    /// `from` links it; without, if the content exists at all. Returns false if not mounted.
+    /// Links a blob that `from` links into `repo` too (cross-repository mount; the caller
+    /// checked that `from` is readable). Returns false if not mounted.
     fn mount_blob<'a>(
         &'a self,
         repo: &'a str,
         digest: &'a Digest,
-        from: Option<&'a str>,
+        from: &'a str,
     ) -> BoxFuture<'a, StorageResult<bool>>;
 
     /// Unlinks a blob from `repo` (the content stays for other repositories until the GC).
@@ -248,9 +251,9 @@ pub trait Storage: Send + Sync + 'static {
         tag: &'a str,
     ) -> BoxFuture<'a, StorageResult<Option<Digest>>>;
 
-    /// Points `tag` at `digest` (whose manifest must be stored). With `overwrite` false, a tag
-    /// pointing elsewhere is left alone and `Conflict` returned: the check and the write are
-    /// atomic, so two racing pushes cannot both move an immutable tag.
+    /// Points `tag` at `digest` (ManifestUnknown unless its manifest is stored). With
+    /// `overwrite` false, a tag pointing elsewhere is left alone and `Conflict` returned: the
+    /// check and the write are atomic, so two racing pushes cannot both move an immutable tag.
     fn put_tag<'a>(
         &'a self,
         repo: &'a str,

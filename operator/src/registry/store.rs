@@ -151,6 +151,11 @@ impl<B: Backend> Store<B> {
         &self.backend
     }
 
+    #[cfg(test)]
+    pub fn into_backend(self) -> B {
+        self.backend
+    }
+
     async fn exists(&self, key: &str) -> io::Result<bool> {
         Ok(self.backend.head(key).await?.is_some())
     }
@@ -282,7 +287,7 @@ impl<B: Backend> Store<B> {
         Ok(size)
     }
 
-    /// Streams a session's parts, in order, into `into`.
+    /// Streams a session's parts, in order, into `into`; UploadUnknown if one is gone.
     async fn copy_parts(
         &self,
         repo: &str,
@@ -294,7 +299,8 @@ impl<B: Backend> Store<B> {
         for p in parts {
             let key = layout::upload_part(repo, id, &p.name);
             let Some(r) = self.backend.get(&key, None).await? else {
-                return Err(other(format!("upload {id}: part {} is missing", p.name)));
+                // Moved into its blob by a process killed before it removed the session.
+                return Err(StorageError::UploadUnknown(id.to_string()));
             };
             let mut s = r.stream;
             let mut n = 0u64;
@@ -344,6 +350,21 @@ impl<B: Backend> Store<B> {
         }
         self.link(repo, digest).await?;
         Ok(size)
+    }
+
+    /// Drops the links of a blob the GC just freed (links to freed content are only noise).
+    /// Another replica may have pushed the blob again meanwhile and found a link still
+    /// there: if the blob is back once the links are gone, they are restored.
+    async fn unlink_freed(&self, d: &Digest, repos: &[String]) -> io::Result<()> {
+        for repo in repos {
+            self.backend.delete(&layout::link(repo, d)).await?;
+        }
+        if !repos.is_empty() && self.exists(&layout::blob(d)).await? {
+            for repo in repos {
+                self.link(repo, d).await?;
+            }
+        }
+        Ok(())
     }
 
     /// The session lock, and the session's state; UploadUnknown (forgetting the lock) when
@@ -423,12 +444,10 @@ impl<B: Backend> Storage for Store<B> {
         &'a self,
         repo: &'a str,
         digest: &'a Digest,
-        from: Option<&'a str>,
+        from: &'a str,
     ) -> BoxFuture<'a, StorageResult<bool>> {
         Box::pin(async move {
-            if let Some(from) = from
-                && !self.linked(from, digest).await?
-            {
+            if !self.linked(from, digest).await? {
                 return Ok(false);
             }
             let _gc = self.gc_lock.read().await;
@@ -560,8 +579,11 @@ impl<B: Backend> Storage for Store<B> {
                     self.finish_blob(repo, digest, incoming, copied).await
                 }
             };
-            if matches!(result, Ok(_) | Err(StorageError::DigestMismatch { .. })) {
-                // Done, or refused content: the session ends either way.
+            if matches!(
+                result,
+                Ok(_) | Err(StorageError::DigestMismatch { .. } | StorageError::UploadUnknown(_))
+            ) {
+                // Done, refused content, or a part gone: the session ends either way.
                 self.delete_session(repo, id).await?;
                 drop(session);
                 self.sessions.forget(id);
@@ -706,7 +728,8 @@ impl<B: Backend> Storage for Store<B> {
                     layout::TagPlan::Write(outcome) => outcome,
                 };
                 if !self.exists(&layout::manifest(repo, digest)).await? {
-                    return Err(other("tag target manifest is not stored".into()));
+                    // Deleted meanwhile (a DELETE racing this push).
+                    return Err(StorageError::ManifestUnknown(digest.clone()));
                 }
                 let value = Bytes::from(digest.to_string());
                 if self
@@ -856,7 +879,7 @@ impl<B: Backend> Storage for Store<B> {
             // 2. Mark, after the listing.
             let repos = self.list_repositories().await?;
             let mut marked = HashSet::new();
-            let mut links = Vec::new();
+            let mut links: HashMap<Digest, Vec<String>> = HashMap::new();
             for r in &repos {
                 for (key, _) in self.backend.list(&layout::manifests(r)).await? {
                     if let Some(meta) = self.read_meta(&key).await? {
@@ -865,13 +888,13 @@ impl<B: Backend> Storage for Store<B> {
                 }
                 for (key, _) in self.backend.list(&layout::links(r)).await? {
                     if let Some(d) = digest_of_key(&key) {
-                        links.push((r.clone(), d));
+                        links.entry(d).or_default().push(r.clone());
                     }
                 }
             }
 
-            // 3. Sweep, one blob at a time under the write lock, re-checking its clock.
-            let mut deleted = HashSet::new();
+            // 3. Sweep, one blob at a time under the write lock, re-checking its clock. Its
+            //    links go under the same lock: a push of the blob waits for both, then links it.
             for d in candidates {
                 if marked.contains(&d) {
                     report.blobs_kept_referenced += 1;
@@ -886,15 +909,10 @@ impl<B: Backend> Storage for Store<B> {
                         self.backend.delete(&marker_key).await?;
                         report.blobs_deleted += 1;
                         report.bytes_freed += b.size;
-                        deleted.insert(d);
+                        self.unlink_freed(&d, links.get(&d).map_or(&[], Vec::as_slice))
+                            .await?;
                     }
                     _ => report.blobs_kept_fresh += 1,
-                }
-            }
-            // Links to freed content would only be noise: drop them.
-            for (repo, d) in links {
-                if deleted.contains(&d) {
-                    self.backend.delete(&layout::link(&repo, &d)).await?;
                 }
             }
 

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use object_store::ObjectStore;
 use object_store::memory::InMemory;
 
-use super::backend::{Backend, StagedWrite};
+use super::backend::{Backend, Listing, ObjectInfo, StagedWrite, Versioned};
 use super::digest::Digest;
 use super::layout::{self, SessionState};
 use super::storage::*;
@@ -186,7 +186,7 @@ async fn blob_round_trip_ranges_and_digest_mismatch() {
         let e = s.put_blob("r", &wrong, body(vec![b"nope"]), 1 << 20).await;
         assert!(matches!(e, Err(StorageError::DigestMismatch { .. })));
         assert_eq!(s.blob_size("r", &wrong).await.unwrap(), None);
-        assert!(!s.mount_blob("x", &wrong, None).await.unwrap(), "{k:?}");
+        assert!(!s.mount_blob("x", &wrong, "r").await.unwrap(), "{k:?}");
     }
 }
 
@@ -294,7 +294,7 @@ async fn complete_with_the_wrong_digest_discards_the_session() {
         let e = s.complete_upload("r", &st.id, &wrong).await;
         assert!(matches!(e, Err(StorageError::DigestMismatch { .. })));
         assert!(s.upload_status("r", &st.id).await.unwrap().is_none());
-        assert!(!s.mount_blob("r", &wrong, None).await.unwrap(), "{k:?}");
+        assert!(!s.mount_blob("x", &wrong, "r").await.unwrap(), "{k:?}");
     }
 }
 
@@ -372,6 +372,28 @@ async fn tags_manifests_listings_and_gc() {
             .put_manifest("team/app", &Digest::sha256(&bytes), bytes, record)
             .await;
         assert!(matches!(e, Err(StorageError::BlobUnknown(_))));
+    }
+}
+
+/// A DELETE of the manifest that lands between a push's manifest write and its tag write:
+/// the tag write finds no manifest and says so (MANIFEST_UNKNOWN), not an I/O failure.
+#[tokio::test]
+async fn tagging_a_manifest_deleted_meanwhile_is_manifest_unknown() {
+    for k in BOTH {
+        let m = Medium::new(k);
+        let s = m.replica();
+        let layer = Digest::sha256(b"layer");
+        s.put_blob("r", &layer, body(vec![b"layer"]), 100)
+            .await
+            .unwrap();
+        let d = manifest(&*s, "r", &layer, "1").await;
+        assert!(s.delete_manifest("r", &d).await.unwrap());
+        let e = s.put_tag("r", "v1", &d, true).await;
+        assert!(
+            matches!(e, Err(StorageError::ManifestUnknown(_))),
+            "{k:?} {e:?}"
+        );
+        assert_eq!(s.resolve_tag("r", "v1").await.unwrap(), None);
     }
 }
 
@@ -484,4 +506,205 @@ async fn sessions_complete_whether_or_not_the_blob_exists() {
             .unwrap();
         assert_eq!((r.blobs_deleted, r.blobs_kept_fresh), (0, 1), "{k:?}");
     }
+}
+
+/// A backend that, once armed, stops at the first delete of a key containing `at` until the
+/// test lets it go: to interleave a request into the middle of a GC.
+struct Paused<B> {
+    inner: B,
+    at: &'static str,
+    armed: std::sync::atomic::AtomicBool,
+    reached: tokio::sync::Notify,
+    go: tokio::sync::Notify,
+}
+
+impl<B: Backend> Paused<B> {
+    fn new(inner: B, at: &'static str) -> Paused<B> {
+        Paused {
+            inner,
+            at,
+            armed: false.into(),
+            reached: tokio::sync::Notify::new(),
+            go: tokio::sync::Notify::new(),
+        }
+    }
+}
+
+impl<B: Backend> Backend for Paused<B> {
+    type Writer = B::Writer;
+    const CAN_TOUCH: bool = B::CAN_TOUCH;
+    const CAN_RENAME: bool = B::CAN_RENAME;
+
+    async fn head(&self, key: &str) -> io::Result<Option<ObjectInfo>> {
+        self.inner.head(key).await
+    }
+    async fn get(&self, key: &str, range: Option<(u64, u64)>) -> io::Result<Option<BlobRead>> {
+        self.inner.get(key, range).await
+    }
+    async fn read(&self, key: &str) -> io::Result<Option<Versioned>> {
+        self.inner.read(key).await
+    }
+    async fn put(&self, key: &str, bytes: Bytes) -> io::Result<()> {
+        self.inner.put(key, bytes).await
+    }
+    async fn put_if(&self, key: &str, bytes: Bytes, version: Option<&str>) -> io::Result<bool> {
+        self.inner.put_if(key, bytes, version).await
+    }
+    async fn delete(&self, key: &str) -> io::Result<bool> {
+        use std::sync::atomic::Ordering;
+        if key.contains(self.at) && self.armed.swap(false, Ordering::SeqCst) {
+            self.reached.notify_one();
+            self.go.notified().await;
+        }
+        self.inner.delete(key).await
+    }
+    async fn delete_all(&self, prefix: &str) -> io::Result<()> {
+        self.inner.delete_all(prefix).await
+    }
+    async fn list(&self, prefix: &str) -> io::Result<Vec<(String, ObjectInfo)>> {
+        self.inner.list(prefix).await
+    }
+    async fn list_dir(&self, prefix: &str) -> io::Result<Listing> {
+        self.inner.list_dir(prefix).await
+    }
+    async fn begin(&self, key: &str) -> io::Result<Self::Writer> {
+        self.inner.begin(key).await
+    }
+    async fn touch(&self, key: &str) -> io::Result<bool> {
+        self.inner.touch(key).await
+    }
+    async fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        self.inner.rename(from, to).await
+    }
+    async fn sweep_staging(&self, cutoff: std::time::SystemTime) -> io::Result<u64> {
+        self.inner.sweep_staging(cutoff).await
+    }
+}
+
+/// The GC frees a blob, and the same blob is pushed again (201) before the GC is done: the
+/// layer stays readable. Its link is deleted with the blob, so a push after the sweep of that
+/// blob creates the link again.
+async fn repush_during_gc_stays_readable<B: Backend>(backend: B) {
+    let s = Arc::new(Store::with_backend(Paused::new(backend, "/_layers/")));
+    let d = Digest::sha256(b"layer");
+    s.put_blob("r", &d, body(vec![b"layer"]), 100)
+        .await
+        .unwrap();
+    // Old enough to be freed; what the GC's staged writes start after it is not (a grace of
+    // zero would be finer than the filesystem's clock).
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    s.backend()
+        .armed
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let gc = tokio::spawn({
+        let s = s.clone();
+        async move { s.delete_unreferenced_blobs(Duration::from_millis(30)).await }
+    });
+    s.backend().reached.notified().await;
+    // The GC is about to delete the link: push again meanwhile (it may have to wait).
+    let mut push = tokio::spawn({
+        let s = s.clone();
+        let d = d.clone();
+        async move { s.put_blob("r", &d, body(vec![b"layer"]), 100).await }
+    });
+    let early = tokio::time::timeout(Duration::from_millis(200), &mut push)
+        .await
+        .ok();
+    s.backend().go.notify_one();
+    assert_eq!(gc.await.unwrap().unwrap().blobs_deleted, 1);
+    let pushed = match early {
+        Some(done) => done,
+        None => push.await,
+    };
+    assert_eq!(pushed.unwrap().unwrap(), 5);
+    let r = s.read_blob("r", &d, None).await.unwrap();
+    assert_eq!(
+        read_all(r.expect("the re-pushed layer is readable")).await,
+        b"layer"
+    );
+}
+
+#[tokio::test]
+async fn a_blob_pushed_again_during_gc_stays_readable() {
+    let m = Medium::new(Kind::Fs);
+    repush_during_gc_stays_readable(m.fs().into_backend()).await;
+    let m = Medium::new(Kind::S3);
+    repush_during_gc_stays_readable(m.s3().into_backend()).await;
+}
+
+/// A process killed between moving a session's only part into its blob and removing the
+/// session leaves a session whose part is gone. Completing it again reports it unknown (and
+/// removes it) rather than failing on the missing part; the blob is there to push anew.
+async fn complete_after_a_crash_mid_completion<B: Backend>(s: &Store<B>) {
+    let d = Digest::sha256(b"abc");
+    let st = s.start_upload("r").await.unwrap();
+    s.append_upload("r", &st.id, None, None, body(vec![b"abc"]), 100)
+        .await
+        .unwrap();
+    // The state the crash left: the blob stored, the session's part gone.
+    s.put_blob("other", &d, body(vec![b"abc"]), 100)
+        .await
+        .unwrap();
+    let parts = format!("{}/parts", layout::upload("r", &st.id));
+    for (key, _) in s.backend().list(&parts).await.unwrap() {
+        assert!(s.backend().delete(&key).await.unwrap());
+    }
+    let e = s.complete_upload("r", &st.id, &d).await;
+    assert!(matches!(e, Err(StorageError::UploadUnknown(_))), "{e:?}");
+    assert!(s.upload_status("r", &st.id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn completing_a_session_whose_part_is_gone_reports_it_unknown() {
+    complete_after_a_crash_mid_completion(&Medium::new(Kind::Fs).fs()).await;
+    complete_after_a_crash_mid_completion(&Medium::new(Kind::S3).s3()).await;
+}
+
+/// A PATCH racing the final PUT of its session: the PUT holds the session from hashing its
+/// bytes to removing it, so the PATCH waits and then finds the session gone; the committed
+/// blob is what was verified.
+async fn patch_racing_completion_cannot_change_the_blob<B: Backend>(backend: B) {
+    let s = Arc::new(Store::with_backend(Paused::new(backend, "/state")));
+    let d = Digest::sha256(b"abc");
+    let st = s.start_upload("r").await.unwrap();
+    s.append_upload("r", &st.id, None, None, body(vec![b"abc"]), 100)
+        .await
+        .unwrap();
+    s.backend()
+        .armed
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let complete = tokio::spawn({
+        let (s, id, d) = (s.clone(), st.id.clone(), d.clone());
+        async move { s.complete_upload("r", &id, &d).await }
+    });
+    // The blob is in place; the session is about to be removed.
+    s.backend().reached.notified().await;
+    let mut patch = tokio::spawn({
+        let (s, id) = (s.clone(), st.id.clone());
+        async move {
+            s.append_upload("r", &id, None, None, body(vec![b"evil"]), 100)
+                .await
+        }
+    });
+    let early = tokio::time::timeout(Duration::from_millis(200), &mut patch)
+        .await
+        .ok();
+    assert!(early.is_none(), "the PATCH waits for the completion");
+    s.backend().go.notify_one();
+    assert_eq!(complete.await.unwrap().unwrap(), 3);
+    let patched = patch.await.unwrap();
+    assert!(
+        matches!(patched, Err(StorageError::UploadUnknown(_))),
+        "{patched:?}"
+    );
+    let r = s.read_blob("r", &d, None).await.unwrap().unwrap();
+    assert_eq!(read_all(r).await, b"abc");
+}
+
+#[tokio::test]
+async fn a_patch_racing_the_final_put_cannot_change_the_blob() {
+    let m = Medium::new(Kind::Fs);
+    patch_racing_completion_cannot_change_the_blob(m.fs().into_backend()).await;
+    let m = Medium::new(Kind::S3);
+    patch_racing_completion_cannot_change_the_blob(m.s3().into_backend()).await;
 }

@@ -2,6 +2,7 @@
 //! (`on_fs::*` over a temporary directory, `on_s3::*` over an in-memory object store).
 
 use std::collections::BTreeSet;
+use std::io;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -16,6 +17,7 @@ use tower::ServiceExt;
 use super::access::actions;
 use super::backend::Backend;
 use super::digest::{Algorithm, Digest};
+use super::handlers::MAX_TAGS_PER_PUSH;
 use super::manifest::{OCI_INDEX, OCI_MANIFEST};
 use super::*;
 use crate::api::repository::ImageTagMutability;
@@ -48,6 +50,7 @@ on_both_backends!(
     range_requests,
     cross_repository_mount,
     mount_from_an_unreadable_repository_falls_back_to_upload,
+    mount_without_from_falls_back_to_upload_and_links_nothing,
     manifest_push_pull_and_validation,
     manifest_referencing_unknown_blobs_or_manifests_is_refused,
     manifest_over_4_mib_is_refused,
@@ -60,6 +63,10 @@ on_both_backends!(
     unknown_repository_is_name_unknown_with_ecr_message,
     invalid_names_and_denied_actions,
     upload_size_cap,
+    uploads_over_the_per_identity_cap_are_too_many_requests,
+    an_announced_body_over_the_upload_cap_is_refused_up_front,
+    a_push_with_too_many_tag_parameters_is_refused,
+    an_overflowing_content_range_is_416_and_a_long_component_name_invalid,
     gc_keeps_referenced_and_fresh_blobs,
     reusing_an_old_blob_protects_it_from_gc,
     killed_upload_leaves_nothing_visible,
@@ -196,6 +203,7 @@ fn harness_in(medium: Medium, policy: Arc<dyn AccessPolicy>, config: RegistryCon
         auth: Authenticator::new(signer.clone()),
         config,
         changes: None,
+        uploads: Default::default(),
     }));
     Harness {
         medium,
@@ -705,16 +713,6 @@ async fn cross_repository_mount(k: Kind) {
         &h.get(&format!("/v2/target/blobs/{d}")).await.body[..],
         b"shared layer"
     );
-    // Without `from`: any stored blob with that digest.
-    let r = h
-        .send(
-            Method::POST,
-            &format!("/v2/third/blobs/uploads/?mount={d}"),
-            &[],
-            b"",
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED);
     // From a repository that does not have it: an upload session instead.
     let r = h
         .send(
@@ -767,6 +765,26 @@ async fn mount_from_an_unreadable_repository_falls_back_to_upload(k: Kind) {
         )
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
+}
+
+/// Without `from` there is no source repository to check a read against: a pusher could copy
+/// any layer whose digest it knows. The mount becomes an upload and links nothing.
+async fn mount_without_from_falls_back_to_upload_and_links_nothing(k: Kind) {
+    let h = harness(k);
+    let d = h.push_blob("secret", b"classified").await;
+    let r = h
+        .send(
+            Method::POST,
+            &format!("/v2/mine/blobs/uploads/?mount={d}"),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    assert!(r.header("location").starts_with("/v2/mine/blobs/uploads/"));
+    let r = h.get(&format!("/v2/mine/blobs/{d}")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.error_code(), "BLOB_UNKNOWN");
 }
 
 // --- manifests -------------------------------------------------------------------------------
@@ -1347,6 +1365,127 @@ async fn upload_size_cap(k: Kind) {
     assert_eq!(h.get(&loc).await.header("range"), "0-599");
 }
 
+async fn an_overflowing_content_range_is_416_and_a_long_component_name_invalid(k: Kind) {
+    let h = harness(k);
+    let loc = h
+        .send(Method::POST, "/v2/r/blobs/uploads/", &[], b"")
+        .await
+        .header("location")
+        .to_string();
+    let range = [("content-range", "0-18446744073709551615")];
+    let r = h.send(Method::PATCH, &loc, &range, b"x").await;
+    assert_eq!(r.status, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(r.error_code(), "BLOB_UPLOAD_INVALID");
+    // A component longer than a file name may be.
+    let long = "a".repeat(256);
+    let r = h
+        .send(
+            Method::POST,
+            &format!("/v2/{long}/blobs/uploads/"),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.error_code(), "NAME_INVALID");
+}
+
+/// The announced Content-Length decides before any byte is read: here the body itself is
+/// small (and would be accepted), so only the announcement can be the reason.
+async fn an_announced_body_over_the_upload_cap_is_refused_up_front(k: Kind) {
+    let config = RegistryConfig {
+        max_upload_bytes: 1000,
+        ..Default::default()
+    };
+    let h = harness_with(k, Arc::new(AllowAll), config);
+    let announced = [("content-length", "1001")];
+    let d = Digest::sha256(b"abc");
+    let uri = format!("/v2/r/blobs/uploads/?digest={d}");
+    let r = h.send(Method::POST, &uri, &announced, b"abc").await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(r.error_code(), "SIZE_INVALID");
+    let loc = h
+        .send(Method::POST, "/v2/r/blobs/uploads/", &[], b"")
+        .await
+        .header("location")
+        .to_string();
+    let r = h.send(Method::PATCH, &loc, &announced, b"abc").await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(r.error_code(), "SIZE_INVALID");
+    let r = h
+        .send(
+            Method::PUT,
+            &format!("{loc}?digest={d}"),
+            &announced,
+            b"abc",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    // Nothing was written: the session is still empty.
+    assert_eq!(h.get(&loc).await.header("range"), "0-0");
+}
+
+async fn a_push_with_too_many_tag_parameters_is_refused(k: Kind) {
+    let h = harness(k);
+    let (_, manifest) = h.push_image("r", "v0", "a").await;
+    let tags: Vec<String> = (0..=MAX_TAGS_PER_PUSH)
+        .map(|i| format!("tag={i}"))
+        .collect();
+    let uri = format!("/v2/r/manifests/v1?{}", tags.join("&"));
+    let r = h
+        .send(
+            Method::PUT,
+            &uri,
+            &[("content-type", OCI_MANIFEST)],
+            &manifest,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.error_code(), "TAG_INVALID");
+    assert!(
+        r.error_message().contains("at most"),
+        "{}",
+        r.error_message()
+    );
+    assert_eq!(h.get("/v2/r/tags/list").await.json()["tags"], json!(["v0"]));
+}
+
+async fn uploads_over_the_per_identity_cap_are_too_many_requests(k: Kind) {
+    let config = RegistryConfig {
+        max_uploads_per_identity: 1,
+        ..Default::default()
+    };
+    let h = Arc::new(harness_with(k, Arc::new(AllowAll), config));
+    let start = || async {
+        let r = h.send(Method::POST, "/v2/r/blobs/uploads/", &[], b"").await;
+        r.header("location").to_string()
+    };
+    let (first, second) = (start().await, start().await);
+    // A PATCH whose body is still arriving holds alice's one upload slot.
+    let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Bytes, io::Error>>();
+    let held = tokio::spawn({
+        let (h, first) = (h.clone(), first.clone());
+        async move {
+            let body = Body::from_stream(rx);
+            let auth = h.auth.clone();
+            (h.request(Method::PATCH, &first, &[], body, Some(&auth))
+                .await)
+                .status
+        }
+    });
+    tx.unbounded_send(Ok(Bytes::from_static(b"abc"))).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let r = h.send(Method::PATCH, &second, &[], b"def").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.error_code(), "TOOMANYREQUESTS");
+    // Reading an upload's status takes no slot.
+    assert_eq!(h.get(&second).await.status, StatusCode::NO_CONTENT);
+    drop(tx);
+    assert_eq!(held.await.unwrap(), StatusCode::ACCEPTED);
+    let r = h.send(Method::PATCH, &second, &[], b"def").await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+}
+
 // --- storage guarantees ----------------------------------------------------------------------
 
 async fn gc_keeps_referenced_and_fresh_blobs(k: Kind) {
@@ -1644,6 +1783,7 @@ async fn token_endpoint_exchanges_kubernetes_tokens_only(k: Kind) {
         auth: Authenticator::new(signer.clone()).with_external(Arc::new(auth::testing::Sa)),
         config: RegistryConfig::default(),
         changes: None,
+        uploads: Default::default(),
     }));
     let call = |auth: Option<String>| {
         let mut req = Request::builder()

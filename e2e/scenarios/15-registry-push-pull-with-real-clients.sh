@@ -195,6 +195,18 @@ grep -q "expired image" "$tmp/registry.log" || fail "no expiration log line"
 kubectl get events -n "$NS" --field-selector reason=ImageExpired -o name | grep -q . || fail "no ImageExpired event"
 echo "lifecycle: t1 and t2 expired, their layers freed; t6 pushed during GC is intact"
 
+# --- fsck: the store after all that is sound; a blob changed on disk is found --------------------
+stop_registry
+out="$("$KUBECS_BIN" registry fsck --storage-dir "$tmp/store")" || fail "fsck of the store: $out"
+grep -E ' [1-9][0-9]* manifests, [1-9][0-9]* tags: clean$' <<<"$out" >/dev/null || fail "fsck: $out"
+echo "fsck: $out"
+f="$tmp/store/blobs/sha256/${big_layer:7:2}/${big_layer#sha256:}"
+cp "$f" "$tmp/big.orig" && printf 'x' >> "$f"
+if out="$("$KUBECS_BIN" registry fsck --storage-dir "$tmp/store")"; then fail "fsck missed a changed blob: $out"; fi
+grep -F "corrupt blob blobs/sha256/${big_layer:7:2}/${big_layer#sha256:}" <<<"$out" >/dev/null || fail "fsck: $out"
+cp "$tmp/big.orig" "$f"
+start_registry 2
+
 # --- deletion needs force -----------------------------------------------------------------------
 kubectl -n "$NS" delete repository app --wait=false
 wait_until "deletion held" 30 field_eq repository app '{.status.conditions[?(@.type=="Ready")].reason}' RepositoryNotEmptyException "$NS"

@@ -118,6 +118,17 @@ mod tests {
     }
 
     #[test]
+    fn registry_fsck_needs_only_a_store() {
+        let cli = Cli::try_parse_from(["kubecs", "registry", "fsck", "--storage-dir", "/srv/r"])
+            .expect("no token key needed to check a store");
+        assert!(matches!(cli.command, Command::Registry(_)));
+        let err = Cli::try_parse_from(["kubecs", "registry", "fsck"])
+            .err()
+            .expect("a store is needed");
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+    }
+
+    #[test]
     fn registry_needs_one_store() {
         let err = Cli::try_parse_from(["kubecs", "registry", "--token-key-file", "/tmp/k"])
             .err()

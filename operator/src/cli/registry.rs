@@ -28,7 +28,10 @@ use crate::registry::{self as oci, DEFAULT_MAX_UPLOAD_BYTES};
 pub const LEASE: &str = "kubecs-registry";
 
 #[derive(clap::Args)]
+#[command(subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
 pub struct Args {
+    #[command(subcommand)]
+    action: Option<Action>,
     /// Address to listen on (port 0 picks a free port; the log says which).
     #[arg(long, env = "KUBECS_REGISTRY_LISTEN", default_value = "127.0.0.1:5000")]
     listen: SocketAddr,
@@ -43,8 +46,8 @@ pub struct Args {
     #[command(flatten)]
     s3: S3Args,
     /// File holding the token signing key (32+ bytes); generated if missing.
-    #[arg(long, env = "KUBECS_REGISTRY_TOKEN_KEY_FILE")]
-    token_key_file: PathBuf,
+    #[arg(long, env = "KUBECS_REGISTRY_TOKEN_KEY_FILE", required = true)]
+    token_key_file: Option<PathBuf>,
     /// The registry (account) id in ECR's messages.
     #[arg(long, env = "KUBECS_REGISTRY_ID", default_value = "000000000000")]
     registry_id: String,
@@ -104,6 +107,23 @@ fn grace_seconds(s: &str) -> Result<u64, String> {
         ),
         n => Ok(n),
     }
+}
+
+#[derive(clap::Subcommand)]
+enum Action {
+    /// Check a store offline (after a disk fault or a crash): every blob hashes to its name,
+    /// every manifest to its name with its blobs present and linked, every tag resolves.
+    /// Prints what it finds; exit status 1 if anything. Repairs nothing.
+    Fsck(FsckArgs),
+}
+
+#[derive(clap::Args)]
+struct FsckArgs {
+    /// Directory of the filesystem storage.
+    #[arg(long, required_unless_present = "storage", conflicts_with = "storage")]
+    storage_dir: Option<PathBuf>,
+    #[command(flatten)]
+    s3: S3Args,
 }
 
 /// S3-compatible object storage instead of a directory.
@@ -168,21 +188,7 @@ pub enum StoreChoice {
 
 impl Args {
     pub fn store(&self) -> Result<StoreChoice, Fatal> {
-        match (&self.s3.storage, &self.storage_dir) {
-            (Some(url), _) => {
-                let (bucket, prefix) = oci::S3Config::parse_url(url)?;
-                Ok(StoreChoice::S3(oci::S3Config {
-                    bucket,
-                    prefix,
-                    endpoint: self.s3.s3_endpoint.clone(),
-                    region: self.s3.s3_region.clone(),
-                    allow_http: self.s3.s3_allow_http,
-                    conditional_writes: !self.s3.s3_no_conditional_writes,
-                }))
-            }
-            (None, Some(dir)) => Ok(StoreChoice::Dir(dir.clone())),
-            (None, None) => Err("--storage-dir or --storage is required".into()),
-        }
+        store_choice(&self.storage_dir, &self.s3)
     }
 
     fn serve_limits(&self) -> oci::serve::ServeLimits {
@@ -202,6 +208,56 @@ impl Args {
             )
         })
     }
+}
+
+/// Where the registry keeps its content, from the storage flags.
+fn store_choice(dir: &Option<PathBuf>, s3: &S3Args) -> Result<StoreChoice, Fatal> {
+    match (&s3.storage, dir) {
+        (Some(url), _) => {
+            let (bucket, prefix) = oci::S3Config::parse_url(url)?;
+            Ok(StoreChoice::S3(oci::S3Config {
+                bucket,
+                prefix,
+                endpoint: s3.s3_endpoint.clone(),
+                region: s3.s3_region.clone(),
+                allow_http: s3.s3_allow_http,
+                conditional_writes: !s3.s3_no_conditional_writes,
+            }))
+        }
+        (None, Some(dir)) => Ok(StoreChoice::Dir(dir.clone())),
+        (None, None) => Err("--storage-dir or --storage is required".into()),
+    }
+}
+
+/// `kubecs registry fsck`.
+async fn fsck(a: FsckArgs) -> Result<(), Fatal> {
+    let report = match store_choice(&a.storage_dir, &a.s3)? {
+        StoreChoice::Dir(dir) => oci::fsck::check(&oci::FsStorage::open(dir)?).await?,
+        StoreChoice::S3(config) => {
+            let s3 = oci::S3Storage::connect(&config)?;
+            s3.check().await?;
+            oci::fsck::check(&s3).await?
+        }
+    };
+    for f in &report.findings {
+        println!("{f}");
+    }
+    println!(
+        "checked {} blobs ({} bytes), {} manifests, {} tags: {}",
+        report.blobs,
+        report.bytes,
+        report.manifests,
+        report.tags,
+        if report.clean() {
+            "clean".to_string()
+        } else {
+            format!("{} problems", report.findings.len())
+        }
+    );
+    if !report.clean() {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 impl From<&Args> for oci::RegistryConfig {
@@ -229,9 +285,16 @@ async fn open(store: StoreChoice) -> Result<Arc<dyn oci::Storage>, Fatal> {
 }
 
 pub async fn run(a: Args) -> Result<(), Fatal> {
+    if let Some(Action::Fsck(f)) = a.action {
+        return fsck(f).await;
+    }
     let storage = open(a.store()?).await?;
     let config = oci::RegistryConfig::from(&a);
-    let signer = oci::TokenSigner::load_or_create(&a.token_key_file)?;
+    let signer = oci::TokenSigner::load_or_create(
+        a.token_key_file
+            .as_ref()
+            .ok_or("--token-key-file is required")?,
+    )?;
     let mut auth = oci::Authenticator::new(signer);
     let mut policy: Arc<dyn oci::AccessPolicy> = Arc::new(oci::AllowAll);
     let mut changes = None;

@@ -21,6 +21,7 @@ pub mod backend;
 pub mod digest;
 pub mod errors;
 pub mod fs;
+pub mod fsck;
 pub mod handlers;
 pub mod layout;
 pub mod manifest;

@@ -74,7 +74,7 @@ fn other(message: String) -> StorageError {
 }
 
 /// A `.../<alg>/<hex>` key's digest.
-fn digest_of_key(key: &str) -> Option<Digest> {
+pub(crate) fn digest_of_key(key: &str) -> Option<Digest> {
     let mut parts = key.rsplit('/');
     let hex = parts.next()?;
     let alg = parts.next()?;
@@ -82,7 +82,7 @@ fn digest_of_key(key: &str) -> Option<Digest> {
 }
 
 /// A `blobs/<alg>/<hex[..2]>/<hex>` key's digest.
-fn digest_of_blob_key(key: &str) -> Option<Digest> {
+pub(crate) fn digest_of_blob_key(key: &str) -> Option<Digest> {
     let alg = key.split('/').nth(1)?;
     layout::digest_from_parts(alg, key.rsplit('/').next()?)
 }

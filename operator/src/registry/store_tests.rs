@@ -708,3 +708,44 @@ async fn a_patch_racing_the_final_put_cannot_change_the_blob() {
     let m = Medium::new(Kind::S3);
     patch_racing_completion_cannot_change_the_blob(m.s3().into_backend()).await;
 }
+
+/// fsck: a store pushed to is clean; a blob changed behind the store's back and a tag whose
+/// manifest is gone are found, each once, named by key.
+async fn fsck_finds_what_was_planted<B: Backend>(s: &Store<B>) {
+    let blob = Digest::sha256(b"layer");
+    s.put_blob("app", &blob, body(vec![b"layer"]), 1 << 20)
+        .await
+        .unwrap();
+    let m = manifest(s, "app", &blob, "a").await;
+    s.put_tag("app", "v1", &m, true).await.unwrap();
+    let clean = super::fsck::check(s).await.unwrap();
+    assert!(clean.clean(), "{:?}", clean.findings);
+    assert_eq!((clean.blobs, clean.manifests, clean.tags), (1, 1, 1));
+
+    s.backend()
+        .put(&layout::blob(&blob), Bytes::from_static(b"tampered"))
+        .await
+        .unwrap();
+    let gone = Digest::sha256(b"never pushed");
+    s.backend()
+        .put(&layout::tag("app", "stale"), Bytes::from(gone.to_string()))
+        .await
+        .unwrap();
+    let r = super::fsck::check(s).await.unwrap();
+    assert_eq!(r.findings.len(), 2, "{:?}", r.findings);
+    assert!(r.findings.iter().any(|f| matches!(f,
+        super::fsck::Finding::CorruptBlob { key, .. } if *key == layout::blob(&blob))));
+    assert!(r.findings.iter().any(|f| matches!(f,
+        super::fsck::Finding::DanglingTag { tag, .. } if tag == "stale")));
+}
+
+#[tokio::test]
+async fn fsck_reports_a_clean_store_and_finds_planted_faults() {
+    for kind in BOTH {
+        let medium = Medium::new(kind);
+        match kind {
+            Kind::Fs => fsck_finds_what_was_planted(&medium.fs()).await,
+            Kind::S3 => fsck_finds_what_was_planted(&medium.s3()).await,
+        }
+    }
+}

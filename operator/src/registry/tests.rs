@@ -303,6 +303,11 @@ impl Harness {
         .await
     }
 
+    /// A POST without headers or body (starting an upload, a mount).
+    async fn post(&self, uri: &str) -> Resp {
+        self.send(Method::POST, uri, &[], b"").await
+    }
+
     async fn get(&self, uri: &str) -> Resp {
         self.send(Method::GET, uri, &[], b"").await
     }
@@ -450,7 +455,7 @@ async fn chunked_push_and_out_of_order_chunk(k: Kind) {
     let h = harness(k);
     let content: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
     let d = Digest::sha256(&content);
-    let start = h.send(Method::POST, "/v2/r/blobs/uploads/", &[], b"").await;
+    let start = h.post("/v2/r/blobs/uploads/").await;
     assert_eq!(start.status, StatusCode::ACCEPTED);
     assert_eq!(start.header("range"), "0-0");
     let uuid = start.header("docker-upload-uuid").to_string();
@@ -514,7 +519,7 @@ async fn streamed_patch_and_cancel(k: Kind) {
     let content = vec![7u8; 100_000];
     let d = Digest::sha256(&content);
     let loc = h
-        .send(Method::POST, "/v2/r/blobs/uploads/", &[], b"")
+        .post("/v2/r/blobs/uploads/")
         .await
         .header("location")
         .to_string();
@@ -540,7 +545,7 @@ async fn streamed_patch_and_cancel(k: Kind) {
     assert_eq!(put.status, StatusCode::CREATED);
 
     let loc2 = h
-        .send(Method::POST, "/v2/r/blobs/uploads/", &[], b"")
+        .post("/v2/r/blobs/uploads/")
         .await
         .header("location")
         .to_string();
@@ -570,7 +575,7 @@ async fn digest_mismatch_is_refused_and_nothing_is_visible(k: Kind) {
     assert_eq!(r.error_code(), "DIGEST_INVALID");
     // Session.
     let loc = h
-        .send(Method::POST, "/v2/r/blobs/uploads/", &[], b"")
+        .post("/v2/r/blobs/uploads/")
         .await
         .header("location")
         .to_string();
@@ -631,7 +636,7 @@ async fn sha512_blobs_and_manifests(k: Kind) {
     let other = b"another sha512 blob, chunked";
     let d2 = Digest::of(Algorithm::Sha512, other);
     let loc = h
-        .send(Method::POST, "/v2/r/blobs/uploads/", &[], b"")
+        .post("/v2/r/blobs/uploads/")
         .await
         .header("location")
         .to_string();
@@ -700,12 +705,7 @@ async fn cross_repository_mount(k: Kind) {
     let d = h.push_blob("source", b"shared layer").await;
     // From a repository that has it.
     let r = h
-        .send(
-            Method::POST,
-            &format!("/v2/target/blobs/uploads/?mount={d}&from=source"),
-            &[],
-            b"",
-        )
+        .post(&format!("/v2/target/blobs/uploads/?mount={d}&from=source"))
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
     assert_eq!(r.header("location"), format!("/v2/target/blobs/{d}"));
@@ -715,12 +715,7 @@ async fn cross_repository_mount(k: Kind) {
     );
     // From a repository that does not have it: an upload session instead.
     let r = h
-        .send(
-            Method::POST,
-            &format!("/v2/fourth/blobs/uploads/?mount={d}&from=empty"),
-            &[],
-            b"",
-        )
+        .post(&format!("/v2/fourth/blobs/uploads/?mount={d}&from=empty"))
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     assert!(
@@ -730,12 +725,7 @@ async fn cross_repository_mount(k: Kind) {
     // Unknown digest without `from`: also a session.
     let missing = Digest::sha256(b"never pushed");
     let r = h
-        .send(
-            Method::POST,
-            &format!("/v2/fifth/blobs/uploads/?mount={missing}"),
-            &[],
-            b"",
-        )
+        .post(&format!("/v2/fifth/blobs/uploads/?mount={missing}"))
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
 }
@@ -757,12 +747,7 @@ async fn mount_from_an_unreadable_repository_falls_back_to_upload(k: Kind) {
     let h = harness_with(k, Arc::new(NoReadFromSecret), RegistryConfig::default());
     let d = h.push_blob("secret", b"classified").await;
     let r = h
-        .send(
-            Method::POST,
-            &format!("/v2/mine/blobs/uploads/?mount={d}&from=secret"),
-            &[],
-            b"",
-        )
+        .post(&format!("/v2/mine/blobs/uploads/?mount={d}&from=secret"))
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
 }
@@ -772,14 +757,7 @@ async fn mount_from_an_unreadable_repository_falls_back_to_upload(k: Kind) {
 async fn mount_without_from_falls_back_to_upload_and_links_nothing(k: Kind) {
     let h = harness(k);
     let d = h.push_blob("secret", b"classified").await;
-    let r = h
-        .send(
-            Method::POST,
-            &format!("/v2/mine/blobs/uploads/?mount={d}"),
-            &[],
-            b"",
-        )
-        .await;
+    let r = h.post(&format!("/v2/mine/blobs/uploads/?mount={d}")).await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     assert!(r.header("location").starts_with("/v2/mine/blobs/uploads/"));
     let r = h.get(&format!("/v2/mine/blobs/{d}")).await;
@@ -1305,9 +1283,7 @@ async fn invalid_names_and_denied_actions(k: Kind) {
         h.get(&format!("/v2/{long}/tags/list")).await.error_code(),
         "NAME_INVALID"
     );
-    let r = h
-        .send(Method::POST, "/v2/app/blobs/uploads/", &[], b"")
-        .await;
+    let r = h.post("/v2/app/blobs/uploads/").await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(r.error_code(), "DENIED");
     assert!(r.error_message().contains("ecr:InitiateLayerUpload"));
@@ -1353,7 +1329,7 @@ async fn upload_size_cap(k: Kind) {
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(r.error_code(), "SIZE_INVALID");
     let loc = h
-        .send(Method::POST, "/v2/r/blobs/uploads/", &[], b"")
+        .post("/v2/r/blobs/uploads/")
         .await
         .header("location")
         .to_string();
@@ -1368,7 +1344,7 @@ async fn upload_size_cap(k: Kind) {
 async fn an_overflowing_content_range_is_416_and_a_long_component_name_invalid(k: Kind) {
     let h = harness(k);
     let loc = h
-        .send(Method::POST, "/v2/r/blobs/uploads/", &[], b"")
+        .post("/v2/r/blobs/uploads/")
         .await
         .header("location")
         .to_string();
@@ -1378,14 +1354,7 @@ async fn an_overflowing_content_range_is_416_and_a_long_component_name_invalid(k
     assert_eq!(r.error_code(), "BLOB_UPLOAD_INVALID");
     // A component longer than a file name may be.
     let long = "a".repeat(256);
-    let r = h
-        .send(
-            Method::POST,
-            &format!("/v2/{long}/blobs/uploads/"),
-            &[],
-            b"",
-        )
-        .await;
+    let r = h.post(&format!("/v2/{long}/blobs/uploads/")).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.error_code(), "NAME_INVALID");
 }
@@ -1405,7 +1374,7 @@ async fn an_announced_body_over_the_upload_cap_is_refused_up_front(k: Kind) {
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(r.error_code(), "SIZE_INVALID");
     let loc = h
-        .send(Method::POST, "/v2/r/blobs/uploads/", &[], b"")
+        .post("/v2/r/blobs/uploads/")
         .await
         .header("location")
         .to_string();
@@ -1457,7 +1426,7 @@ async fn uploads_over_the_per_identity_cap_are_too_many_requests(k: Kind) {
     };
     let h = Arc::new(harness_with(k, Arc::new(AllowAll), config));
     let start = || async {
-        let r = h.send(Method::POST, "/v2/r/blobs/uploads/", &[], b"").await;
+        let r = h.post("/v2/r/blobs/uploads/").await;
         r.header("location").to_string()
     };
     let (first, second) = (start().await, start().await);
@@ -1563,12 +1532,7 @@ async fn reusing_an_old_blob_protects_it_from_gc(k: Kind) {
     let t = moment().await;
     // Pushed again (a client re-uploading, or mounting): the blob is fresh again.
     let r = h
-        .send(
-            Method::POST,
-            &format!("/v2/other/blobs/uploads/?mount={d}&from=r"),
-            &[],
-            b"",
-        )
+        .post(&format!("/v2/other/blobs/uploads/?mount={d}&from=r"))
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
     let again = h.push_blob("third", b"old base layer").await;
@@ -1661,7 +1625,7 @@ async fn upload_session_survives_a_restart(k: Kind) {
     let content: Vec<u8> = (0..5000u32).map(|i| (i * 7) as u8).collect();
     let d = Digest::sha256(&content);
     let loc = h
-        .send(Method::POST, "/v2/r/blobs/uploads/", &[], b"")
+        .post("/v2/r/blobs/uploads/")
         .await
         .header("location")
         .to_string();
@@ -1755,7 +1719,7 @@ async fn gc_expires_idle_upload_sessions_only(k: Kind) {
             t = moment().await;
         }
         let loc = h
-            .send(Method::POST, "/v2/r/blobs/uploads/", &[], b"")
+            .post("/v2/r/blobs/uploads/")
             .await
             .header("location")
             .to_string();

@@ -348,6 +348,9 @@ fn probe(command: &[String], h: &HealthCheck, failure_threshold: i32, delay: i32
     }
 }
 
+/// Extra failed checks before the kubelet kills an unhealthy essential container.
+const LIVENESS_MARGIN: i32 = 2;
+
 /// ECS healthCheck -> probes: readiness (gates deployments and load balancing), liveness for
 /// essential containers only (an unhealthy essential container stops the task in ECS; the
 /// kubelet kills it and, with restartPolicy Never, it stays stopped), and a startup probe
@@ -403,7 +406,11 @@ fn probes(ctx: &mut Ctx, i: usize, container: &mut Container) {
     }
     container.readiness_probe = Some(probe(&command, h, retries, delay));
     if is_essential(c) {
-        container.liveness_probe = Some(probe(&command, h, retries, delay));
+        // Two intervals later than readiness: the operator, seeing the task UNHEALTHY, stops
+        // it first, as ECS's scheduler does ("Task failed container health checks"); the
+        // kubelet's kill is the backstop for when no operator acts. With the same threshold
+        // the kill won the race at random, and the task read as an essential container exit.
+        container.liveness_probe = Some(probe(&command, h, retries + LIVENESS_MARGIN, delay));
     }
 }
 

@@ -487,7 +487,17 @@ fn health_checks_become_probes() {
         (Some(30), Some(5), Some(3)),
         "ECS defaults"
     );
-    assert_eq!(web.liveness_probe, web.readiness_probe);
+    // Liveness is the backstop: two checks later than readiness, so the operator stops an
+    // unhealthy task first, in ECS's words.
+    let lp = web.liveness_probe.as_ref().unwrap();
+    assert_eq!(lp.failure_threshold, Some(5));
+    assert_eq!(
+        Probe {
+            failure_threshold: rp.failure_threshold,
+            ..lp.clone()
+        },
+        *rp
+    );
     assert!(web.startup_probe.is_none());
 
     let api = container(&r, "api");

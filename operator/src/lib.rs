@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod arn;
+pub mod aws;
 pub mod cli;
 pub mod controllers;
 pub mod deploy;

@@ -2,7 +2,9 @@
 //! struct and its `run`. Shared wiring (watches, the admin server, fatal errors) is in
 //! [`wiring`].
 
+mod api;
 mod crdgen;
+mod create_access_key;
 mod login_password;
 mod operator;
 mod registry;
@@ -44,6 +46,12 @@ enum Command {
     /// `aws ecr get-login-password`): the current kubeconfig user's bearer token is exchanged
     /// at the registry for a registry token of that identity, valid 12 hours.
     LoginPassword(login_password::Args),
+    /// Serve the ECS and ECR APIs (what `aws ecs ...` and `aws ecr ...` call with
+    /// `--endpoint-url`): SigV4-signed calls, each acting as its access key's identity.
+    Api(api::Args),
+    /// Create an access key for the ECS and ECR APIs that stands for a ServiceAccount or a
+    /// user (like `aws iam create-access-key`); stored as a Secret `kubecs api` reads.
+    CreateAccessKey(create_access_key::Args),
     /// Print a registry token (valid 12 hours) for `docker login -u AWS -p <token>`.
     RegistryToken(registry_token::Args),
 }
@@ -57,6 +65,8 @@ impl Cli {
             Command::Registry(a) => registry::run(*a).await,
             Command::LoginPassword(a) => login_password::run(a).await,
             Command::RegistryToken(a) => registry_token::run(a),
+            Command::Api(a) => api::run(a).await,
+            Command::CreateAccessKey(a) => create_access_key::run(a).await,
         }
     }
 }

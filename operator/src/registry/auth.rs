@@ -26,7 +26,7 @@ const CLOCK_SKEW: Duration = Duration::from_secs(60);
 const PREFIX: &str = "kubecs1.";
 
 /// Who a request acts for: a Kubernetes-style user and groups.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Principal {
     pub username: String,
     pub groups: Vec<String>,

@@ -416,10 +416,18 @@ pub struct ServiceStatus {
     /// fullest is still to stop.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub az_rebalancing_in_progress: bool,
+    /// The value of the `ecs.kubecs.io/force-new-deployment` annotation (UpdateService's
+    /// `forceNewDeployment`) that the latest deployment answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forced_deployment: Option<String>,
     /// Ready, Progressing, Degraded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
+
+/// Annotation whose new value starts a new deployment of the same task definition, as
+/// UpdateService's `forceNewDeployment` does (`kubectl annotate ... --overwrite`).
+pub const FORCE_NEW_DEPLOYMENT_ANNOTATION: &str = "ecs.kubecs.io/force-new-deployment";
 
 /// One deployment of the service (ECS `Deployment`).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

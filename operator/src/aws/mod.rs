@@ -76,6 +76,21 @@ pub fn input<T: DeserializeOwned>(body: &[u8]) -> Result<T, AwsError> {
     serde_json::from_slice(body).map_err(AwsError::serialization)
 }
 
+/// Drops absent optional members: AWS omits them rather than sending null.
+pub fn strip_nulls(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, strip_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(strip_nulls).collect()),
+        v => v,
+    }
+}
+
 /// Dispatches `$op` to the first matching `"Name" => handler`: each handler takes the caller
 /// and its typed input and returns its output.
 #[macro_export]
@@ -85,7 +100,9 @@ macro_rules! aws_operations {
             $($name => {
                 let input = $crate::aws::input($body)?;
                 let output = $handler($caller, input).await?;
-                Ok(serde_json::to_value(output).map_err($crate::aws::AwsError::serialization)?)
+                Ok($crate::aws::strip_nulls(
+                    serde_json::to_value(output).map_err($crate::aws::AwsError::serialization)?,
+                ))
             })*
             other => Err($crate::aws::AwsError::unknown_operation(other)),
         }

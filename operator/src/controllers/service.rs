@@ -212,6 +212,11 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
         && policy.strategies.first()
             == Some(&crate::placement::Strategy::spread_availability_zone());
     let under_way = rebalancing && old.az_rebalancing_in_progress && old.deployments.len() <= 1;
+    let force_token = svc
+        .annotations()
+        .get(crate::api::service::FORCE_NEW_DEPLOYMENT_ANNOTATION)
+        .cloned();
+    let force_new = force_token.is_some() && force_token != old.forced_deployment;
     let state = ServiceSnapshot {
         service: &name,
         bounds,
@@ -227,6 +232,7 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
         now_rfc3339: &now,
         new_deployment_id: &new_id,
         rebalancing: under_way,
+        force_new,
     };
     let zone_of: BTreeMap<String, String> = instances
         .iter()
@@ -341,6 +347,7 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
         status: Some(ServiceState::Active),
         task_definition: plan.deployments.first().map(|d| d.task_definition.clone()),
         requested_task_definition: Some(plan.trigger.clone()),
+        forced_deployment: force_token.or(old.forced_deployment.clone()),
         production_deployment: plan.production.clone(),
         desired_count: desired,
         selector: Some(format!("{}={name}", labels::SERVICE)),

@@ -275,6 +275,17 @@ async fn reconcile(td: Arc<TaskDefinition>, ctx: Arc<Context>) -> Result<Action>
     Ok(Action::requeue(Duration::from_secs(600)))
 }
 
+/// A revision's ECS status: ACTIVE unless its ControllerRevision says INACTIVE
+/// (deregistered) or DELETE_IN_PROGRESS (deleted once inactive; the object stays so the
+/// number is never reused).
+pub fn revision_state(cr: &ControllerRevision) -> RevisionState {
+    match cr.annotations().get(STATUS_ANNOTATION).map(String::as_str) {
+        Some("INACTIVE") => RevisionState::Inactive,
+        Some("DELETE_IN_PROGRESS") => RevisionState::DeleteInProgress,
+        _ => RevisionState::Active,
+    }
+}
+
 pub fn stored_revision(cr: &ControllerRevision) -> StoredRevision {
     StoredRevision {
         revision: cr.revision.unwrap_or_default(),
@@ -283,7 +294,7 @@ pub fn stored_revision(cr: &ControllerRevision) -> StoredRevision {
             .get(HASH_ANNOTATION)
             .cloned()
             .unwrap_or_default(),
-        active: cr.annotations().get(STATUS_ANNOTATION).map(String::as_str) != Some("INACTIVE"),
+        active: revision_state(cr) == RevisionState::Active,
     }
 }
 
@@ -318,11 +329,7 @@ async fn write_status(
         .take(MAX_LISTED_REVISIONS)
         .map(|cr| TaskDefinitionRevision {
             revision: cr.revision.unwrap_or_default(),
-            status: if stored_revision(cr).active {
-                RevisionState::Active
-            } else {
-                RevisionState::Inactive
-            },
+            status: revision_state(cr),
             controller_revision: Some(cr.name_any()),
             registered_at: cr
                 .metadata

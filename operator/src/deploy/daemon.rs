@@ -193,6 +193,7 @@ mod tests {
                     now_rfc3339: "1970-01-01T00:00:00Z",
                     new_deployment_id: &id,
                     rebalancing: false,
+                    force_new: false,
                 };
                 plan(&s, &eligible)
             };

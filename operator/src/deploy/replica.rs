@@ -38,6 +38,9 @@ pub struct ServiceSnapshot<'a> {
     /// desired is the new task in the emptiest zone, and the excess stop waits until it is
     /// healthy and takes a healthy task (which one, `choose` decides: the fullest zone's).
     pub rebalancing: bool,
+    /// UpdateService's `forceNewDeployment` (or the annotation) not yet answered: a new
+    /// deployment of the same task definition replaces every task.
+    pub force_new: bool,
 }
 
 fn new_deployment(id: &str, task_definition: &str, now: &str, reason: String) -> Deployment {
@@ -88,7 +91,7 @@ pub(super) fn prepare<'a>(s: &'a ServiceSnapshot) -> Prepared<'a> {
             in_progress_reason(s.new_deployment_id),
         ));
         used_new_id = true;
-    } else if s.trigger != Some(s.target) && deps[0].task_definition != s.target {
+    } else if (s.trigger != Some(s.target) && deps[0].task_definition != s.target) || s.force_new {
         let blue_back = matches!(s.strategy, Strategy::BlueGreen { .. })
             && deps[0].rollout_state == Some(RolloutState::InProgress)
             && deps.len() > 1

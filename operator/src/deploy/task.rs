@@ -224,6 +224,19 @@ pub fn observe(pod: &Pod, now: i64, grace: i64) -> ObservedTask {
             unhealthy: false,
         });
     }
+    // StopTask: the user's reason wins over the exit the stop itself causes.
+    if let Some(reason) = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(annotations::STOPPED_REASON))
+    {
+        stop = Some(StopCause {
+            code: StopCode::UserInitiated,
+            reason: reason.clone(),
+            failure: false,
+            unhealthy: false,
+        });
+    }
     if unhealthy && stop.is_none() {
         stop = Some(StopCause {
             code: StopCode::ServiceSchedulerInitiated,
@@ -476,5 +489,24 @@ mod tests {
         let t = observe(&done, T0, 0);
         assert_eq!(t.last_status, LastStatus::Stopped);
         assert!(!t.stop.unwrap().failure);
+    }
+
+    #[test]
+    fn a_user_stop_is_user_initiated_with_the_users_reason() {
+        let mut p = base(
+            json!([{"name": "app", "image": "x"}]),
+            json!([{"name": "app", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+                    "state": {"terminated": {"exitCode": 143, "startedAt": "2026-01-01T00:00:00Z"}}}]),
+            "Running",
+        );
+        p.metadata.annotations.as_mut().unwrap().insert(
+            annotations::STOPPED_REASON.into(),
+            "Scaling down for the night".into(),
+        );
+        let t = observe(&p, T0 + 10, 0);
+        let cause = t.stop.unwrap();
+        assert_eq!(cause.code, StopCode::UserInitiated);
+        assert_eq!(cause.reason, "Scaling down for the night");
+        assert!(!cause.failure, "a user's stop is not a deployment failure");
     }
 }

@@ -68,6 +68,9 @@ pub mod annotations {
     pub const EXECUTION_ROLE: &str = "ecs.kubecs.io/execution-role";
     /// JSON map of the task definition's `proxyConfiguration` (App Mesh; not programmed).
     pub const PROXY_CONFIGURATION: &str = "ecs.kubecs.io/proxy-configuration";
+    /// Set by StopTask before the pod is deleted: the user's `reason` (ECS's stopCode
+    /// UserInitiated). The owner stops a pod that has it, should the deletion not follow.
+    pub const STOPPED_REASON: &str = "ecs.kubecs.io/stopped-reason";
 }
 
 /// Who runs the task: the names and labels of the pod. Everything is optional; `kubecs

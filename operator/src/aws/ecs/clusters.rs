@@ -186,7 +186,7 @@ pub async fn delete(c: &Caller, i: DeleteCluster) -> Result<Value, AwsError> {
     {
         return Err(AwsError::bad(
             "ClusterContainsServicesException",
-            "The Cluster cannot be deleted while Services are active.",
+            crate::controllers::cluster::HAS_SERVICES,
         ));
     }
     let tasks = c
@@ -204,7 +204,7 @@ pub async fn delete(c: &Caller, i: DeleteCluster) -> Result<Value, AwsError> {
     if running {
         return Err(AwsError::bad(
             "ClusterContainsTasksException",
-            "The Cluster cannot be deleted while Tasks are active.",
+            crate::controllers::cluster::HAS_TASKS,
         ));
     }
     c.api::<EcsCluster>(&r.namespace)

@@ -2,6 +2,11 @@
 //! resource, each operation a function of the caller and its typed input.
 
 mod clusters;
+mod instances;
+mod services;
+mod tags;
+mod taskdefs;
+mod tasks;
 
 use serde_json::Value;
 
@@ -15,6 +20,31 @@ pub const OPERATIONS: &[&str] = &[
     "ListClusters",
     "UpdateCluster",
     "PutClusterCapacityProviders",
+    "RegisterTaskDefinition",
+    "DeregisterTaskDefinition",
+    "DescribeTaskDefinition",
+    "ListTaskDefinitions",
+    "ListTaskDefinitionFamilies",
+    "DeleteTaskDefinitions",
+    "CreateService",
+    "UpdateService",
+    "DeleteService",
+    "DescribeServices",
+    "ListServices",
+    "ListServicesByNamespace",
+    "RunTask",
+    "StopTask",
+    "DescribeTasks",
+    "ListTasks",
+    "ListContainerInstances",
+    "DescribeContainerInstances",
+    "UpdateContainerInstancesState",
+    "PutAttributes",
+    "DeleteAttributes",
+    "ListAttributes",
+    "TagResource",
+    "UntagResource",
+    "ListTagsForResource",
 ];
 
 pub async fn call(c: &Caller, op: &str, body: &[u8]) -> Result<Value, AwsError> {
@@ -25,6 +55,31 @@ pub async fn call(c: &Caller, op: &str, body: &[u8]) -> Result<Value, AwsError> 
         "ListClusters" => clusters::list,
         "UpdateCluster" => clusters::update,
         "PutClusterCapacityProviders" => clusters::put_capacity_providers,
+        "RegisterTaskDefinition" => taskdefs::register,
+        "DeregisterTaskDefinition" => taskdefs::deregister,
+        "DescribeTaskDefinition" => taskdefs::describe,
+        "ListTaskDefinitions" => taskdefs::list,
+        "ListTaskDefinitionFamilies" => taskdefs::list_families,
+        "DeleteTaskDefinitions" => taskdefs::delete,
+        "CreateService" => services::create,
+        "UpdateService" => services::update,
+        "DeleteService" => services::delete,
+        "DescribeServices" => services::describe,
+        "ListServices" => services::list,
+        "ListServicesByNamespace" => services::list_by_namespace,
+        "RunTask" => tasks::run,
+        "StopTask" => tasks::stop,
+        "DescribeTasks" => tasks::describe,
+        "ListTasks" => tasks::list,
+        "ListContainerInstances" => instances::list,
+        "DescribeContainerInstances" => instances::describe,
+        "UpdateContainerInstancesState" => instances::update_state,
+        "PutAttributes" => instances::put_attributes,
+        "DeleteAttributes" => instances::delete_attributes,
+        "ListAttributes" => instances::list_attributes,
+        "TagResource" => tags::tag,
+        "UntagResource" => tags::untag,
+        "ListTagsForResource" => tags::list,
     })
 }
 

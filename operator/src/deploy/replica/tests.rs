@@ -49,6 +49,8 @@ struct Sim {
     events: Vec<EcsEvent>,
     /// (places, healthy) after every step, for the bound checks.
     history: Vec<(i32, i32)>,
+    /// A forced new deployment waits for the next step.
+    force: bool,
 }
 
 impl Sim {
@@ -72,6 +74,7 @@ impl Sim {
             now: 1_767_225_600,
             events: vec![],
             history: vec![],
+            force: false,
         }
     }
 
@@ -97,6 +100,7 @@ impl Sim {
             now_rfc3339: &now,
             new_deployment_id: &id,
             rebalancing: false,
+            force_new: std::mem::take(&mut self.force),
         };
         let plan = plan(&state, &mut |c, n| {
             c.iter().take(n).map(|t| t.name.clone()).collect()
@@ -392,6 +396,7 @@ fn a_retried_stop_is_not_counted_twice() {
         now_rfc3339: "1970-01-01T00:00:00Z",
         new_deployment_id: "ecs-svc/2",
         rebalancing: false,
+        force_new: false,
     };
     let plan = plan(&state, &mut |c, n| {
         c.iter().take(n).map(|t| t.name.clone()).collect()
@@ -490,6 +495,7 @@ fn tasks_that_just_started_do_not_complete_a_rollout() {
         now_rfc3339: "1970-01-01T00:16:40Z",
         new_deployment_id: "ecs-svc/2",
         rebalancing: false,
+        force_new: false,
     };
     let mut first = |c: &[&ObservedTask], n: usize| -> Vec<String> {
         c.iter().take(n).map(|t| t.name.clone()).collect()
@@ -545,6 +551,7 @@ fn a_rebalance_stops_the_excess_only_once_the_new_task_is_healthy() {
             now_rfc3339: "1970-01-01T00:01:40Z",
             new_deployment_id: "ecs-svc/2",
             rebalancing: true,
+            force_new: false,
         };
         plan(&state, &mut |c, n| {
             c.iter().take(n).map(|t| t.name.clone()).collect()
@@ -618,4 +625,28 @@ fn a_healthy_task_resets_the_breakers_count_unless_told_not_to() {
             );
         }
     }
+}
+
+#[test]
+fn a_forced_new_deployment_replaces_every_task_with_the_same_task_definition() {
+    let mut sim = Sim::new(4, 50, 200);
+    sim.run_until_steady(20);
+    let first = sim.primary().id.clone();
+    let old: BTreeSet<String> = sim.tasks.iter().map(|t| t.name.clone()).collect();
+    sim.history.clear();
+    sim.force = true;
+    sim.run_until_steady(30);
+    assert_ne!(sim.primary().id, first, "a new PRIMARY deployment");
+    assert_eq!(sim.primary().task_definition, "web:1");
+    assert_eq!(sim.primary().rollout_state, Some(RolloutState::Completed));
+    assert_eq!(sim.deployments.len(), 1);
+    assert!(
+        sim.tasks.iter().all(|t| !old.contains(&t.name)),
+        "every old task replaced"
+    );
+    assert!(
+        sim.history
+            .iter()
+            .all(|&(places, healthy)| places <= 8 && healthy >= 2)
+    );
 }

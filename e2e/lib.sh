@@ -61,6 +61,44 @@ install_chart() {
     --create-namespace --wait=false >/dev/null
 }
 
+# The aws CLI and boto3 of the ECS/ECR API scenarios and the demo, from PyPI into a venv
+# cached beside the other tools; pinned together (awscli pins its botocore range).
+AWSCLI_VERSION=1.46.2
+BOTO3_VERSION=1.44.8
+AWS_VENV="$CACHE_ROOT/awscli-$AWSCLI_VERSION-boto3-$BOTO3_VERSION"
+# pip_venv DIR REQUIREMENT...: a venv in DIR with the requirements from PyPI, made once.
+# .installed is written last: an interrupted install is redone, not used.
+pip_venv() {
+  local dir="$1"; shift
+  [ -e "$dir/.installed" ] && return 0
+  log "installing $* (PyPI) into $dir"
+  python3 -m venv --help >/dev/null 2>&1 || die "python3 venv is required (apt-get install python3-venv)"
+  rm -rf "$dir"
+  python3 -m venv "$dir"
+  "$dir/bin/pip" install --quiet --disable-pip-version-check "$@" || return 1
+  touch "$dir/.installed"
+}
+# aws_tools: installs them once; puts the venv's bin first on PATH (aws, python with boto3).
+aws_tools() {
+  pip_venv "$AWS_VENV" "awscli==$AWSCLI_VERSION" "boto3==$BOTO3_VERSION" || return 1
+  export PATH="$AWS_VENV/bin:$PATH"
+}
+
+# start_api LOG REGISTRY KEY_FILE: `kubecs api` (the ECS and ECR APIs) on a free 127.0.0.1
+# port as the chart runs it: as the chart's kubecs-api ServiceAccount (impersonation and the
+# access-key Secrets only), its registry calls to REGISTRY. Sets API_PID and ECS_ENDPOINT.
+start_api() {
+  local port kubeconfig="$(dirname "$1")/api.kubeconfig"
+  port="$(free_port)"
+  sa_kubeconfig kubecs-system kubecs-api "$kubeconfig" 6h || return 1
+  KUBECONFIG="$kubeconfig" RUST_LOG=info,kube_client=warn "${KUBECS_BIN:-$REPO_DIR/target/debug/kubecs}" api \
+    --listen "127.0.0.1:$port" --key-namespace kubecs-system \
+    --registry-url "http://$2" --registry-token-key-file "$3" >"$1" 2>&1 &
+  API_PID=$!
+  ECS_ENDPOINT="http://127.0.0.1:$port"
+  retry_until "kubecs api on $ECS_ENDPOINT" 30 curl -sf -o /dev/null "$ECS_ENDPOINT/ready" || { tail -n 20 "$1" >&2; return 1; }
+}
+
 # The S3-compatible server of the registry's S3 runs (conformance, replicas): moto supports
 # the S3 API the backend uses, multipart uploads and conditional PUTs (If-None-Match: *,
 # If-Match) included. From PyPI into a venv cached beside the other tools.
@@ -69,15 +107,7 @@ MOTO_DIR="$CACHE_ROOT/moto-$MOTO_VERSION"
 # start_moto LOG: moto on a free 127.0.0.1 port with an empty bucket kubecs-registry. Sets
 # MOTO_PID and MOTO_ENDPOINT and exports credentials (moto takes any).
 start_moto() {
-  # .installed is written last: an interrupted install is redone, not used.
-  if [ ! -e "$MOTO_DIR/.installed" ]; then
-    log "installing moto $MOTO_VERSION (PyPI) into $MOTO_DIR"
-    python3 -m venv --help >/dev/null 2>&1 || die "python3 venv is required (apt-get install python3-venv)"
-    rm -rf "$MOTO_DIR"
-    python3 -m venv "$MOTO_DIR"
-    "$MOTO_DIR/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
-    touch "$MOTO_DIR/.installed"
-  fi
+  pip_venv "$MOTO_DIR" "moto[server]==$MOTO_VERSION" || return 1
   local port; port="$(free_port)"
   "$MOTO_DIR/bin/moto_server" -H 127.0.0.1 -p "$port" >"$1" 2>&1 &
   MOTO_PID=$!

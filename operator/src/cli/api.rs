@@ -43,9 +43,17 @@ pub struct Args {
     /// The registry's token key file: GetAuthorizationToken signs the caller's registry token.
     #[arg(long, env = "KUBECS_REGISTRY_TOKEN_KEY_FILE")]
     registry_token_key_file: Option<PathBuf>,
+    /// Print the operations served (JSON: {"ecs": [...], "ecr": [...]}) and exit.
+    #[arg(long)]
+    print_operations: bool,
 }
 
 pub async fn run(a: Args) -> Result<(), Fatal> {
+    if a.print_operations {
+        let (ecs, ecr) = crate::aws::served_operations();
+        println!("{}", serde_json::json!({ "ecs": ecs, "ecr": ecr }));
+        return Ok(());
+    }
     let config = kube::Config::infer().await?;
     let client = kube::Client::try_from(config.clone())?;
     let registry = match (&a.registry_url, &a.registry_token_key_file) {

@@ -9,12 +9,11 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
-use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
@@ -79,6 +78,47 @@ pub fn next_revision(stored: &[StoredRevision], hash: &str) -> Result<Option<i64
         )),
         Some(l) => Ok(Some(l.revision + 1)),
         None => Ok(Some(1)),
+    }
+}
+
+/// Sets annotation `key` of a revision with an update (PUT) of the object as read, never a
+/// patch: the API server re-encodes a patched object with Go's JSON encoder, which escapes
+/// `&`, `<` and `>` in strings, and then finds the immutable `data` changed ("field is
+/// immutable") whenever the definition holds one of them (`sh -c "a && b"`). A PUT carries
+/// `data` as it was stored.
+pub async fn annotate_revision(
+    api: &Api<ControllerRevision>,
+    mut cr: ControllerRevision,
+    key: &str,
+    value: &str,
+) -> Result<ControllerRevision, kube::Error> {
+    cr.metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(key.to_string(), value.to_string());
+    api.replace(&cr.name_any(), &PostParams::default(), &cr)
+        .await
+}
+
+/// `v` with every object's keys in sorted order. A ControllerRevision's `data` is immutable,
+/// and the API server compares it byte for byte after applying a merge patch, which re-encodes
+/// the object with sorted keys: data stored in another order would make every later patch
+/// of the revision (a deregistration) fail with "field is immutable".
+pub fn canonical_json(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(String, Value)> = m.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, canonical_json(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(canonical_json).collect()),
+        v => v,
     }
 }
 
@@ -207,7 +247,9 @@ async fn reconcile(td: Arc<TaskDefinition>, ctx: Arc<Context>) -> Result<Action>
                     ..Default::default()
                 },
                 revision: Some(n),
-                data: RawExtension(serde_json::to_value(&spec).expect("serializable")),
+                data: RawExtension(canonical_json(
+                    serde_json::to_value(&spec).expect("serializable"),
+                )),
             };
             match crs.create(&PostParams::default(), &cr).await {
                 Ok(created) => {
@@ -246,14 +288,7 @@ async fn reconcile(td: Arc<TaskDefinition>, ctx: Arc<Context>) -> Result<Action>
             && !ann.contains_key(DEREGISTERED_AT_ANNOTATION)
         {
             let now = k8s_openapi::jiff::Timestamp::now().to_string();
-            let patch = json!({"metadata": {"annotations": {DEREGISTERED_AT_ANNOTATION: now}}});
-            *cr = crs
-                .patch(
-                    &cr.name_any(),
-                    &PatchParams::default(),
-                    &Patch::Merge(&patch),
-                )
-                .await?;
+            *cr = annotate_revision(&crs, cr.clone(), DEREGISTERED_AT_ANNOTATION, &now).await?;
             publish(
                 &ctx,
                 &td,
@@ -436,6 +471,16 @@ impl TaskDefinitionRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn revision_data_is_stored_with_sorted_keys() {
+        let v = canonical_json(serde_json::json!({"b": 1, "a": {"d": [{"z": 0, "y": 1}], "c": 2}}));
+        assert_eq!(
+            serde_json::to_string(&v).unwrap(),
+            r#"{"a":{"c":2,"d":[{"y":1,"z":0}]},"b":1}"#
+        );
+    }
 
     fn rev(n: i64, hash: &str, active: bool) -> StoredRevision {
         StoredRevision {

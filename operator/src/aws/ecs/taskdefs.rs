@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use kube::ResourceExt;
-use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, ObjectMeta, PostParams};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -364,14 +364,23 @@ async fn mark(
     let cr = rev.controller_revision.clone().unwrap_or_else(|| {
         crate::controllers::taskdef::revision_name(&td.name_any(), rev.revision)
     });
-    c.api::<ControllerRevision>(&ns)
-        .patch(
-            &cr,
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "metadata": { "annotations": { STATUS_ANNOTATION: state } } })),
+    let api = c.api::<ControllerRevision>(&ns);
+    // A conflict (the controller stamped it meanwhile) is retried once on a fresh read.
+    for attempt in 0..2 {
+        let current = api.get(&cr).await.map_err(|e| c.kube_error(e, &arn))?;
+        match crate::controllers::taskdef::annotate_revision(
+            &api,
+            current,
+            STATUS_ANNOTATION,
+            state,
         )
         .await
-        .map_err(|e| c.kube_error(e, &arn))?;
+        {
+            Ok(_) => break,
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt == 0 => continue,
+            Err(e) => return Err(c.kube_error(e, &arn)),
+        }
+    }
     Ok(())
 }
 

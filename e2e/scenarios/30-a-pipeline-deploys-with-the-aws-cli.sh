@@ -1,0 +1,167 @@
+# A CI pipeline that deploys to ECS with the aws CLI deploys to kubecs by changing only its
+# endpoint URL: it registers a real task definition, creates a cluster and a service, waits
+# for it to be stable, rolls it to a new revision, runs a one-off task and cleans up — each
+# step checked with kubectl too. The calls are SigV4-signed with an access key that stands for
+# the pipeline's ServiceAccount, and Kubernetes RBAC decides: a read-only identity is refused
+# in AWS's words and creates nothing; unsigned, wrongly signed and stale requests are refused;
+# another account sees none of it. boto3 then runs every ECS operation, each answer checked
+# against botocore's model.
+NS=e2e-pipeline
+OTHER=e2e-pipeline-other
+fresh_namespace $NS
+fresh_namespace $OTHER
+aws_tools
+node="${REAL_NODES%% *}"
+[ -n "$node" ] || fail "no real node"
+cleanup() {
+  kubectl label node "$node" ecs.kubecs.io/ecs-cluster- >/dev/null 2>&1 || true
+  kubectl delete clusterrolebinding e2e-pipeline-instances --ignore-not-found >/dev/null 2>&1 || true
+  kubectl -n kubecs-system delete secret -l app.kubernetes.io/managed-by=kubecs,e2e-access-key=pipeline --ignore-not-found >/dev/null 2>&1 || true
+  [ -n "${API_PID:-}" ] && kill "$API_PID" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+start_api "$WORK/api-30.log" "$E2E_REGISTRY" "$E2E_REGISTRY_KEY"
+export AWS_DEFAULT_REGION=us-east-1 AWS_PAGER=""
+
+# Identities: the pipeline (full ECS access in its account), a read-only auditor, and a
+# pipeline of another account.
+for sa in "$NS/deployer" "$NS/auditor" "$OTHER/deployer"; do
+  kubectl -n "${sa%/*}" create serviceaccount "${sa#*/}" >/dev/null
+done
+kubectl -n $NS create rolebinding deployer --clusterrole=kubecs-ecs-full-access --serviceaccount=$NS:deployer >/dev/null
+kubectl -n $NS create rolebinding auditor --clusterrole=kubecs-ecs-read-only --serviceaccount=$NS:auditor >/dev/null
+kubectl -n $OTHER create rolebinding deployer --clusterrole=kubecs-ecs-full-access --serviceaccount=$OTHER:deployer >/dev/null
+kubectl create clusterrolebinding e2e-pipeline-instances --clusterrole=kubecs-ecs-container-instances --serviceaccount=$NS:deployer >/dev/null
+new_key() { # NS/SA -> "ID SECRET"
+  local out id
+  out="$("$KUBECS_BIN" create-access-key --service-account "$1")"
+  id="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["AccessKey"]["AccessKeyId"])' <<<"$out")"
+  kubectl -n kubecs-system label secret "kubecs-access-key-${id,,}" e2e-access-key=pipeline >/dev/null
+  python3 -c 'import json,sys; k=json.load(sys.stdin)["AccessKey"]; print(k["AccessKeyId"], k["SecretAccessKey"])' <<<"$out"
+}
+read -r DEPLOYER_ID DEPLOYER_SECRET <<<"$(new_key $NS/deployer)"
+read -r AUDITOR_ID AUDITOR_SECRET <<<"$(new_key $NS/auditor)"
+read -r OTHER_ID OTHER_SECRET <<<"$(new_key $OTHER/deployer)"
+kubectl -n kubecs-system get secret "kubecs-access-key-${DEPLOYER_ID,,}" -o jsonpath='{.type}' | grep -qx kubecs.io/access-key \
+  || fail "the access key is not a kubecs.io/access-key Secret"
+as() { # ID SECRET aws ARGS...
+  local id="$1" secret="$2"; shift 2
+  AWS_ACCESS_KEY_ID="$id" AWS_SECRET_ACCESS_KEY="$secret" aws --endpoint-url "$ECS_ENDPOINT" "$@"
+}
+ecs() { as "$DEPLOYER_ID" "$DEPLOYER_SECRET" ecs "$@"; }
+
+# --- the pipeline ------------------------------------------------------------------------------
+# The real node joins the cluster "pipeline" as an ECS agent would with ECS_CLUSTER=pipeline.
+kubectl label node "$node" ecs.kubecs.io/ecs-cluster=pipeline --overwrite >/dev/null
+python3 - "$BUSYBOX_IMAGE" v1 > "$WORK/web-td.json" <<'PY'
+import json, sys
+image, page = sys.argv[1:3]
+print(json.dumps({
+  "family": "web", "networkMode": "awsvpc", "cpu": "128", "memory": "64",
+  "requiresCompatibilities": ["EC2"],
+  "containerDefinitions": [{
+    "name": "web", "image": image, "essential": True,
+    "entryPoint": ["sh", "-c"],
+    "command": [f"mkdir -p /srv && echo {page} > /srv/index.html && exec httpd -f -p 8080 -h /srv"],
+    "portMappings": [{"containerPort": 8080, "protocol": "tcp"}],
+    "stopTimeout": 2,
+    "healthCheck": {"command": ["CMD-SHELL", f"wget -qO- http://127.0.0.1:8080/ | grep -q {page}"], "interval": 5, "timeout": 2, "retries": 2}
+  }]
+}))
+PY
+rev1="$(ecs register-task-definition --cli-input-json "file://$WORK/web-td.json" --query taskDefinition.revision --output text)"
+expect_eq "revision 1 registered" 1 "$rev1"
+expect_eq "kubectl sees web:1" 1 "$(jp taskdefinitions web '{.status.latestRevision}' $NS)"
+ecs create-cluster --cluster-name pipeline --query cluster.status --output text | grep -qx ACTIVE || fail "create-cluster"
+wait_until "the pipeline cluster registers the real node" 60 field_eq ecsclusters pipeline '{.status.registeredContainerInstancesCount}' 1 $NS
+ecs create-service --cluster pipeline --service-name web --task-definition web --desired-count 2 \
+  --deployment-configuration minimumHealthyPercent=50,maximumPercent=200 --query service.serviceName --output text | grep -qx web \
+  || fail "create-service"
+expect_eq "kubectl sees the service" "pipeline web" "$(jp services.ecs.kubecs.io web '{.spec.cluster} {.spec.taskDefinition}' $NS)"
+ecs wait services-stable --cluster pipeline --services web
+expect_eq "two running tasks" 2 "$(ecs describe-services --cluster pipeline --services web --query 'services[0].runningCount' --output text)"
+# services-stable means one deployment with runningCount = desiredCount (ECS's waiter); the
+# rollout completes once the tasks have been healthy a while.
+wait_until "kubectl: web:1 COMPLETED with 2 tasks" 60 rollout_is $NS web web:1 COMPLETED 2
+
+sed 's/echo v1/echo v2/; s/grep -q v1/grep -q v2/' "$WORK/web-td.json" > "$WORK/web-td-2.json"
+expect_eq "revision 2 registered" 2 "$(ecs register-task-definition --cli-input-json "file://$WORK/web-td-2.json" --query taskDefinition.revision --output text)"
+ecs update-service --cluster pipeline --service web --task-definition web:2 --query service.taskDefinition --output text >/dev/null
+deployments() { ecs describe-services --cluster pipeline --services web --query 'length(services[0].deployments)' --output text; }
+two_deployments() { [ "$(deployments)" = 2 ]; }
+wait_until "two deployments while web:2 rolls out" 60 two_deployments
+ecs wait services-stable --cluster pipeline --services web
+expect_eq "one deployment after the rollout" 1 "$(deployments)"
+expect_eq "the primary runs web:2" "arn:aws:ecs:kubecs:$NS:task-definition/web:2" \
+  "$(ecs describe-services --cluster pipeline --services web --query 'services[0].deployments[0].taskDefinition' --output text)"
+wait_until "kubectl: web:2 COMPLETED with 2 tasks" 60 rollout_is $NS web web:2 COMPLETED 2
+for ip in $(kubectl get pods -n $NS -l ecs.kubecs.io/service=web -o jsonpath='{range .items[*]}{.status.podIP}{" "}{end}'); do
+  expect_eq "a web:2 task answers HTTP" v2 "$(curl -s --max-time 5 "http://$ip:8080/")"
+done
+
+# A one-off task: its exit code and ECS's reason come back through describe-tasks.
+python3 - "$BUSYBOX_IMAGE" > "$WORK/job-td.json" <<'PY'
+import json, sys
+print(json.dumps({"family": "migrate", "networkMode": "awsvpc", "cpu": "128", "memory": "64",
+  "containerDefinitions": [{"name": "migrate", "image": sys.argv[1], "entryPoint": ["sh", "-c"], "command": ["echo migrated; exit 0"]}]}))
+PY
+ecs register-task-definition --cli-input-json "file://$WORK/job-td.json" >/dev/null
+task="$(ecs run-task --cluster pipeline --task-definition migrate --started-by pipeline --query 'tasks[0].taskArn' --output text)"
+case "$task" in arn:aws:ecs:kubecs:$NS:task/pipeline/*) ;; *) fail "run-task returned '$task'";; esac
+ecs wait tasks-stopped --cluster pipeline --tasks "$task"
+expect_eq "the task's exit code" 0 "$(ecs describe-tasks --cluster pipeline --tasks "$task" --query 'tasks[0].containers[0].exitCode' --output text)"
+expect_eq "kubectl sees the Task STOPPED" STOPPED "$(kubectl get tasks.ecs.kubecs.io -n $NS -o jsonpath='{.items[0].status.lastStatus}')"
+
+ecs update-service --cluster pipeline --service web --desired-count 0 >/dev/null
+ecs delete-service --cluster pipeline --service web --query service.status --output text | grep -qx DRAINING || fail "delete-service"
+wait_until "kubectl: the service is gone" 60 bash -c "! kubectl get services.ecs.kubecs.io web -n $NS >/dev/null 2>&1"
+
+# --- refusals ------------------------------------------------------------------------------------
+refused() { # CODE ARGS... : the aws CLI fails with CODE
+  local out
+  if out="$("$@" 2>&1)"; then fail "expected $1 to be refused: $out"; fi
+  grep -qF "($CODE)" <<<"$out" || fail "expected ($CODE), got: $out"
+  echo "refused as expected: $out"
+}
+CODE=AccessDeniedException refused as "$AUDITOR_ID" "$AUDITOR_SECRET" ecs create-service --cluster pipeline --service-name sneaky --task-definition web --desired-count 1
+kubectl get services.ecs.kubecs.io sneaky -n $NS >/dev/null 2>&1 && fail "the refused create-service created a service"
+expect_eq "the auditor may read" "pipeline" "$(as "$AUDITOR_ID" "$AUDITOR_SECRET" ecs describe-clusters --clusters pipeline --query 'clusters[0].clusterName' --output text)"
+CODE=InvalidSignatureException refused as "$DEPLOYER_ID" "wrong-secret" ecs list-clusters
+CODE=UnrecognizedClientException refused as "AKIAKUBECSNOSUCHKEY0" "$DEPLOYER_SECRET" ecs list-clusters
+unsigned="$(curl -s -X POST -H 'Content-Type: application/x-amz-json-1.1' -H 'X-Amz-Target: AmazonEC2ContainerServiceV20141113.ListClusters' -d '{}' "$ECS_ENDPOINT/")"
+grep -q '"MissingAuthenticationTokenException"' <<<"$unsigned" || fail "an unsigned request was not refused: $unsigned"
+stale="$(AWS_ACCESS_KEY_ID=$DEPLOYER_ID AWS_SECRET_ACCESS_KEY=$DEPLOYER_SECRET python3 - "$ECS_ENDPOINT" <<'PY'
+import datetime, sys, urllib.request
+from unittest import mock
+import botocore.auth, botocore.session
+from botocore.awsrequest import AWSRequest
+creds = botocore.session.get_session().get_credentials()
+req = AWSRequest(method="POST", url=sys.argv[1] + "/", data=b"{}", headers={
+    "Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "AmazonEC2ContainerServiceV20141113.ListClusters"})
+then = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=20)
+with mock.patch.object(botocore.auth.datetime, "datetime", wraps=datetime.datetime) as dt:
+    dt.now.return_value = then
+    dt.utcnow.return_value = then.replace(tzinfo=None)
+    botocore.auth.SigV4Auth(creds, "ecs", "us-east-1").add_auth(req)
+print(req.headers["X-Amz-Date"], file=sys.stderr)
+r = urllib.request.Request(req.url, data=req.body, headers=dict(req.headers), method="POST")
+try:
+    urllib.request.urlopen(r)
+except urllib.error.HTTPError as e:
+    print(e.read().decode())
+PY
+)"
+grep -q 'Signature expired' <<<"$stale" || fail "a request signed 20 minutes ago was not refused: $stale"
+echo "stale request refused: $stale"
+
+# --- accounts ------------------------------------------------------------------------------------
+expect_eq "the other account sees no cluster" "[]" "$(as "$OTHER_ID" "$OTHER_SECRET" ecs list-clusters --query clusterArns --output json | tr -d ' \n')"
+CODE=ClusterNotFoundException refused as "$OTHER_ID" "$OTHER_SECRET" ecs describe-services --cluster pipeline --services web
+CODE=AccessDeniedException refused as "$OTHER_ID" "$OTHER_SECRET" ecs describe-clusters --clusters "arn:aws:ecs:kubecs:$NS:cluster/pipeline"
+ecs delete-cluster --cluster pipeline >/dev/null
+
+# --- every operation, through boto3, against botocore's model --------------------------------------
+kubectl label node "$node" ecs.kubecs.io/ecs-cluster=api-check --overwrite >/dev/null
+AWS_ACCESS_KEY_ID=$DEPLOYER_ID AWS_SECRET_ACCESS_KEY=$DEPLOYER_SECRET \
+  python3 "$E2E_DIR/scenarios/aws_api_check.py" "$ECS_ENDPOINT" api-check "$BUSYBOX_IMAGE" "$node"

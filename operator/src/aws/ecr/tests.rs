@@ -535,6 +535,11 @@ async fn describe_repositories_pages_and_names_missing_ones_in_ecrs_words() {
     .await
     .unwrap();
     assert_eq!(names(&rest), ["cc"]);
+    let registry = ecr(&c, None, "DescribeRegistry", json!({})).await.unwrap();
+    assert_eq!(
+        registry,
+        json!({"registryId": DEFAULT_REGISTRY_ID, "replicationConfiguration": {"rules": []}})
+    );
     assert!(rest.get("nextToken").is_none());
     let e = refused(
         &c,
@@ -709,6 +714,27 @@ async fn stored_policies_read_back_and_delete() {
         patches.last().unwrap().body,
         json!({"spec": {"repositoryPolicy": null}})
     );
+    let deleted = ecr(
+        &c,
+        None,
+        "DeleteLifecyclePolicy",
+        json!({"repositoryName": "web"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(deleted["lifecyclePolicyText"], LIFECYCLE);
+    let patches = world
+        .api
+        .all(&Method::PATCH, &format!("{}/web", repos_in("team-a")));
+    assert_eq!(
+        patches.last().unwrap().body,
+        json!({"spec": {"lifecyclePolicy": null}})
+    );
+    // StartLifecyclePolicyPreview recorded what to preview on the object.
+    assert_eq!(
+        patches[0].body["metadata"]["annotations"][super::policies::PREVIEW_ANNOTATION],
+        LIFECYCLE
+    );
 }
 
 #[tokio::test]
@@ -735,6 +761,18 @@ async fn tags_mutability_and_delete_write_the_object() {
     assert_eq!(
         world.api.all(&Method::PATCH, &path)[0].body["spec"]["tags"],
         json!([{"key": "team", "value": "a"}, {"key": "env", "value": "prod"}])
+    );
+    ecr(
+        &c,
+        None,
+        "UntagResource",
+        json!({"resourceArn": arn, "tagKeys": ["team"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        world.api.all(&Method::PATCH, &path)[1].body["spec"]["tags"],
+        json!([])
     );
     let out = ecr(
         &c,
@@ -1092,4 +1130,60 @@ async fn the_registrys_refusals_are_the_callers() {
     )
     .await;
     assert_eq!(e.code, "AccessDeniedException");
+}
+
+#[tokio::test]
+async fn a_preview_of_another_policy_is_evaluated_over_the_registrys_images() {
+    let (link, _dir) = registry(web_only()).await;
+    let keep_one = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}"#;
+    // As StartLifecyclePolicyPreview leaves it.
+    let mut web = object(&json!({"ns": "team-a", "object": "web", "spec": {}, "status": null}));
+    web["metadata"]["annotations"] = json!({ super::policies::PREVIEW_ANNOTATION: keep_one });
+    let world = World::new(Box::new(move |call: &Call| {
+        (call.path == repos_in("team-a")).then(|| list(vec![web.clone()]))
+    }));
+    let c = caller(&world, "team-a", "x");
+    let l = Some(&link);
+    let mut digests = Vec::new();
+    for (tag, salt) in [("old", "one"), ("new", "two")] {
+        let m = manifest(&link, &c, salt).await;
+        ecr(
+            &c,
+            l,
+            "PutImage",
+            json!({"repositoryName": "web", "imageManifest": m, "imageTag": tag}),
+        )
+        .await
+        .unwrap();
+        digests.push(oci::digest::Digest::sha256(m.as_bytes()).to_string());
+        // Push times in milliseconds: the second is the newer.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let preview = ecr(
+        &c,
+        l,
+        "GetLifecyclePolicyPreview",
+        json!({"repositoryName": "web"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(preview["lifecyclePolicyText"], keep_one);
+    assert_eq!(preview["status"], "COMPLETE");
+    let results = preview["previewResults"].as_array().unwrap();
+    assert_eq!(results.len(), 1, "{preview}");
+    assert_eq!(results[0]["imageDigest"], digests[0]);
+    assert_eq!(results[0]["imageTags"], json!(["old"]));
+    let none = ecr(
+        &c,
+        l,
+        "GetLifecyclePolicyPreview",
+        json!({"repositoryName": "web", "filter": {"tagStatus": "UNTAGGED"}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(none["previewResults"], json!([]));
+    assert_eq!(none["summary"]["expiringImageTotalCount"], 1);
+    // With images, DeleteRepository asks the registry and refuses.
+    let e = refused(&c, l, "DeleteRepository", json!({"repositoryName": "web"})).await;
+    assert_eq!(e.code, "RepositoryNotEmptyException");
 }

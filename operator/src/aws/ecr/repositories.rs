@@ -173,13 +173,18 @@ fn not_empty(name: &str, registry_id: &str) -> AwsError {
 }
 
 /// Whether the repository holds images: the registry's list as the caller when a registry
-/// is configured, else the count its status reports.
+/// is configured, else (or when the caller may not list them) the count its status reports.
+/// A repository the registry does not know yet has none.
 async fn has_images(e: &Ecr<'_>, r: &Repository) -> Result<bool, AwsError> {
-    match e.registry {
-        Some(link) => Ok(!super::images::fetch(link, e.c, &repository_name(r), true)
-            .await?
-            .is_empty()),
-        None => Ok(r.status.as_ref().is_some_and(|s| s.image_count > 0)),
+    let counted = r.status.as_ref().is_some_and(|s| s.image_count > 0);
+    let Some(link) = e.registry else {
+        return Ok(counted);
+    };
+    match super::images::fetch(link, e.c, &repository_name(r), true).await {
+        Ok(images) => Ok(!images.is_empty()),
+        Err(err) if err.code == "RepositoryNotFoundException" => Ok(false),
+        Err(err) if err.code == "AccessDeniedException" => Ok(counted),
+        Err(err) => Err(err),
     }
 }
 

@@ -369,6 +369,15 @@ pub async fn batch_get_image(e: &Ecr<'_>, i: BatchGetImage) -> Result<Value, Aws
             }
         }
         let media_type = reply.header("content-type").unwrap_or_default().to_string();
+        // The registry stores one form of each manifest and converts none: an image of a
+        // type the caller does not accept is not found for it, as a registry answers such
+        // an Accept.
+        if let Some(types) = i.accepted_media_types.as_ref().filter(|t| !t.is_empty())
+            && !types.contains(&media_type)
+        {
+            failures.push(failure(id, "ImageNotFound", "Requested image not found"));
+            continue;
+        }
         images.push(json!({
             "registryId": rid,
             "repositoryName": r.name,

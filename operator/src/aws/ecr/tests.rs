@@ -1031,6 +1031,17 @@ async fn images_go_through_the_registry_as_the_caller() {
         .map(|f| f["failureCode"].as_str().unwrap())
         .collect();
     assert_eq!(codes, ["ImageNotFound", "ImageTagDoesNotMatchDigest"]);
+    let docker_only = ecr(
+        &c,
+        l,
+        "BatchGetImage",
+        json!({"repositoryName": "web", "imageIds": [{"imageTag": "v1"}],
+               "acceptedMediaTypes": [oci::manifest::DOCKER_MANIFEST]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(docker_only["images"], json!([]));
+    assert_eq!(docker_only["failures"][0]["failureCode"], "ImageNotFound");
 
     let cfg = oci::digest::Digest::sha256(b"{\"salt\":\"one\"}").to_string();
     let missing = oci::digest::Digest::sha256(b"missing").to_string();

@@ -20,6 +20,7 @@ pub mod actions {
     pub const PUT_IMAGE: &str = "ecr:PutImage";
     pub const BATCH_DELETE_IMAGE: &str = "ecr:BatchDeleteImage";
     pub const LIST_IMAGES: &str = "ecr:ListImages";
+    pub const DESCRIBE_IMAGES: &str = "ecr:DescribeImages";
     pub const DESCRIBE_REPOSITORIES: &str = "ecr:DescribeRepositories";
 }
 

@@ -152,6 +152,10 @@ enum Op<'a> {
         digest: &'a str,
         artifact_type: Option<&'a str>,
     },
+    /// The ECR API's image list; `ids`: digests and tags only (ListImages).
+    Images {
+        ids: bool,
+    },
 }
 
 impl<'a> Op<'a> {
@@ -193,6 +197,9 @@ impl<'a> Op<'a> {
                 digest,
                 artifact_type: query.get("artifactType"),
             },
+            (Route::Images { .. }, "GET") => Op::Images {
+                ids: query.get("view") == Some("ids"),
+            },
             _ => return None,
         })
     }
@@ -219,7 +226,8 @@ impl<'a> Op<'a> {
                 &[UPLOAD_LAYER_PART]
             }
             Op::PutUpload { .. } => &[COMPLETE_LAYER_UPLOAD],
-            Op::ListTags { .. } => &[LIST_IMAGES],
+            Op::ListTags { .. } | Op::Images { ids: true } => &[LIST_IMAGES],
+            Op::Images { ids: false } => &[DESCRIBE_IMAGES],
         }
     }
 }
@@ -306,7 +314,8 @@ async fn handle(reg: &Registry, req: Request) -> ApiResult {
         | Route::Blob { name, .. }
         | Route::UploadStart { name }
         | Route::Upload { name, .. }
-        | Route::Referrers { name, .. } => *name,
+        | Route::Referrers { name, .. }
+        | Route::Images { name } => *name,
         Route::Catalog => unreachable!("handled above"),
     };
     if !valid_repository_name(name) {
@@ -383,6 +392,7 @@ async fn handle(reg: &Registry, req: Request) -> ApiResult {
             digest,
             artifact_type,
         } => referrers(&ctx, digest, artifact_type).await,
+        Op::Images { ids } => super::images::answer(&*reg.storage, name, ids).await,
     }
 }
 

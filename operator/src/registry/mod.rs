@@ -11,7 +11,8 @@
 //!   (stateless replicas on one bucket).
 //! - `serve`: the HTTP/1 server with its timeouts and connection cap.
 //! - `handlers`: the HTTP API, mapping each request to its ECR action, and
-//!   `POST /kubecs/v1/token` (a registry token for a Kubernetes identity).
+//!   `POST /kubecs/v1/token` (a registry token for a Kubernetes identity); `images`: the
+//!   image list the ECR API's DescribeImages and ListImages read.
 //! - `repositories`: Repository objects as the access policy; `tokenreview`: Kubernetes
 //!   tokens as credentials. These two are the registry's only Kubernetes dependencies.
 
@@ -23,6 +24,7 @@ pub mod errors;
 pub mod fs;
 pub mod fsck;
 pub mod handlers;
+pub mod images;
 pub mod layout;
 pub mod manifest;
 pub mod names;

@@ -93,6 +93,10 @@ pub enum Route<'a> {
         name: &'a str,
         digest: &'a str,
     },
+    /// `/v2/<name>/_kubecs/images`: the image list of the ECR API (see `registry::images`).
+    Images {
+        name: &'a str,
+    },
 }
 
 /// Routes the part of the path after `/v2/`. Names may have any number of segments (and a
@@ -127,6 +131,8 @@ pub fn parse_route(rest: &str) -> Option<Route<'_>> {
         ("blobs", "uploads") => Some(Route::UploadStart { name }),
         ("blobs", d) if !d.is_empty() => Some(Route::Blob { name, digest: d }),
         ("referrers", d) if !d.is_empty() => Some(Route::Referrers { name, digest: d }),
+        // `_kubecs` is no valid name component, so this never shadows a repository.
+        (super::images::SEGMENT, "images") => Some(Route::Images { name }),
         _ => None,
     }
 }

@@ -74,6 +74,7 @@ on_both_backends!(
     list_images_reports_tags_sizes_and_push_time,
     gc_expires_idle_upload_sessions_only,
     token_endpoint_exchanges_kubernetes_tokens_only,
+    the_ecr_image_list_hides_platform_manifests_and_needs_its_action,
 );
 
 #[derive(Clone, Copy, Debug)]
@@ -1774,4 +1775,81 @@ async fn token_endpoint_exchanges_kubernetes_tokens_only(k: Kind) {
     assert_eq!(call(None).await.unwrap().status(), StatusCode::UNAUTHORIZED);
     let wrong = call(Some("Bearer nope".into())).await.unwrap();
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+}
+
+// --- the ECR API's image list ------------------------------------------------------------------
+
+async fn the_ecr_image_list_hides_platform_manifests_and_needs_its_action(k: Kind) {
+    let h = harness(k);
+    let (d1, m1) = h.push_image("team/app", "v1", "one").await;
+    // A platform manifest, untagged as pushed by an index's builder.
+    let (d2, m2) = h.push_image("team/app", "platform", "two").await;
+    h.send(Method::DELETE, "/v2/team/app/manifests/platform", &[], b"")
+        .await;
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": OCI_INDEX,
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": d2.to_string(), "size": m2.len(),
+                       "platform": {"architecture": "amd64", "os": "linux"}}]
+    }))
+    .unwrap();
+    let r = h
+        .send(
+            Method::PUT,
+            "/v2/team/app/manifests/multi",
+            &[("content-type", OCI_INDEX)],
+            &index,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let r = h.get("/v2/team/app/_kubecs/images").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let list: images::ImageList = serde_json::from_slice(&r.body).unwrap();
+    let mut got = list.images.clone();
+    got.sort_by(|a, b| a.tags.cmp(&b.tags));
+    assert_eq!(
+        got.len(),
+        2,
+        "the platform manifest belongs to its index: {got:?}"
+    );
+    assert_eq!(got[0].digest, Digest::sha256(&index).to_string());
+    assert_eq!(got[0].tags, vec!["multi".to_string()]);
+    assert_eq!(got[0].media_type.as_deref(), Some(OCI_INDEX));
+    // An index is as large as the largest image it lists.
+    assert_eq!(got[0].size_in_bytes, Some(m2.len() as u64 + 14 + 9));
+    assert_eq!(got[1].digest, d1.to_string());
+    assert_eq!(got[1].size_in_bytes, Some(m1.len() as u64 + 14 + 9));
+    assert!(got[1].pushed_at.as_deref().unwrap().ends_with('Z'));
+    // `?view=ids`: digests and tags only.
+    let ids = h.get("/v2/team/app/_kubecs/images?view=ids").await.json();
+    assert!(ids["images"].as_array().unwrap().iter().all(|i| {
+        let keys: Vec<&String> = i.as_object().unwrap().keys().collect();
+        keys == ["digest", "tags"]
+    }));
+    // ListImages alone lists ids, not details.
+    let policy = Arc::new(StaticPolicy::new().grant("alice", &[actions::LIST_IMAGES]));
+    let h = harness_with(
+        k,
+        policy,
+        RegistryConfig {
+            create_on_push: true,
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        h.get("/v2/app/_kubecs/images?view=ids").await.json(),
+        json!({"images": []})
+    );
+    let r = h.get("/v2/app/_kubecs/images").await;
+    assert_eq!(r.error_code(), "DENIED");
+    assert!(
+        r.error_message().contains("ecr:DescribeImages"),
+        "{}",
+        r.error_message()
+    );
+    // Unknown repositories are NAME_UNKNOWN, as everywhere.
+    let h = harness_with(k, Arc::new(StaticPolicy::new()), RegistryConfig::default());
+    assert_eq!(
+        h.get("/v2/nope/_kubecs/images").await.error_code(),
+        "NAME_UNKNOWN"
+    );
 }

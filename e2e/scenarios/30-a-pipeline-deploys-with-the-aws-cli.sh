@@ -14,6 +14,11 @@ aws_tools
 node="${REAL_NODES%% *}"
 [ -n "$node" ] || fail "no real node"
 cleanup() {
+  # A Repository with images holds its deletion (and its namespace's) until forced, as ECR's
+  # DeleteRepository does.
+  for r in $(kubectl get repositories.ecr.kubecs.io -n $NS -o name 2>/dev/null); do
+    kubectl patch -n $NS "$r" --type merge -p '{"spec":{"force":true}}' >/dev/null 2>&1 || true
+  done
   kubectl label node "$node" ecs.kubecs.io/ecs-cluster- >/dev/null 2>&1 || true
   kubectl delete clusterrolebinding e2e-pipeline-instances --ignore-not-found >/dev/null 2>&1 || true
   kubectl -n kubecs-system delete secret -l app.kubernetes.io/managed-by=kubecs,e2e-access-key=pipeline --ignore-not-found >/dev/null 2>&1 || true
@@ -30,6 +35,8 @@ for sa in "$NS/deployer" "$NS/auditor" "$OTHER/deployer"; do
   kubectl -n "${sa%/*}" create serviceaccount "${sa#*/}" >/dev/null
 done
 kubectl -n $NS create rolebinding deployer --clusterrole=kubecs-ecs-full-access --serviceaccount=$NS:deployer >/dev/null
+kubectl -n $NS create rolebinding deployer-ecr --clusterrole=kubecs-ecr-full-access --serviceaccount=$NS:deployer >/dev/null
+kubectl -n $OTHER create rolebinding deployer-ecr --clusterrole=kubecs-ecr-full-access --serviceaccount=$OTHER:deployer >/dev/null
 kubectl -n $NS create rolebinding auditor --clusterrole=kubecs-ecs-read-only --serviceaccount=$NS:auditor >/dev/null
 kubectl -n $OTHER create rolebinding deployer --clusterrole=kubecs-ecs-full-access --serviceaccount=$OTHER:deployer >/dev/null
 kubectl create clusterrolebinding e2e-pipeline-instances --clusterrole=kubecs-ecs-container-instances --serviceaccount=$NS:deployer >/dev/null
@@ -50,11 +57,24 @@ as() { # ID SECRET aws ARGS...
   AWS_ACCESS_KEY_ID="$id" AWS_SECRET_ACCESS_KEY="$secret" aws --endpoint-url "$ECS_ENDPOINT" "$@"
 }
 ecs() { as "$DEPLOYER_ID" "$DEPLOYER_SECRET" ecs "$@"; }
+ecr() { as "$DEPLOYER_ID" "$DEPLOYER_SECRET" ecr "$@"; }
 
 # --- the pipeline ------------------------------------------------------------------------------
 # The real node joins the cluster "pipeline" as an ECS agent would with ECS_CLUSTER=pipeline.
 kubectl label node "$node" ecs.kubecs.io/ecs-cluster=pipeline --overwrite >/dev/null
-python3 - "$BUSYBOX_IMAGE" v1 > "$WORK/web-td.json" <<'PY'
+# The image: a repository of its own, logged in with get-login-password, pushed with skopeo.
+AUTH="$WORK/auth-30.json"
+ecr get-login-password | skopeo login --authfile "$AUTH" --tls-verify=false -u AWS --password-stdin "$E2E_REGISTRY" >/dev/null
+repo_uri="$(ecr create-repository --repository-name pipeline/web --query repository.repositoryUri --output text)"
+expect_eq "the repository URI" "$E2E_REGISTRY/pipeline/web" "$repo_uri"
+expect_eq "kubectl sees the Repository" "pipeline/web" \
+  "$(kubectl get repositories.ecr.kubecs.io -n $NS -o jsonpath='{.items[0].spec.repositoryName}')"
+# The registry learns of the new repository through its watch: retry the push until it does.
+wait_until "skopeo pushes to $repo_uri" 30 skopeo copy --authfile "$AUTH" --src-tls-verify=false --dest-tls-verify=false \
+  "docker://$BUSYBOX_IMAGE" "docker://$repo_uri:v1"
+expect_eq "describe-images shows the tag" v1 "$(ecr describe-images --repository-name pipeline/web --query 'imageDetails[0].imageTags[0]' --output text)"
+IMAGE="$repo_uri:v1"
+python3 - "$IMAGE" v1 > "$WORK/web-td.json" <<'PY'
 import json, sys
 image, page = sys.argv[1:3]
 print(json.dumps({
@@ -96,6 +116,8 @@ expect_eq "one deployment after the rollout" 1 "$(deployments)"
 expect_eq "the primary runs web:2" "arn:aws:ecs:kubecs:$NS:task-definition/web:2" \
   "$(ecs describe-services --cluster pipeline --services web --query 'services[0].deployments[0].taskDefinition' --output text)"
 wait_until "kubectl: web:2 COMPLETED with 2 tasks" 60 rollout_is $NS web web:2 COMPLETED 2
+expect_eq "the tasks run the pushed image" "$IMAGE" \
+  "$(kubectl get pods -n $NS -l ecs.kubecs.io/service=web -o jsonpath='{.items[*].spec.containers[0].image}' | tr ' ' '\n' | sort -u)"
 for ip in $(kubectl get pods -n $NS -l ecs.kubecs.io/service=web -o jsonpath='{range .items[*]}{.status.podIP}{" "}{end}'); do
   expect_eq "a web:2 task answers HTTP" v2 "$(curl -s --max-time 5 "http://$ip:8080/")"
 done
@@ -156,12 +178,17 @@ grep -q 'Signature expired' <<<"$stale" || fail "a request signed 20 minutes ago
 echo "stale request refused: $stale"
 
 # --- accounts ------------------------------------------------------------------------------------
+expect_eq "the other account sees no repository of ours" "[]" \
+  "$(as "$OTHER_ID" "$OTHER_SECRET" ecr describe-repositories --query 'repositories[?repositoryName==`pipeline/web`]' --output json | tr -d ' \n')"
 expect_eq "the other account sees no cluster" "[]" "$(as "$OTHER_ID" "$OTHER_SECRET" ecs list-clusters --query clusterArns --output json | tr -d ' \n')"
 CODE=ClusterNotFoundException refused as "$OTHER_ID" "$OTHER_SECRET" ecs describe-services --cluster pipeline --services web
 CODE=AccessDeniedException refused as "$OTHER_ID" "$OTHER_SECRET" ecs describe-clusters --clusters "arn:aws:ecs:kubecs:$NS:cluster/pipeline"
 ecs delete-cluster --cluster pipeline >/dev/null
+CODE=RepositoryNotEmptyException refused ecr delete-repository --repository-name pipeline/web
+ecr delete-repository --repository-name pipeline/web --force >/dev/null
+wait_until "kubectl: the repository is gone" 60 bash -c "[ -z \"\$(kubectl get repositories.ecr.kubecs.io -n $NS -o name)\" ]"
 
 # --- every operation, through boto3, against botocore's model --------------------------------------
 kubectl label node "$node" ecs.kubecs.io/ecs-cluster=api-check --overwrite >/dev/null
 AWS_ACCESS_KEY_ID=$DEPLOYER_ID AWS_SECRET_ACCESS_KEY=$DEPLOYER_SECRET \
-  python3 "$E2E_DIR/scenarios/aws_api_check.py" "$ECS_ENDPOINT" api-check "$BUSYBOX_IMAGE" "$node"
+  python3 "$E2E_DIR/scenarios/aws_api_check.py" "$ECS_ENDPOINT" api-check "$BUSYBOX_IMAGE" "$node" "$E2E_REGISTRY"

@@ -2,7 +2,7 @@
 response checked strictly against botocore's output shape: no member the model lacks, every
 value of the model's type, enums among the model's values, timestamps as epoch numbers.
 
-usage: aws_api_check.py ENDPOINT CLUSTER IMAGE NODE
+usage: aws_api_check.py ENDPOINT CLUSTER IMAGE NODE REGISTRY
 (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY). Prints the operations checked;
 exits 1 on the first mismatch or failed expectation.
 """
@@ -12,9 +12,10 @@ import sys
 import time
 
 import boto3
+import botocore.exceptions
 from botocore.config import Config
 
-ENDPOINT, CLUSTER, IMAGE, NODE = sys.argv[1:5]
+ENDPOINT, CLUSTER, IMAGE, NODE, REGISTRY = sys.argv[1:6]
 checked = set()
 
 
@@ -74,12 +75,22 @@ def client(service):
 def expect_error(code, fn, **kw):
     try:
         fn(**kw)
-    except ecs.exceptions.ClientError as e:
+    except botocore.exceptions.ClientError as e:
         got = e.response["Error"]["Code"]
         assert got == code, f"expected {code}, got {got}: {e}"
         print(f"refused as expected: {code}: {e.response['Error']['Message']}")
         return
     raise AssertionError(f"expected {code}")
+
+
+def _try(fn):
+    """fn(), or None while the registry does not know the repository yet (its watch)."""
+    try:
+        return fn()
+    except botocore.exceptions.ClientError as e:
+        if e.response["Error"]["Code"] == "RepositoryNotFoundException":
+            return None
+        raise
 
 
 def until(what, fn, seconds=120):
@@ -218,6 +229,62 @@ assert len(dl["failures"]) == 1, dl
 until("the service gone", lambda: ecs.describe_services(cluster=CLUSTER, services=["api-web"])["failures"])
 ecs.delete_cluster(cluster=CLUSTER)
 
-print("ECS operations checked against botocore's model:", len(checked))
+# --- ECR ---------------------------------------------------------------------------------------
+ecr = client("ecr")
+auth = ecr.get_authorization_token()["authorizationData"][0]
+assert auth["proxyEndpoint"].endswith(REGISTRY), auth
+ecr.describe_registry()
+repo = ecr.create_repository(repositoryName="api-check/app", imageTagMutability="MUTABLE", tags=[{"Key": "team", "Value": "api"}])["repository"]
+assert repo["repositoryUri"] == f"{REGISTRY}/api-check/app", repo
+expect_error("RepositoryAlreadyExistsException", ecr.create_repository, repositoryName="api-check/app")
+assert [r["repositoryName"] for r in ecr.describe_repositories(repositoryNames=["api-check/app"])["repositories"]] == ["api-check/app"]
+expect_error("RepositoryNotFoundException", ecr.describe_repositories, repositoryNames=["api-check/none"])
+# An image: the manifest of IMAGE (in the cluster's registry) put under a new tag, then read back.
+src_repo, src_tag = IMAGE.split("/", 1)[1].rsplit(":", 1)
+got = until("the source image readable", lambda: ecr.batch_get_image(repositoryName=src_repo, imageIds=[{"imageTag": src_tag}])["images"])
+manifest = got[0]["imageManifest"]
+media_type = got[0].get("imageManifestMediaType")
+json_manifest = json.loads(manifest)
+layers = [l["digest"] for l in json_manifest.get("layers", [])] + [json_manifest["config"]["digest"]]
+# The blobs must be in the target repository before its manifest: cross-mount them over OCI.
+import base64, urllib.request
+token = base64.b64decode(auth["authorizationToken"]).decode()
+for d in layers:
+    req = urllib.request.Request(f"http://{REGISTRY}/v2/api-check/app/blobs/uploads/?mount={d}&from={src_repo}", method="POST",
+                                 headers={"Authorization": "Basic " + base64.b64encode(token.encode()).decode()})
+    assert urllib.request.urlopen(req).status in (201, 202)
+avail = ecr.batch_check_layer_availability(repositoryName="api-check/app", layerDigests=layers)
+assert all(l["layerAvailability"] == "AVAILABLE" for l in avail["layers"]), avail
+kw = {"imageManifestMediaType": media_type} if media_type else {}
+put = until("PutImage once the registry knows the repository",
+            lambda: _try(lambda: ecr.put_image(repositoryName="api-check/app", imageManifest=manifest, imageTag="v1", **kw)), 30)
+digest = put["image"]["imageId"]["imageDigest"]
+details = ecr.describe_images(repositoryName="api-check/app")["imageDetails"]
+assert [(d["imageDigest"], d["imageTags"]) for d in details] == [(digest, ["v1"])], details
+assert ecr.list_images(repositoryName="api-check/app", filter={"tagStatus": "TAGGED"})["imageIds"] == [{"imageDigest": digest, "imageTag": "v1"}]
+ecr.put_image_tag_mutability(repositoryName="api-check/app", imageTagMutability="IMMUTABLE")
+policy = json.dumps({"rules": [{"rulePriority": 1, "selection": {"tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": 1}, "action": {"type": "expire"}}]})
+ecr.put_lifecycle_policy(repositoryName="api-check/app", lifecyclePolicyText=policy)
+assert json.loads(ecr.get_lifecycle_policy(repositoryName="api-check/app")["lifecyclePolicyText"])["rules"][0]["rulePriority"] == 1
+ecr.start_lifecycle_policy_preview(repositoryName="api-check/app")
+ecr.get_waiter("lifecycle_policy_preview_complete").wait(repositoryName="api-check/app", WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+ecr.get_lifecycle_policy_preview(repositoryName="api-check/app")
+ecr.delete_lifecycle_policy(repositoryName="api-check/app")
+expect_error("LifecyclePolicyNotFoundException", ecr.get_lifecycle_policy, repositoryName="api-check/app")
+statement = {"Version": "2012-10-17", "Statement": [{"Sid": "pull", "Effect": "Allow", "Principal": "*", "Action": ["ecr:BatchGetImage"]}]}
+ecr.set_repository_policy(repositoryName="api-check/app", policyText=json.dumps(statement))
+assert json.loads(ecr.get_repository_policy(repositoryName="api-check/app")["policyText"])["Statement"][0]["Sid"] == "pull"
+ecr.delete_repository_policy(repositoryName="api-check/app")
+expect_error("RepositoryPolicyNotFoundException", ecr.get_repository_policy, repositoryName="api-check/app")
+ecr.tag_resource(resourceArn=repo["repositoryArn"], tags=[{"Key": "tier", "Value": "x"}])
+assert {"Key": "tier", "Value": "x"} in ecr.list_tags_for_resource(resourceArn=repo["repositoryArn"])["tags"]
+ecr.untag_resource(resourceArn=repo["repositoryArn"], tagKeys=["tier"])
+expect_error("RepositoryNotEmptyException", ecr.delete_repository, repositoryName="api-check/app")
+deleted = ecr.batch_delete_image(repositoryName="api-check/app", imageIds=[{"imageTag": "v1"}])
+assert deleted["failures"] == [] and deleted["imageIds"][0]["imageDigest"] == digest, deleted
+assert ecr.list_images(repositoryName="api-check/app")["imageIds"] == []
+ecr.delete_repository(repositoryName="api-check/app", force=True)
+
+print("ECS and ECR operations checked against botocore's model:", len(checked))
 for name in sorted(checked):
     print("  ", name)

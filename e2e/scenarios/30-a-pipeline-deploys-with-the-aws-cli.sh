@@ -14,6 +14,7 @@ aws_tools
 node="${REAL_NODES%% *}"
 [ -n "$node" ] || fail "no real node"
 cleanup() {
+  [ -n "${drained_node:-}" ] && kubectl uncordon "$drained_node" >/dev/null 2>&1
   # A Repository with images holds its deletion (and its namespace's) until forced, as ECR's
   # DeleteRepository does.
   for r in $(kubectl get repositories.ecr.kubecs.io -n $NS -o name 2>/dev/null); do
@@ -138,6 +139,23 @@ expect_eq "kubectl sees the Task STOPPED" STOPPED "$(kubectl get tasks.ecs.kubec
 ecs update-service --cluster pipeline --service web --desired-count 0 >/dev/null
 ecs delete-service --cluster pipeline --service web --query service.status --output text | grep -qx DRAINING || fail "delete-service"
 wait_until "kubectl: the service is gone" 60 bash -c "! kubectl get services.ecs.kubecs.io web -n $NS >/dev/null 2>&1"
+
+# --- draining a container instance: its service tasks move, within the service's bounds -----------
+all_nodes_cluster $NS kwok-pool
+ecs create-service --cluster kwok-pool --service-name spread --task-definition web:1 --desired-count 3 \
+  --placement-strategy type=spread,field=instanceId --deployment-configuration minimumHealthyPercent=100,maximumPercent=200 >/dev/null
+wait_until "spread:1 COMPLETED with 3 tasks" 90 rollout_is $NS spread web:1 COMPLETED 3
+drained_node="$(kubectl get pods -n $NS -l ecs.kubecs.io/service=spread -o jsonpath='{.items[0].spec.nodeName}')"
+ecs update-container-instances-state --cluster kwok-pool --container-instances "$drained_node" --status DRAINING \
+  --query 'containerInstances[0].status' --output text | grep -qx DRAINING || fail "not DRAINING"
+expect_eq "kubectl: the Node is cordoned" true "$(kubectl get node "$drained_node" -o jsonpath='{.spec.unschedulable}')"
+on_drained() { kubectl get pods -n $NS -l ecs.kubecs.io/service=spread -o jsonpath="{range .items[?(@.spec.nodeName=='$drained_node')]}{.metadata.name}{' '}{end}"; }
+nothing_on_drained() { [ -z "$(on_drained)" ] && rollout_is $NS spread web:1 COMPLETED 3 && [ "$(ecs describe-services --cluster kwok-pool --services spread --query 'services[0].runningCount' --output text)" = 3 ]; }
+wait_until "the drained instance's task replaced elsewhere" 90 nothing_on_drained
+ecs update-container-instances-state --cluster kwok-pool --container-instances "$drained_node" --status ACTIVE >/dev/null
+expect_eq "kubectl: the Node is schedulable again" "" "$(kubectl get node "$drained_node" -o jsonpath='{.spec.unschedulable}' | sed 's/false//')"
+drained_node=""
+ecs delete-service --cluster kwok-pool --service spread --force >/dev/null
 
 # --- refusals ------------------------------------------------------------------------------------
 refused() { # CODE ARGS... : the aws CLI fails with CODE

@@ -173,14 +173,23 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
     let (now_s, now) = now();
     let grace = svc.spec.health_check_grace_period_seconds.unwrap_or(0) as i64;
     let pods = tasks_of(&ctx, &svc);
-    let tasks: Vec<ObservedTask> = pods
-        .iter()
-        .map(|p| deploy::observe(p, now_s, grace))
-        .collect();
     let instances = {
         let mut ledger = ctx.ledger.lock().await;
         launch::instances(&ctx.stores, &mut ledger, &ns, &cluster)
     };
+    let draining: BTreeSet<&str> = instances
+        .iter()
+        .filter(|i| i.draining)
+        .map(|i| i.id.as_str())
+        .collect();
+    let tasks: Vec<ObservedTask> = pods
+        .iter()
+        .map(|p| {
+            let mut t = deploy::observe(p, now_s, grace);
+            t.draining = t.node.as_deref().is_some_and(|n| draining.contains(n));
+            t
+        })
+        .collect();
     // The instances a task of this service may use: a DAEMON runs one on each.
     let usable: Vec<usize> = crate::placement::daemon_instances(&instances, &policy);
     let eligible = if daemon {
@@ -1217,6 +1226,7 @@ mod tests {
                 exit_code: exit,
                 ..Default::default()
             }],
+            draining: false,
         }
     }
 

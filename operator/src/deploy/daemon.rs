@@ -221,6 +221,7 @@ mod tests {
                         created_at: 0,
                         started_at: None,
                         containers: vec![],
+                        draining: false,
                     });
                 }
             }

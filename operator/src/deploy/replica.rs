@@ -328,10 +328,17 @@ pub fn plan(
         .collect();
     let places = s.tasks.iter().filter(|t| t.holds_place()).count() as i32;
     let healthy = live.iter().filter(|t| t.is_healthy()).count() as i32;
+    // The PRIMARY's tasks on DRAINING instances are replaced: they do not count toward
+    // desiredCount, and stop below as the healthy floor allows (PENDING ones at once).
     let p_live: Vec<&ObservedTask> = live
         .iter()
         .copied()
-        .filter(|t| t.deployment == primary_label)
+        .filter(|t| t.deployment == primary_label && !t.draining)
+        .collect();
+    let p_draining: Vec<&ObservedTask> = live
+        .iter()
+        .copied()
+        .filter(|t| t.deployment == primary_label && t.draining)
         .collect();
     let p_healthy = p_live.iter().filter(|t| t.is_healthy()).count() as i32;
     let p_stable = p_live.iter().filter(|t| t.is_stable(s.now)).count() as i32;
@@ -407,6 +414,10 @@ pub fn plan(
         let mut picked = pick(&old, old.len(), &mut budget, blue_green.is_some(), choose);
         to_stop.append(&mut picked);
     }
+    // Draining (ECS's container instance draining): as the floor allows, replacements first
+    // when minimumHealthyPercent is 100.
+    let mut drained = pick(&p_draining, p_draining.len(), &mut budget, false, choose);
+    to_stop.append(&mut drained);
     let stopped_now: Vec<String> = to_stop
         .iter()
         .filter(|n| !rebalanced.contains(n))
@@ -548,6 +559,7 @@ pub fn plan(
         && deps[0].rollout_state == Some(RolloutState::Completed)
         && p_healthy == desired
         && p_live.len() as i32 == desired
+        && p_draining.is_empty()
         && launched == 0
         && stop.is_empty();
     if blue_green.is_none() {

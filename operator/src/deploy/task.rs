@@ -52,6 +52,9 @@ pub struct ObservedTask {
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub containers: Vec<ContainerInfo>,
+    /// Its container instance is DRAINING: a service replaces it within its bounds. Set by
+    /// the owner, which knows the instances; the pod alone does not say.
+    pub draining: bool,
 }
 
 impl ObservedTask {
@@ -315,6 +318,7 @@ pub fn observe(pod: &Pod, now: i64, grace: i64) -> ObservedTask {
         created_at,
         started_at: started_at.or_else(|| status.and_then(|s| s.start_time.as_ref().map(seconds))),
         containers,
+        draining: false,
     }
 }
 

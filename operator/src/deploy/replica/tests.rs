@@ -21,6 +21,7 @@ fn task(name: &str, dep: &str, status: LastStatus) -> ObservedTask {
         created_at: 0,
         started_at: None,
         containers: vec![],
+        draining: false,
     }
 }
 
@@ -649,4 +650,34 @@ fn a_forced_new_deployment_replaces_every_task_with_the_same_task_definition() {
             .iter()
             .all(|&(places, healthy)| places <= 8 && healthy >= 2)
     );
+}
+
+#[test]
+fn tasks_on_a_draining_instance_are_replaced_within_the_bounds() {
+    // ECS: RUNNING service tasks on a DRAINING instance stop and are replaced according to
+    // minimumHealthyPercent and maximumPercent.
+    for (min, max) in [(50, 200), (100, 150), (0, 100)] {
+        let mut sim = Sim::new(4, min, max);
+        sim.run_until_steady(20);
+        let drained: Vec<String> = sim.tasks.iter().take(2).map(|t| t.name.clone()).collect();
+        for t in sim.tasks.iter_mut().take(2) {
+            t.draining = true;
+        }
+        sim.history.clear();
+        sim.run_until_steady(30);
+        assert!(
+            sim.tasks.iter().all(|t| !drained.contains(&t.name)),
+            "({min}, {max}): the drained tasks are gone"
+        );
+        assert_eq!(sim.tasks.iter().filter(|t| t.is_healthy()).count(), 4);
+        let floor = (4 * min + 99) / 100;
+        let ceiling = 4 * max / 100;
+        assert!(
+            sim.history
+                .iter()
+                .all(|&(places, healthy)| places <= ceiling && healthy >= floor),
+            "({min}, {max}): {:?}",
+            sim.history
+        );
+    }
 }

@@ -155,6 +155,28 @@ wait_until "the drained instance's task replaced elsewhere" 90 nothing_on_draine
 ecs update-container-instances-state --cluster kwok-pool --container-instances "$drained_node" --status ACTIVE >/dev/null
 expect_eq "kubectl: the Node is schedulable again" "" "$(kubectl get node "$drained_node" -o jsonpath='{.spec.unschedulable}' | sed 's/false//')"
 drained_node=""
+
+# --- task scale-in protection: a protected task survives scale-in from 4 to 1, and a deployment
+# waits for it until its protection expires ---------------------------------------------------------
+ecs update-service --cluster kwok-pool --service spread --desired-count 4 >/dev/null
+wait_until "spread:1 COMPLETED with 4 tasks" 90 rollout_is $NS spread web:1 COMPLETED 4
+kept="$(ecs list-tasks --cluster kwok-pool --service-name spread --query 'taskArns[0]' --output text)"
+expect_eq "protection on" True "$(ecs update-task-protection --cluster kwok-pool --tasks "$kept" --protection-enabled \
+  --expires-in-minutes 1 --query 'protectedTasks[0].protectionEnabled' --output text)"
+protected_at=$(date +%s)
+ecs update-service --cluster kwok-pool --service spread --desired-count 1 >/dev/null
+only_kept() { [ "$(ecs list-tasks --cluster kwok-pool --service-name spread --query 'taskArns' --output text)" = "$kept" ]; }
+wait_until "scale-in to 1 keeps the protected task" 90 only_kept
+expect_eq "get-task-protection" True "$(ecs get-task-protection --cluster kwok-pool --tasks "$kept" --query 'protectedTasks[0].protectionEnabled' --output text)"
+ecs update-service --cluster kwok-pool --service spread --task-definition web:2 >/dev/null
+kept_alive() { ecs describe-tasks --cluster kwok-pool --tasks "$kept" --query 'tasks[0].lastStatus' --output text | grep -qx RUNNING; }
+while [ $(( $(date +%s) - protected_at )) -lt 45 ]; do
+  kept_alive || fail "the protected task stopped $(( $(date +%s) - protected_at ))s after it was protected for a minute"
+  sleep 3
+done
+rollout_is $NS spread web:2 COMPLETED 1 && fail "the rollout completed while the protected old task ran"
+wait_until "the rollout completes once the protection expired" 90 rollout_is $NS spread web:2 COMPLETED 1
+[ $(( $(date +%s) - protected_at )) -ge 60 ] || fail "the rollout completed before the protection expired"
 ecs delete-service --cluster kwok-pool --service spread --force >/dev/null
 
 # --- refusals ------------------------------------------------------------------------------------

@@ -115,6 +115,7 @@ assert arn in ecs.list_clusters()["clusterArns"]
 d = ecs.describe_clusters(clusters=[CLUSTER, "no-such-cluster"])
 assert [f["reason"] for f in d["failures"]] == ["MISSING"], d
 ecs.update_cluster(cluster=CLUSTER, settings=[{"name": "containerInsights", "value": "enabled"}])
+assert ecs.update_cluster_settings(cluster=CLUSTER, settings=[{"name": "containerInsights", "value": "disabled"}])["cluster"]["settings"] == [{"name": "containerInsights", "value": "disabled"}]
 ecs.put_cluster_capacity_providers(cluster=CLUSTER, capacityProviders=[], defaultCapacityProviderStrategy=[])
 until("the real node registered", lambda: ecs.describe_clusters(clusters=[CLUSTER])["clusters"][0]["registeredContainerInstancesCount"] == 1, 60)
 
@@ -157,6 +158,9 @@ d = ecs.describe_task_definition(taskDefinition="api-web", include=["TAGS"])
 assert d["taskDefinition"]["revision"] == r2["revision"], d
 assert r2["taskDefinitionArn"] in ecs.list_task_definitions(familyPrefix="api-web")["taskDefinitionArns"]
 assert "api-web" in ecs.list_task_definition_families()["families"]
+# Pagination as AWS pages: boto3's paginator, one item a page, sees every revision once.
+paged = [a for page in ecs.get_paginator("list_task_definitions").paginate(familyPrefix="api-web", PaginationConfig={"PageSize": 1}) for a in page["taskDefinitionArns"]]
+assert paged == [r1["taskDefinitionArn"], r2["taskDefinitionArn"]], paged
 expect_error("ClientException", ecs.describe_task_definition, taskDefinition="api-web:999")
 
 # Services.
@@ -195,6 +199,11 @@ assert ecs.list_tags_for_resource(resourceArn=arn)["tags"] == [{"key": "team", "
 # Tasks.
 running = ecs.list_tasks(cluster=CLUSTER, serviceName="api-web")["taskArns"]
 assert len(running) == 1, running
+p = ecs.update_task_protection(cluster=CLUSTER, tasks=running, protectionEnabled=True, expiresInMinutes=5)["protectedTasks"][0]
+assert p["protectionEnabled"] is True and p["expirationDate"], p
+assert ecs.get_task_protection(cluster=CLUSTER, tasks=running)["protectedTasks"][0]["protectionEnabled"] is True
+ecs.update_task_protection(cluster=CLUSTER, tasks=running, protectionEnabled=False)
+assert ecs.get_task_protection(cluster=CLUSTER, tasks=running)["protectedTasks"][0]["protectionEnabled"] is False
 t = ecs.describe_tasks(cluster=CLUSTER, tasks=running)["tasks"][0]
 assert t["lastStatus"] == "RUNNING" and t["group"] == "service:api-web", t
 assert t["attachments"][0]["type"] == "ElasticNetworkInterface", t["attachments"]
@@ -204,6 +213,8 @@ ecs.register_task_definition(**job)
 run = ecs.run_task(cluster=CLUSTER, taskDefinition="api-job", startedBy="api-check")
 assert run["failures"] == [] and len(run["tasks"]) == 1, run
 job_arn = run["tasks"][0]["taskArn"]
+np = ecs.update_task_protection(cluster=CLUSTER, tasks=[job_arn], protectionEnabled=True)
+assert [f["reason"] for f in np["failures"]] == ["TASK_NOT_VALID"], np
 ecs.get_waiter("tasks_stopped").wait(cluster=CLUSTER, tasks=[job_arn], WaiterConfig={"Delay": 2, "MaxAttempts": 60})
 done = ecs.describe_tasks(cluster=CLUSTER, tasks=[job_arn])["tasks"][0]
 assert done["containers"][0]["exitCode"] == 3, done["containers"]

@@ -1227,6 +1227,7 @@ mod tests {
                 ..Default::default()
             }],
             draining: false,
+            protected_until: None,
         }
     }
 

@@ -222,6 +222,7 @@ mod tests {
                         started_at: None,
                         containers: vec![],
                         draining: false,
+                        protected_until: None,
                     });
                 }
             }

@@ -383,10 +383,10 @@ pub fn plan(
         if s.rebalancing && deps.len() == 1 {
             let healthy: Vec<&ObservedTask> =
                 p_live.iter().copied().filter(|t| t.is_healthy()).collect();
-            rebalanced = pick(&healthy, excess, &mut budget, false, choose);
+            rebalanced = pick(&healthy, excess, &mut budget, false, s.now, choose);
             to_stop.extend(rebalanced.iter().cloned());
         } else {
-            let mut picked = pick(&p_live, excess, &mut budget, true, choose);
+            let mut picked = pick(&p_live, excess, &mut budget, true, s.now, choose);
             to_stop.append(&mut picked);
         }
     }
@@ -411,12 +411,26 @@ pub fn plan(
         })
         .collect();
     if blue_green.is_some() || !primary_failed {
-        let mut picked = pick(&old, old.len(), &mut budget, blue_green.is_some(), choose);
+        let mut picked = pick(
+            &old,
+            old.len(),
+            &mut budget,
+            blue_green.is_some(),
+            s.now,
+            choose,
+        );
         to_stop.append(&mut picked);
     }
     // Draining (ECS's container instance draining): as the floor allows, replacements first
     // when minimumHealthyPercent is 100.
-    let mut drained = pick(&p_draining, p_draining.len(), &mut budget, false, choose);
+    let mut drained = pick(
+        &p_draining,
+        p_draining.len(),
+        &mut budget,
+        false,
+        s.now,
+        choose,
+    );
     to_stop.append(&mut drained);
     let stopped_now: Vec<String> = to_stop
         .iter()
@@ -590,8 +604,16 @@ fn pick(
     n: usize,
     budget: &mut i32,
     unbounded: bool,
+    now: i64,
     choose: &mut dyn FnMut(&[&ObservedTask], usize) -> Vec<String>,
 ) -> Vec<String> {
+    // Task scale-in protection: neither scale-in nor a deployment stops a protected task (a
+    // rollout waits for its protection to end); a task that fails still stops (`prepare`).
+    let candidates: Vec<&ObservedTask> = candidates
+        .iter()
+        .copied()
+        .filter(|t| !t.is_protected(now))
+        .collect();
     let mut out: Vec<String> = candidates
         .iter()
         .filter(|t| !t.is_healthy())

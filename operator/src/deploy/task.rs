@@ -52,6 +52,9 @@ pub struct ObservedTask {
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub containers: Vec<ContainerInfo>,
+    /// Task scale-in protection ends then (Unix seconds): ECS's `protectionEnabled` with its
+    /// `expirationDate`, from the pod's `ecs.kubecs.io/protected-until` annotation.
+    pub protected_until: Option<i64>,
     /// Its container instance is DRAINING: a service replaces it within its bounds. Set by
     /// the owner, which knows the instances; the pod alone does not say.
     pub draining: bool,
@@ -79,6 +82,11 @@ impl ObservedTask {
     /// so a container that crashes right after it starts never does.
     pub fn is_stable(&self, now: i64) -> bool {
         self.is_healthy() && self.started_at.is_none_or(|s| now - s >= STABLE_SECONDS)
+    }
+
+    /// Scale-in protection is on at `now`.
+    pub fn is_protected(&self, now: i64) -> bool {
+        self.protected_until.is_some_and(|t| now < t)
     }
 
     /// Holds a place toward `maximumPercent`: anything not yet gone.
@@ -318,6 +326,12 @@ pub fn observe(pod: &Pod, now: i64, grace: i64) -> ObservedTask {
         created_at,
         started_at: started_at.or_else(|| status.and_then(|s| s.start_time.as_ref().map(seconds))),
         containers,
+        protected_until: meta
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(annotations::PROTECTED_UNTIL))
+            .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
+            .map(|t| t.as_second()),
         draining: false,
     }
 }

@@ -71,6 +71,9 @@ pub mod annotations {
     /// Set by StopTask before the pod is deleted: the user's `reason` (ECS's stopCode
     /// UserInitiated). The owner stops a pod that has it, should the deletion not follow.
     pub const STOPPED_REASON: &str = "ecs.kubecs.io/stopped-reason";
+    /// Task scale-in protection (UpdateTaskProtection): until this RFC 3339 time, neither
+    /// scale-in nor a deployment stops the task.
+    pub const PROTECTED_UNTIL: &str = "ecs.kubecs.io/protected-until";
 }
 
 /// Who runs the task: the names and labels of the pod. Everything is optional; `kubecs

@@ -231,6 +231,25 @@ pub async fn update(c: &Caller, i: UpdateCluster) -> Result<Value, AwsError> {
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
+pub struct UpdateClusterSettings {
+    cluster: String,
+    settings: Vec<ClusterSetting>,
+}
+
+/// UpdateClusterSettings: the same settings UpdateCluster sets.
+pub async fn update_settings(c: &Caller, i: UpdateClusterSettings) -> Result<Value, AwsError> {
+    update(
+        c,
+        UpdateCluster {
+            cluster: i.cluster,
+            settings: Some(i.settings),
+        },
+    )
+    .await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
 pub struct PutClusterCapacityProviders {
     cluster: String,
     capacity_providers: Vec<String>,

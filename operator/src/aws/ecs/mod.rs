@@ -3,6 +3,7 @@
 
 mod clusters;
 mod instances;
+mod protection;
 mod services;
 mod tags;
 mod taskdefs;
@@ -45,6 +46,9 @@ pub const OPERATIONS: &[&str] = &[
     "TagResource",
     "UntagResource",
     "ListTagsForResource",
+    "UpdateTaskProtection",
+    "GetTaskProtection",
+    "UpdateClusterSettings",
 ];
 
 pub async fn call(c: &Caller, op: &str, body: &[u8]) -> Result<Value, AwsError> {
@@ -80,6 +84,9 @@ pub async fn call(c: &Caller, op: &str, body: &[u8]) -> Result<Value, AwsError> 
         "TagResource" => tags::tag,
         "UntagResource" => tags::untag,
         "ListTagsForResource" => tags::list,
+        "UpdateTaskProtection" => protection::update,
+        "GetTaskProtection" => protection::get,
+        "UpdateClusterSettings" => clusters::update_settings,
     })
 }
 

@@ -27,11 +27,11 @@ const RUN_WAIT: Duration = Duration::from_secs(20);
 /// StopTask's reason when the caller gives none (ECS's console words).
 const DEFAULT_STOP_REASON: &str = "Task stopped by user";
 
-fn task_id(uid: &str) -> String {
+pub(super) fn task_id(uid: &str) -> String {
     uid.replace('-', "")
 }
 
-fn task_arn(ns: &str, cluster: &str, id: &str) -> String {
+pub(super) fn task_arn(ns: &str, cluster: &str, id: &str) -> String {
     format!(
         "arn:aws:ecs:{}:{ns}:task/{cluster}/{id}",
         crate::arn::REGION
@@ -43,12 +43,12 @@ fn now() -> i64 {
 }
 
 /// What the caller may read of a cluster's tasks: its pods and its RunTask objects.
-struct Seen {
-    pods: Vec<Pod>,
+pub(super) struct Seen {
+    pub(super) pods: Vec<Pod>,
     runs: Vec<Task>,
 }
 
-async fn seen(c: &Caller, r: &ClusterRef) -> Result<Seen, AwsError> {
+pub(super) async fn seen(c: &Caller, r: &ClusterRef) -> Result<Seen, AwsError> {
     let pods = c
         .api::<Pod>(&r.namespace)
         .list(&ListParams::default().labels(&format!("{}={}", labels::CLUSTER, r.name)))
@@ -74,7 +74,7 @@ impl Seen {
     }
 
     /// The pod of id `id` (uid hex or pod name).
-    fn pod(&self, id: &str) -> Option<&Pod> {
+    pub(super) fn pod(&self, id: &str) -> Option<&Pod> {
         self.pods
             .iter()
             .find(|p| p.uid().is_some_and(|u| task_id(&u) == id) || p.name_any() == id)
@@ -282,7 +282,7 @@ fn recorded_task(run: &Task, i: &TaskInfo) -> Value {
 }
 
 /// The id a request names (`arn:...:task/CLUSTER/ID` or `ID`).
-fn id_of(s: &str) -> &str {
+pub(super) fn id_of(s: &str) -> &str {
     s.rsplit('/').next().unwrap_or(s)
 }
 

@@ -22,6 +22,7 @@ fn task(name: &str, dep: &str, status: LastStatus) -> ObservedTask {
         started_at: None,
         containers: vec![],
         draining: false,
+        protected_until: None,
     }
 }
 
@@ -680,4 +681,50 @@ fn tasks_on_a_draining_instance_are_replaced_within_the_bounds() {
             sim.history
         );
     }
+}
+
+#[test]
+fn a_protected_task_survives_scale_in_and_a_deployment_waits_for_its_protection() {
+    let mut sim = Sim::new(4, 50, 200);
+    sim.run_until_steady(20);
+    let kept = sim.tasks[2].name.clone();
+    let until = sim.now + 300;
+    sim.tasks[2].protected_until = Some(until);
+    // Scale-in from 4 to 1 keeps the protected task.
+    sim.bounds.desired = 1;
+    sim.run_until_steady(20);
+    assert_eq!(
+        sim.tasks.iter().map(|t| t.name.clone()).collect::<Vec<_>>(),
+        vec![kept.clone()]
+    );
+    // A new deployment starts its task but stops the protected one only once protection ends.
+    sim.target = "web:2".into();
+    let mut waited_past = false;
+    for _ in 0..60 {
+        let plan = sim.step();
+        let old_alive = sim.tasks.iter().any(|t| t.name == kept);
+        if sim.now < until {
+            assert!(
+                old_alive,
+                "stopped at {} while protected until {until}",
+                sim.now
+            );
+            assert_ne!(
+                plan.deployments[0].rollout_state,
+                Some(RolloutState::Completed),
+                "the rollout waits for the protected task"
+            );
+        } else if !old_alive {
+            waited_past = true;
+        }
+        if plan.steady {
+            break;
+        }
+    }
+    assert!(
+        waited_past,
+        "the old task stopped once its protection ended"
+    );
+    assert_eq!(sim.primary().task_definition, "web:2");
+    assert_eq!(sim.primary().rollout_state, Some(RolloutState::Completed));
 }

@@ -267,7 +267,8 @@ pub struct Ledger {
 }
 
 struct InFlight {
-    key: String,
+    namespace: String,
+    name: String,
     node: String,
     task: RunningTask,
     ports: Vec<u16>,
@@ -294,32 +295,37 @@ pub fn instances(
             (s.id.clone(), s)
         })
         .collect();
-    let mut seen: BTreeSet<String> = BTreeSet::new();
-    for pod in stores.pods.state().iter().filter(|p| pod_is_active(p)) {
-        seen.insert(format!(
-            "{}/{}",
-            pod.namespace().unwrap_or_default(),
-            pod.name_any()
-        ));
+    // Every pod in the cluster is looked at (foreign pods use room too), so the loop stays
+    // cheap: the Node first, then the rest, and no allocation for pods on other Nodes.
+    for pod in stores.pods.state().iter() {
         let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_ref()) else {
             continue;
         };
-        if let Some(inst) = by_node.get_mut(node) {
-            let (cpu, memory) = pod_requests(pod);
-            inst.run(
-                RunningTask {
-                    id: pod.uid().unwrap_or_default(),
-                    group: group_of(pod),
-                    cpu,
-                    memory,
-                },
-                &host_ports(pod),
-            );
+        let Some(inst) = by_node.get_mut(node) else {
+            continue;
+        };
+        if !pod_is_active(pod) {
+            continue;
         }
+        let (cpu, memory) = pod_requests(pod);
+        inst.run(
+            RunningTask {
+                id: pod.uid().unwrap_or_default(),
+                group: group_of(pod),
+                cpu,
+                memory,
+            },
+            &host_ports(pod),
+        );
     }
-    ledger
-        .in_flight
-        .retain(|f| !seen.contains(&f.key) && f.at.elapsed() < Duration::from_secs(60));
+    // An in-flight pod the reflector now holds is counted above (or has ended).
+    ledger.in_flight.retain(|f| {
+        stores
+            .pods
+            .get(&kube::runtime::reflector::ObjectRef::<Pod>::new(&f.name).within(&f.namespace))
+            .is_none()
+            && f.at.elapsed() < Duration::from_secs(60)
+    });
     for f in &ledger.in_flight {
         if let Some(inst) = by_node.get_mut(&f.node) {
             inst.run(f.task.clone(), &f.ports);
@@ -482,7 +488,8 @@ pub async fn place_and_create(
         if let Some(n) = node {
             let (cpu, memory) = pod_requests(&made);
             ledger.in_flight.push(InFlight {
-                key: format!("{ns}/{name}"),
+                namespace: ns.to_string(),
+                name: name.clone(),
                 node: n,
                 task: RunningTask {
                     id: made.uid().unwrap_or_default(),

@@ -28,6 +28,8 @@ pub mod images;
 pub mod layout;
 pub mod manifest;
 pub mod names;
+#[cfg(test)]
+mod parser_props;
 pub mod ranges;
 pub mod repositories;
 pub mod s3;

@@ -220,6 +220,10 @@ done = ecs.describe_tasks(cluster=CLUSTER, tasks=[job_arn])["tasks"][0]
 assert done["containers"][0]["exitCode"] == 3, done["containers"]
 assert done["stoppedReason"] == "Essential container in task exited", done
 assert job_arn in ecs.list_tasks(cluster=CLUSTER, desiredStatus="STOPPED", startedBy="api-check")["taskArns"]
+started = ecs.start_task(cluster=CLUSTER, taskDefinition="api-job", containerInstances=arns, startedBy="api-check")
+assert started["failures"] == [] and len(started["tasks"]) == 1, started
+assert started["tasks"][0]["containerInstanceArn"] == arns[0], started["tasks"][0]
+ecs.get_waiter("tasks_stopped").wait(cluster=CLUSTER, tasks=[started["tasks"][0]["taskArn"]], WaiterConfig={"Delay": 2, "MaxAttempts": 60})
 stopped = ecs.stop_task(cluster=CLUSTER, task=running[0], reason="rotating by hand")["task"]
 assert stopped["desiredStatus"] == "STOPPED", stopped
 assert stopped["stoppedReason"] == "rotating by hand" and stopped["stopCode"] == "UserInitiated", stopped

@@ -364,6 +364,35 @@ pub async fn run(c: &Caller, input: Map<String, Value>) -> Result<Value, AwsErro
     }
 }
 
+/// StartTask: RunTask on named container instances, one task on each. kubecs places it with
+/// the constraints that say exactly that (`memberOf(ec2InstanceId in [...])` and
+/// `distinctInstance`), so the placement engine still checks the room on each.
+pub async fn start(c: &Caller, mut input: Map<String, Value>) -> Result<Value, AwsError> {
+    let instances: Vec<String> = input
+        .remove("containerInstances")
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
+    if instances.is_empty() || instances.len() > 10 {
+        return Err(AwsError::invalid_parameter(
+            "containerInstances must list 1 to 10 container instances.",
+        ));
+    }
+    let ids: Vec<String> = instances
+        .iter()
+        .map(|i| format!("'{}'", id_of(i).replace('\'', "")))
+        .collect();
+    let mut constraints: Vec<Value> = input
+        .remove("placementConstraints")
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
+    constraints.push(json!({ "type": "memberOf", "expression": format!("ec2InstanceId in [{}]", ids.join(", ")) }));
+    constraints.push(json!({ "type": "distinctInstance" }));
+    input.insert("placementConstraints".into(), json!(constraints));
+    input.insert("count".into(), json!(instances.len()));
+    input.insert("launchType".into(), json!("EC2"));
+    run(c, input).await
+}
+
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct StopTask {

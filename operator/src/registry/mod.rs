@@ -7,8 +7,9 @@
 //! - `storage`: the service API ([`Storage`]) handlers and controllers call; `store`: its one
 //!   implementation, every storage algorithm (verification, sessions, tags, GC), over a
 //!   `backend`: the narrow object-store trait a medium implements; `layout`: the keys and
-//!   stored formats; `fs`: the filesystem backend; `s3`: S3-compatible object storage
-//!   (stateless replicas on one bucket).
+//!   stored formats; `fs`: the filesystem backend (blob bodies by `file_chunks`); `s3`:
+//!   S3-compatible object storage (stateless replicas on one bucket); `index`: the store's
+//!   in-memory index of tags, manifests and blob sizes (filesystem only).
 //! - `serve`: the HTTP/1 server with its timeouts and connection cap.
 //! - `handlers`: the HTTP API, mapping each request to its ECR action, and
 //!   `POST /kubecs/v1/token` (a registry token for a Kubernetes identity).
@@ -20,9 +21,11 @@ pub mod auth;
 pub mod backend;
 pub mod digest;
 pub mod errors;
+pub mod file_chunks;
 pub mod fs;
 pub mod fsck;
 pub mod handlers;
+pub mod index;
 pub mod layout;
 pub mod manifest;
 pub mod names;

@@ -2,7 +2,8 @@
 //! v1.1 over HTTP, ECR-style tokens, ECR repository semantics through [`AccessPolicy`], and
 //! storage backends behind [`Storage`].
 //!
-//! - `names`, `digest`, `manifest`, `ranges`: pure decisions (grammar, validation, ranges).
+//! - `names`, `digest`, `manifest`, `ranges`, `negotiation`: pure decisions (grammar,
+//!   validation, ranges, HTTP caching and `Accept`).
 //! - `auth`: tokens and principals; `access`: the ECR policy hook.
 //! - `storage`: the service API ([`Storage`]) handlers and controllers call; `store`: its one
 //!   implementation, every storage algorithm (verification, sessions, tags, GC), over a
@@ -29,6 +30,7 @@ pub mod index;
 pub mod layout;
 pub mod manifest;
 pub mod names;
+pub mod negotiation;
 pub mod ranges;
 pub mod repositories;
 pub mod s3;

@@ -60,8 +60,8 @@ pub trait Backend: Send + Sync + 'static {
     const CAN_RENAME: bool;
 
     /// Whether this process is the medium's only writer (a filesystem root is owned by one
-    /// registry process; an S3 bucket is shared by replicas): then the store indexes what it
-    /// reads in memory (`index`).
+    /// registry process; an S3 bucket is shared by replicas): then the store indexes all it
+    /// reads in memory (`index`), else only blob facts, for a bounded time.
     const SOLE_WRITER: bool;
 
     fn head(&self, key: &str) -> impl Future<Output = io::Result<Option<ObjectInfo>>> + Send;

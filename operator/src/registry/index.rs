@@ -2,15 +2,19 @@
 //! and the link check of a blob GET) need, answered from memory with no trip to the blocking
 //! pool or the network, kept true by the store's own write paths.
 //!
-//! Which media: only one whose every writer is this process (`Backend::SOLE_WRITER`: a
-//! filesystem root, owned by one registry process). On a shared medium (S3, several
-//! replicas) the index stays empty. The facts that would save a round trip there are all
-//! existence facts — a tag's target, a link, a manifest's presence in a repository — that
-//! another replica can change at any moment, and the spec's clients expect a tag they just
-//! moved on one replica to resolve so on the next (e2e/registry-replicas.py checks it). The
-//! facts that cannot change (a digest's size and bytes) always come with such a check, whose
-//! answer is the same read: indexing them would save bandwidth of small objects, not
-//! latency, and would add a window where a blob the GC freed elsewhere still looks present.
+//! What it holds depends on who else writes the medium (`Scope`):
+//! - A medium whose every writer is this process (`Backend::SOLE_WRITER`: a filesystem root,
+//!   owned by one registry process): everything, for as long as it is true.
+//! - A shared medium (S3, several replicas): only blobs' links and sizes, each for at most
+//!   `SHARED_BLOB_TTL` after it was read. Tags and manifests are read from the medium every
+//!   time: a tag moved or a manifest deleted on one replica must show on the next request to
+//!   another (clients push and pull through different replicas; e2e/registry-replicas.py
+//!   checks it), and a tag's staleness would serve another image. A blob's size cannot change
+//!   (its digest fixes it); what can is whether it is still linked and stored, when another
+//!   replica unlinks it or its GC frees it. That is seen within the bound, as the spec allows
+//!   a registry to (it says nothing of replicas); distribution's in-memory blob descriptor
+//!   cache, by comparison, never sees another replica's delete. Within the replica itself its
+//!   own deletes remove the entry at once, as on a filesystem.
 //!
 //! How it stays true: entries are only ever facts read from the medium (misses fill it) and
 //! every write path that can make one false removes it once the medium has changed. A fill
@@ -22,8 +26,9 @@
 //! Bounds: entries and manifest bytes are capped; past a cap the index starts over, since
 //! dropping entries is always correct.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use super::digest::Digest;
 use super::storage::StoredManifest;
@@ -36,9 +41,21 @@ const MAX_MANIFEST_BYTES: usize = 16 * 1024 * 1024;
 /// the rest).
 const MAX_INDEXED_MANIFEST: usize = 256 * 1024;
 
+/// On a shared medium, how long a blob's link and size read from it are believed.
+pub const SHARED_BLOB_TTL: Duration = Duration::from_secs(1);
+
+/// What the index may hold; see the module documentation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Every fact, until a write path of this process removes it.
+    Sole,
+    /// Blobs' links and sizes only, each for at most this long after it was read.
+    Shared(Duration),
+}
+
 /// See the module documentation.
 pub struct Index {
-    enabled: bool,
+    scope: Scope,
     inner: Mutex<Inner>,
 }
 
@@ -60,8 +77,8 @@ struct Inner {
 struct Repo {
     tags: HashMap<String, Digest>,
     manifests: HashMap<Digest, StoredManifest>,
-    /// Blobs linked into the repository.
-    links: HashSet<Digest>,
+    /// Blobs linked into the repository, and when that was read.
+    links: HashMap<Digest, Instant>,
 }
 
 impl Inner {
@@ -92,13 +109,25 @@ impl Inner {
 }
 
 impl Index {
-    /// An index that holds entries only when `enabled` (the medium has this process as its
-    /// sole writer).
-    pub fn new(enabled: bool) -> Index {
+    pub fn new(scope: Scope) -> Index {
         Index {
-            enabled,
+            scope,
             inner: Mutex::new(Inner::default()),
         }
+    }
+
+    /// The index for a medium: `Sole` where this process is its only writer.
+    pub fn for_medium(sole_writer: bool) -> Index {
+        Index::new(if sole_writer {
+            Scope::Sole
+        } else {
+            Scope::Shared(SHARED_BLOB_TTL)
+        })
+    }
+
+    /// Whether tags and manifests are indexed.
+    fn whole(&self) -> bool {
+        self.scope == Scope::Sole
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -107,18 +136,11 @@ impl Index {
 
     /// Taken before reading the medium, handed to the insert of what was read.
     pub fn generation(&self) -> Generation {
-        Generation(if self.enabled {
-            self.lock().generation
-        } else {
-            0
-        })
+        Generation(self.lock().generation)
     }
 
-    /// Runs `f` on the index if it is enabled and `seen` is still current.
+    /// Runs `f` on the index if `seen` is still current.
     fn fill(&self, seen: Generation, f: impl FnOnce(&mut Inner)) {
-        if !self.enabled {
-            return;
-        }
         let mut inner = self.lock();
         if inner.generation == seen.0 {
             f(&mut inner);
@@ -126,13 +148,16 @@ impl Index {
     }
 
     pub fn tag(&self, repo: &str, tag: &str) -> Option<Digest> {
-        if !self.enabled {
+        if !self.whole() {
             return None;
         }
         self.lock().repos.get(repo)?.tags.get(tag).cloned()
     }
 
     pub fn insert_tag(&self, seen: Generation, repo: &str, tag: &str, digest: &Digest) {
+        if !self.whole() {
+            return;
+        }
         self.fill(seen, |inner| {
             inner.admit(0);
             let old = inner
@@ -148,9 +173,6 @@ impl Index {
     /// Removes what `f` removes from one repository's entries (true: one entry), and moves
     /// the generation on whether or not there was anything.
     fn forget_in(&self, repo: &str, f: impl FnOnce(&mut Repo) -> bool) {
-        if !self.enabled {
-            return;
-        }
         let mut inner = self.lock();
         let n = inner.repos.get_mut(repo).map_or(0, |r| usize::from(f(r)));
         inner.removed(n, 0);
@@ -162,7 +184,7 @@ impl Index {
     }
 
     pub fn manifest(&self, repo: &str, digest: &Digest) -> Option<StoredManifest> {
-        if !self.enabled {
+        if !self.whole() {
             return None;
         }
         self.lock().repos.get(repo)?.manifests.get(digest).cloned()
@@ -170,7 +192,7 @@ impl Index {
 
     pub fn insert_manifest(&self, seen: Generation, repo: &str, m: &StoredManifest) {
         let bytes = m.bytes.len();
-        if bytes > MAX_INDEXED_MANIFEST {
+        if bytes > MAX_INDEXED_MANIFEST || !self.whole() {
             return;
         }
         self.fill(seen, |inner| {
@@ -189,9 +211,6 @@ impl Index {
     /// After a manifest was deleted (or a delete failed midway): the manifest and every tag
     /// that pointed at it.
     pub fn forget_manifest(&self, repo: &str, digest: &Digest) {
-        if !self.enabled {
-            return;
-        }
         let mut inner = self.lock();
         let (mut n, mut bytes) = (0, 0);
         if let Some(r) = inner.repos.get_mut(repo) {
@@ -206,13 +225,14 @@ impl Index {
         inner.removed(n, bytes);
     }
 
-    /// The size of a blob the repository links, if both facts are indexed.
+    /// The size of a blob the repository links, if both facts are indexed (and, on a shared
+    /// medium, the link was read recently enough).
     pub fn blob_size(&self, repo: &str, digest: &Digest) -> Option<u64> {
-        if !self.enabled {
-            return None;
-        }
         let inner = self.lock();
-        if !inner.repos.get(repo)?.links.contains(digest) {
+        let read = inner.repos.get(repo)?.links.get(digest)?;
+        if let Scope::Shared(ttl) = self.scope
+            && read.elapsed() > ttl
+        {
             return None;
         }
         inner.sizes.get(digest).copied()
@@ -225,27 +245,28 @@ impl Index {
                 inner.admit(0);
                 inner.sizes.insert(digest.clone(), size);
             }
-            if !inner.repo(repo).links.contains(digest) {
+            if !inner.repo(repo).links.contains_key(digest) {
                 inner.admit(0);
-                inner.repo(repo).links.insert(digest.clone());
             }
+            // Read again (a shared medium's entry had expired): believed anew from now.
+            inner
+                .repo(repo)
+                .links
+                .insert(digest.clone(), Instant::now());
         });
     }
 
     /// After a link was removed.
     pub fn forget_link(&self, repo: &str, digest: &Digest) {
-        self.forget_in(repo, |r| r.links.remove(digest));
+        self.forget_in(repo, |r| r.links.remove(digest).is_some());
     }
 
     /// After the GC freed a blob: its size and its links everywhere.
     pub fn forget_blob(&self, digest: &Digest) {
-        if !self.enabled {
-            return;
-        }
         let mut inner = self.lock();
         let mut n = usize::from(inner.sizes.remove(digest).is_some());
         for r in inner.repos.values_mut() {
-            n += usize::from(r.links.remove(digest));
+            n += usize::from(r.links.remove(digest).is_some());
         }
         inner.removed(n, 0);
     }
@@ -270,23 +291,36 @@ mod tests {
         }
     }
 
+    /// On a shared medium: no tags or manifests, blob facts within their bound only (a bound
+    /// of zero has passed by the time of the next read; an hour has not).
     #[test]
-    fn a_disabled_index_holds_nothing() {
-        let ix = Index::new(false);
+    fn a_shared_index_holds_blob_facts_for_a_bounded_time_only() {
+        let ix = Index::new(Scope::Shared(Duration::from_secs(3600)));
         let g = ix.generation();
         ix.insert_tag(g, "r", "t", &digest("a"));
-        ix.insert_blob(g, "r", &digest("b"), 3);
         ix.insert_manifest(g, "r", &manifest("m"));
+        ix.insert_blob(g, "r", &digest("b"), 3);
         assert_eq!(ix.tag("r", "t"), None);
-        assert_eq!(ix.blob_size("r", &digest("b")), None);
         assert!(ix.manifest("r", &digest("m")).is_none());
+        assert_eq!(ix.blob_size("r", &digest("b")), Some(3));
+        ix.forget_link("r", &digest("b"));
+        assert_eq!(
+            ix.blob_size("r", &digest("b")),
+            None,
+            "this replica's own unlink"
+        );
+
+        let expired = Index::new(Scope::Shared(Duration::ZERO));
+        expired.insert_blob(expired.generation(), "r", &digest("b"), 3);
+        std::thread::sleep(Duration::from_millis(1));
+        assert_eq!(expired.blob_size("r", &digest("b")), None);
     }
 
     /// A reader that read the medium before a write must not put the old value back after
     /// the write's removal.
     #[test]
     fn a_fill_that_raced_a_removal_is_dropped() {
-        let ix = Index::new(true);
+        let ix = Index::new(Scope::Sole);
         let before = ix.generation();
         ix.forget_tag("r", "t");
         ix.insert_tag(before, "r", "t", &digest("old"));
@@ -298,7 +332,7 @@ mod tests {
 
     #[test]
     fn deleting_a_manifest_forgets_it_and_its_tags_only() {
-        let ix = Index::new(true);
+        let ix = Index::new(Scope::Sole);
         let (m, other) = (manifest("m"), manifest("o"));
         let g = ix.generation();
         ix.insert_manifest(g, "r", &m);
@@ -314,7 +348,7 @@ mod tests {
 
     #[test]
     fn a_blob_is_known_per_repository_until_unlinked_or_freed() {
-        let ix = Index::new(true);
+        let ix = Index::new(Scope::Sole);
         let d = digest("blob");
         let g = ix.generation();
         ix.insert_blob(g, "a", &d, 4);
@@ -331,7 +365,7 @@ mod tests {
     /// Past its caps the index starts over rather than grow: what it drops is read again.
     #[test]
     fn a_full_index_starts_over() {
-        let ix = Index::new(true);
+        let ix = Index::new(Scope::Sole);
         let g = ix.generation();
         for i in 0..MAX_ENTRIES + 10 {
             ix.insert_tag(g, "r", &format!("t{i}"), &digest("m"));
@@ -344,7 +378,7 @@ mod tests {
     /// A manifest too large to index is read from the medium each time.
     #[test]
     fn large_manifests_are_not_indexed() {
-        let ix = Index::new(true);
+        let ix = Index::new(Scope::Sole);
         let big = "x".repeat(MAX_INDEXED_MANIFEST + 1);
         let m = manifest(&big);
         ix.insert_manifest(ix.generation(), "r", &m);

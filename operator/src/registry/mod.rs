@@ -10,7 +10,7 @@
 //!   `backend`: the narrow object-store trait a medium implements; `layout`: the keys and
 //!   stored formats; `fs`: the filesystem backend (blob bodies by `file_chunks`); `s3`:
 //!   S3-compatible object storage (stateless replicas on one bucket); `index`: the store's
-//!   in-memory index of tags, manifests and blob sizes (filesystem only).
+//!   in-memory index of tags, manifests and blob sizes (on S3 blob facts only, briefly).
 //! - `serve`: the HTTP/1 server with its timeouts and connection cap.
 //! - `handlers`: the HTTP API, mapping each request to its ECR action, and
 //!   `POST /kubecs/v1/token` (a registry token for a Kubernetes identity).

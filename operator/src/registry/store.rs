@@ -53,8 +53,9 @@ pub struct Store<B> {
     /// Readers: operations that (re)use blobs (a manifest push checking its references, a blob
     /// put or mount). Writer: the GC deleting one blob. See `delete_unreferenced_blobs`.
     gc_lock: tokio::sync::RwLock<()>,
-    /// What the hot reads need, in memory (on a medium this process alone writes). Every
-    /// path below that makes an indexed fact false tells the index once the medium changed.
+    /// What the hot reads need, in memory (all of it on a medium this process alone writes,
+    /// blob facts for a bounded time on a shared one). Every path below that makes an
+    /// indexed fact false tells the index once the medium changed.
     index: Index,
 }
 
@@ -148,7 +149,7 @@ impl<B: Backend> Store<B> {
             sessions: SessionLocks::default(),
             tag_lock: tokio::sync::Mutex::new(()),
             gc_lock: tokio::sync::RwLock::new(()),
-            index: Index::new(B::SOLE_WRITER),
+            index: Index::for_medium(B::SOLE_WRITER),
         }
     }
 

@@ -66,8 +66,8 @@ install_chart() {
 # If-Match) included. From PyPI into a venv cached beside the other tools.
 MOTO_VERSION=5.2.5
 MOTO_DIR="$CACHE_ROOT/moto-$MOTO_VERSION"
-# start_moto LOG: moto on a free 127.0.0.1 port with an empty bucket kubecs-registry. Sets
-# MOTO_PID and MOTO_ENDPOINT and exports credentials (moto takes any).
+# start_moto LOG [PORT]: moto on 127.0.0.1 (PORT, or a free port) with an empty bucket
+# kubecs-registry. Sets MOTO_PID and MOTO_ENDPOINT and exports credentials (moto takes any).
 start_moto() {
   # .installed is written last: an interrupted install is redone, not used.
   if [ ! -e "$MOTO_DIR/.installed" ]; then
@@ -78,7 +78,8 @@ start_moto() {
     "$MOTO_DIR/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
     touch "$MOTO_DIR/.installed"
   fi
-  local port; port="$(free_port)"
+  local port="${2:-}"
+  [ -n "$port" ] || port="$(free_port)"
   "$MOTO_DIR/bin/moto_server" -H 127.0.0.1 -p "$port" >"$1" 2>&1 &
   MOTO_PID=$!
   MOTO_ENDPOINT="http://127.0.0.1:$port"

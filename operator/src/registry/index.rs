@@ -14,7 +14,10 @@
 //!   replica unlinks it or its GC frees it. That is seen within the bound, as the spec allows
 //!   a registry to (it says nothing of replicas); distribution's in-memory blob descriptor
 //!   cache, by comparison, never sees another replica's delete. Within the replica itself its
-//!   own deletes remove the entry at once, as on a filesystem.
+//!   own deletes remove the entry at once, as on a filesystem. A manifest push checks its
+//!   blobs' links through the same facts, so a blob unlinked elsewhere in that second may
+//!   still be referenced, as by a push racing the unlink without any index; the content is
+//!   safe either way, since `put_manifest` marks and checks each blob on the medium itself.
 //!
 //! How it stays true: entries are only ever facts read from the medium (misses fill it) and
 //! every write path that can make one false removes it once the medium has changed. A fill

@@ -104,11 +104,12 @@ start_api() {
 # If-Match) included. From PyPI into a venv cached beside the other tools.
 MOTO_VERSION=5.2.5
 MOTO_DIR="$CACHE_ROOT/moto-$MOTO_VERSION"
-# start_moto LOG: moto on a free 127.0.0.1 port with an empty bucket kubecs-registry. Sets
-# MOTO_PID and MOTO_ENDPOINT and exports credentials (moto takes any).
+# start_moto LOG [PORT]: moto on 127.0.0.1 (PORT, or a free port) with an empty bucket
+# kubecs-registry. Sets MOTO_PID and MOTO_ENDPOINT and exports credentials (moto takes any).
 start_moto() {
   pip_venv "$MOTO_DIR" "moto[server]==$MOTO_VERSION" || return 1
-  local port; port="$(free_port)"
+  local port="${2:-}"
+  [ -n "$port" ] || port="$(free_port)"
   "$MOTO_DIR/bin/moto_server" -H 127.0.0.1 -p "$port" >"$1" 2>&1 &
   MOTO_PID=$!
   MOTO_ENDPOINT="http://127.0.0.1:$port"

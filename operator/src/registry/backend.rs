@@ -59,6 +59,11 @@ pub trait Backend: Send + Sync + 'static {
     /// server, and at most 5 GiB at once), so the store copies itself there.
     const CAN_RENAME: bool;
 
+    /// Whether this process is the medium's only writer (a filesystem root is owned by one
+    /// registry process; an S3 bucket is shared by replicas): then the store indexes all it
+    /// reads in memory (`index`), else only blob facts, for a bounded time.
+    const SOLE_WRITER: bool;
+
     fn head(&self, key: &str) -> impl Future<Output = io::Result<Option<ObjectInfo>>> + Send;
 
     /// Streams `range` (start inclusive, end exclusive; None = all) of an object, with the

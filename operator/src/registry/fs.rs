@@ -9,16 +9,16 @@
 //! and are removed, and a lock of this process makes conditional writes atomic.
 
 use std::fs::{self, File};
-use std::io::{self, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::backend::{Backend, Listing, ObjectInfo, StagedWrite, Versioned};
 use super::digest::Digest;
+use super::file_chunks::FileChunks;
 use super::layout::{self, random_id};
 use super::storage::BlobRead;
 use super::store::Store;
@@ -200,27 +200,34 @@ impl Backend for FsBackend {
     type Writer = FsWriter;
     const CAN_TOUCH: bool = true;
     const CAN_RENAME: bool = true;
+    const SOLE_WRITER: bool = true;
 
     async fn head(&self, key: &str) -> io::Result<Option<ObjectInfo>> {
         let md = not_found_is_none(tokio::fs::metadata(self.path(key)).await)?;
         Ok(md.filter(|m| m.is_file()).map(|m| info(&m)))
     }
 
-    /// Served by seeking: a range costs no more than its bytes.
+    /// Served by seeking: a range costs no more than its bytes. Opening, sizing, seeking and
+    /// the first chunk are one trip to the blocking pool (see `FileChunks`).
     async fn get(&self, key: &str, range: Option<(u64, u64)>) -> io::Result<Option<BlobRead>> {
-        let Some(mut f) = not_found_is_none(tokio::fs::File::open(self.path(key)).await)? else {
+        let path = self.path(key);
+        let opened = blocking(move || {
+            let Some(mut f) = not_found_is_none(File::open(&path))? else {
+                return Ok(None);
+            };
+            let size = f.metadata()?.len();
+            let (start, end) = range.unwrap_or((0, size));
+            if start > 0 {
+                f.seek(SeekFrom::Start(start))?;
+            }
+            Ok(Some((f, size, end.min(size).saturating_sub(start))))
+        });
+        let Some((file, size, len)) = opened.await? else {
             return Ok(None);
         };
-        let size = f.metadata().await?.len();
-        let (start, end) = range.unwrap_or((0, size));
-        if start > 0 {
-            f.seek(SeekFrom::Start(start)).await?;
-        }
-        let reader = f.take(end.min(size).saturating_sub(start));
-        let stream = tokio_util::io::ReaderStream::with_capacity(reader, 64 * 1024);
         Ok(Some(BlobRead {
             size,
-            stream: Box::pin(stream),
+            stream: Box::pin(FileChunks::start(file, len)),
         }))
     }
 
@@ -298,9 +305,16 @@ impl Backend for FsBackend {
 
     async fn begin(&self, key: &str) -> io::Result<FsWriter> {
         let tmp = self.tmp()?;
-        let file = tokio::fs::File::create(&tmp).await?;
+        let file = blocking({
+            let tmp = tmp.clone();
+            move || File::create(tmp)
+        })
+        .await?;
         Ok(FsWriter {
             file: Some(file),
+            pending: None,
+            batch: Vec::new(),
+            batched: 0,
             tmp,
             dest: self.path(key),
         })
@@ -338,27 +352,75 @@ impl Backend for FsBackend {
     }
 }
 
+/// Bytes gathered before one write: a blocking-pool round trip per client chunk (hyper's are
+/// often 16-64 KiB) would cost more than the copy.
+const WRITE_BATCH: usize = 1024 * 1024;
+
 /// A file being written in `tmp/`, renamed to its key on commit. Dropped uncommitted (the
 /// request gone mid-body, say), it removes its file.
+///
+/// Writes go to the blocking pool a batch at a time while the caller goes on (hashing the
+/// next chunks, reading the socket): a write waits only for the previous one, so hashing and
+/// writing overlap.
 pub struct FsWriter {
-    file: Option<tokio::fs::File>,
+    /// The file, here between writes; `None` while a write has it.
+    file: Option<File>,
+    pending: Option<tokio::task::JoinHandle<(File, io::Result<()>)>>,
+    batch: Vec<Bytes>,
+    batched: usize,
     tmp: PathBuf,
     dest: PathBuf,
 }
 
+impl FsWriter {
+    /// Waits for the write in flight, taking the file back.
+    async fn settle(&mut self) -> io::Result<()> {
+        if let Some(write) = self.pending.take() {
+            let (file, written) = write.await.map_err(|e| io::Error::other(e.to_string()))?;
+            self.file = Some(file);
+            written?;
+        }
+        Ok(())
+    }
+
+    /// Sends the batch to the blocking pool, once the previous write is done.
+    async fn send_batch(&mut self) -> io::Result<()> {
+        self.settle().await?;
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let file = (self.file.take()).ok_or_else(|| io::Error::other("an earlier write failed"))?;
+        let batch = std::mem::take(&mut self.batch);
+        self.batched = 0;
+        self.pending = Some(tokio::task::spawn_blocking(move || {
+            let written = batch.iter().try_for_each(|b| (&file).write_all(b));
+            (file, written)
+        }));
+        Ok(())
+    }
+}
+
 impl StagedWrite for FsWriter {
     async fn write(&mut self, chunk: Bytes) -> io::Result<()> {
-        let file = self.file.as_mut().expect("open until committed");
-        file.write_all(&chunk).await
+        self.batched += chunk.len();
+        self.batch.push(chunk);
+        if self.batched >= WRITE_BATCH {
+            self.send_batch().await?;
+        }
+        Ok(())
     }
 
     async fn commit(mut self) -> io::Result<()> {
-        let mut file = self.file.take().expect("open until committed");
-        file.flush().await?;
-        file.sync_all().await?;
-        drop(file);
+        self.send_batch().await?;
+        self.settle().await?;
+        let file = (self.file.take()).ok_or_else(|| io::Error::other("an earlier write failed"))?;
         let (tmp, dest) = (self.tmp.clone(), self.dest.clone());
-        blocking(move || commit(&tmp, &dest)).await
+        blocking(move || {
+            file.sync_all()?;
+            drop(file);
+            commit(&tmp, &dest)
+        })
+        .await
     }
 
     async fn abort(self) {}
@@ -366,7 +428,8 @@ impl StagedWrite for FsWriter {
 
 impl Drop for FsWriter {
     fn drop(&mut self) {
-        // A no-op once committed: the file was renamed.
+        // A no-op once committed: the file was renamed. A write still in flight writes to
+        // the unlinked file and ends.
         let _ = fs::remove_file(&self.tmp);
     }
 }

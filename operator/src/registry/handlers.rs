@@ -18,6 +18,7 @@ use super::digest::Digest;
 use super::errors::{ApiError, ErrorCode};
 use super::manifest::{self, MAX_MANIFEST_BYTES, OCI_INDEX, ParsedManifest};
 use super::names::{Route, parse_route, valid_repository_name, valid_tag};
+use super::negotiation;
 use super::ranges::{RangeDecision, decide_range, parse_content_range, upload_range};
 use super::storage::{ByteStream, ManifestRecord, StorageError, TagWrite};
 
@@ -373,7 +374,9 @@ async fn handle(reg: &Registry, req: Request) -> ApiResult {
         settings: &settings,
     };
     match op {
-        Op::GetManifest { reference, head } => get_manifest(&ctx, reference, head).await,
+        Op::GetManifest { reference, head } => {
+            get_manifest(&ctx, reference, head, req.headers()).await
+        }
         Op::PutManifest { reference, tags } => put_manifest(&ctx, reference, &tags, req).await,
         Op::DeleteManifest { reference } => delete_manifest(&ctx, reference).await,
         Op::GetBlob { digest, head } => get_blob(&ctx, digest, head, req.headers()).await,
@@ -511,30 +514,46 @@ fn manifest_unknown(reference: &str) -> ApiError {
     )
 }
 
-async fn get_manifest(ctx: &Ctx<'_>, reference: &str, head: bool) -> ApiResult {
+/// `GET`/`HEAD` of a manifest, honouring `Accept` and `If-None-Match` (see `negotiation`).
+async fn get_manifest(
+    ctx: &Ctx<'_>,
+    reference: &str,
+    head: bool,
+    request: &HeaderMap,
+) -> ApiResult {
     let storage = &ctx.reg.storage;
-    let digest = match parse_reference(reference)? {
-        Reference::Digest(d) => d,
-        Reference::Tag(t) => storage
-            .resolve_tag(ctx.name, &t)
-            .await
-            .map_err(storage_error)?
-            .ok_or_else(|| manifest_unknown(reference))?,
+    let (digest, by_digest) = match parse_reference(reference)? {
+        Reference::Digest(d) => (d, true),
+        Reference::Tag(t) => (
+            storage
+                .resolve_tag(ctx.name, &t)
+                .await
+                .map_err(storage_error)?
+                .ok_or_else(|| manifest_unknown(reference))?,
+            false,
+        ),
     };
     let m = storage
         .get_manifest(ctx.name, &digest)
         .await
         .map_err(storage_error)?
         .ok_or_else(|| manifest_unknown(reference))?;
-    let headers = vec![
-        (header::CONTENT_TYPE, m.media_type.clone()),
-        (header::CONTENT_LENGTH, m.bytes.len().to_string()),
-        (
-            header::HeaderName::from_static("docker-content-digest"),
-            m.digest.to_string(),
-        ),
-        (header::ETAG, format!("\"{}\"", m.digest)),
-    ];
+    if !negotiation::acceptable(request, &m.media_type) {
+        return Err(ApiError::new(
+            ErrorCode::ManifestUnknown,
+            format!(
+                "manifest {reference} is a {}, which the Accept header does not list",
+                m.media_type
+            ),
+        ));
+    }
+    // By tag, the answer changes when the tag moves: not cacheable as immutable.
+    let mut headers = content_headers(&m.digest, by_digest);
+    if negotiation::not_modified(request, &m.digest) {
+        return Ok(response(StatusCode::NOT_MODIFIED, headers, Body::empty()));
+    }
+    headers.push((header::CONTENT_TYPE, m.media_type.clone()));
+    headers.push((header::CONTENT_LENGTH, m.bytes.len().to_string()));
     let body = if head {
         Body::empty()
     } else {
@@ -833,6 +852,24 @@ fn blob_unknown(d: &Digest) -> ApiError {
     .with_detail(json!({ "digest": d.to_string() }))
 }
 
+/// What every answer about content `d` carries, a 304 included; `Cache-Control` when the
+/// request addressed it by digest (then it is immutable).
+fn content_headers(d: &Digest, immutable: bool) -> Vec<(header::HeaderName, String)> {
+    let mut out = vec![
+        (
+            header::HeaderName::from_static("docker-content-digest"),
+            d.to_string(),
+        ),
+        (header::ETAG, format!("\"{d}\"")),
+    ];
+    if immutable {
+        out.push((header::CACHE_CONTROL, negotiation::IMMUTABLE.into()));
+    }
+    out
+}
+
+/// `GET`/`HEAD` of a blob, or of a manifest by digest (as distribution serves them), with
+/// ranges and `If-None-Match`.
 async fn get_blob(ctx: &Ctx<'_>, digest: &str, head: bool, headers: &HeaderMap) -> ApiResult {
     let d = parse_digest(digest)?;
     let storage = &ctx.reg.storage;
@@ -848,35 +885,30 @@ async fn get_blob(ctx: &Ctx<'_>, digest: &str, head: bool, headers: &HeaderMap) 
             .await
             .map_err(storage_error)?
             .ok_or_else(|| blob_unknown(&d))?;
-        let headers = vec![
-            (header::CONTENT_TYPE, m.media_type.clone()),
-            (header::CONTENT_LENGTH, m.bytes.len().to_string()),
-            (
-                header::HeaderName::from_static("docker-content-digest"),
-                d.to_string(),
-            ),
-        ];
+        let mut out = content_headers(&d, true);
+        if negotiation::not_modified(headers, &d) {
+            return Ok(response(StatusCode::NOT_MODIFIED, out, Body::empty()));
+        }
+        out.push((header::CONTENT_TYPE, m.media_type.clone()));
+        out.push((header::CONTENT_LENGTH, m.bytes.len().to_string()));
         let body = if head {
             Body::empty()
         } else {
             Body::from(m.bytes)
         };
-        return Ok(response(StatusCode::OK, headers, body));
+        return Ok(response(StatusCode::OK, out, body));
     };
+    let mut out = content_headers(&d, true);
+    if negotiation::not_modified(headers, &d) {
+        return Ok(response(StatusCode::NOT_MODIFIED, out, Body::empty()));
+    }
     let decision = if head {
         RangeDecision::Full
     } else {
         decide_range(header_str(headers, header::RANGE), size)
     };
-    let mut out = vec![
-        (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-        (
-            header::HeaderName::from_static("docker-content-digest"),
-            d.to_string(),
-        ),
-        (header::ACCEPT_RANGES, "bytes".into()),
-        (header::ETAG, format!("\"{d}\"")),
-    ];
+    out.push((header::CONTENT_TYPE, "application/octet-stream".to_string()));
+    out.push((header::ACCEPT_RANGES, "bytes".into()));
     let (status, range) = match decision {
         RangeDecision::Unsatisfiable => {
             return Ok(response(

@@ -226,6 +226,11 @@ pub struct SessionPart {
     /// Object name under the session's `parts/`.
     pub name: String,
     pub size: u64,
+    /// The part's sha256 digest, computed while it streamed in. Only a session's first part
+    /// has one: when it is the only part (a client that sent the whole blob in one request),
+    /// completing the session verifies the blob without reading it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 impl SessionState {
@@ -243,11 +248,15 @@ impl SessionState {
         Ok(s)
     }
 
-    /// The state after acknowledging one more part.
-    pub fn with_part(&self, name: String, size: u64) -> SessionState {
+    /// The state after acknowledging one more part (and its digest, if it was hashed).
+    pub fn with_part(&self, name: String, size: u64, sha256: Option<&Digest>) -> SessionState {
         let mut next = self.clone();
         next.offset += size;
-        next.parts.push(SessionPart { name, size });
+        next.parts.push(SessionPart {
+            name,
+            size,
+            sha256: sha256.map(Digest::to_string),
+        });
         next
     }
 }
@@ -366,11 +375,14 @@ mod tests {
     #[test]
     fn session_state_encoding() {
         let s = SessionState::default()
-            .with_part(part_name(0, "ab12cd34"), 5)
-            .with_part(part_name(5, "0011aabb"), 7);
+            .with_part(part_name(0, "ab12cd34"), 5, Some(&Digest::sha256(b"12345")))
+            .with_part(part_name(5, "0011aabb"), 7, None);
         assert_eq!(s.offset, 12);
         assert_eq!(s.parts[1].name, "00000000000000000005-0011aabb");
         assert_eq!(SessionState::decode(&s.encode()).unwrap(), s);
+        // A state stored before parts carried their digest still reads.
+        let old = br#"{"offset":5,"parts":[{"name":"00000000000000000000-ab12cd34","size":5}]}"#;
+        assert_eq!(SessionState::decode(old).unwrap().parts[0].sha256, None);
         // Parts that do not add up to the offset, or names that could escape `parts/`.
         let mut bad = s.clone();
         bad.offset = 13;

@@ -2,13 +2,15 @@
 //! v1.1 over HTTP, ECR-style tokens, ECR repository semantics through [`AccessPolicy`], and
 //! storage backends behind [`Storage`].
 //!
-//! - `names`, `digest`, `manifest`, `ranges`: pure decisions (grammar, validation, ranges).
+//! - `names`, `digest`, `manifest`, `ranges`, `negotiation`: pure decisions (grammar,
+//!   validation, ranges, HTTP caching and `Accept`).
 //! - `auth`: tokens and principals; `access`: the ECR policy hook.
 //! - `storage`: the service API ([`Storage`]) handlers and controllers call; `store`: its one
 //!   implementation, every storage algorithm (verification, sessions, tags, GC), over a
 //!   `backend`: the narrow object-store trait a medium implements; `layout`: the keys and
-//!   stored formats; `fs`: the filesystem backend; `s3`: S3-compatible object storage
-//!   (stateless replicas on one bucket).
+//!   stored formats; `fs`: the filesystem backend (blob bodies by `file_chunks`); `s3`:
+//!   S3-compatible object storage (stateless replicas on one bucket); `index`: the store's
+//!   in-memory index of tags, manifests and blob sizes (on S3 blob facts only, briefly).
 //! - `serve`: the HTTP/1 server with its timeouts and connection cap.
 //! - `handlers`: the HTTP API, mapping each request to its ECR action, and
 //!   `POST /kubecs/v1/token` (a registry token for a Kubernetes identity); `images`: the
@@ -21,13 +23,16 @@ pub mod auth;
 pub mod backend;
 pub mod digest;
 pub mod errors;
+pub mod file_chunks;
 pub mod fs;
 pub mod fsck;
 pub mod handlers;
 pub mod images;
+pub mod index;
 pub mod layout;
 pub mod manifest;
 pub mod names;
+pub mod negotiation;
 #[cfg(test)]
 mod parser_props;
 pub mod ranges;

@@ -279,6 +279,7 @@ impl Backend for S3Backend {
     type Writer = ObjectWriter;
     const CAN_TOUCH: bool = false;
     const CAN_RENAME: bool = false;
+    const SOLE_WRITER: bool = false;
 
     async fn head(&self, key: &str) -> io::Result<Option<ObjectInfo>> {
         Ok(self.meta(key).await?.as_ref().map(info))

@@ -33,7 +33,8 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 
 use super::backend::{Backend, ObjectInfo, StagedWrite};
-use super::digest::{Digest, Hasher};
+use super::digest::{Algorithm, Digest, Hasher};
+use super::index::Index;
 use super::layout::{self, ManifestMeta, SessionPart, SessionState, random_id, valid_upload_id};
 use super::manifest::Descriptor;
 use super::storage::*;
@@ -52,6 +53,10 @@ pub struct Store<B> {
     /// Readers: operations that (re)use blobs (a manifest push checking its references, a blob
     /// put or mount). Writer: the GC deleting one blob. See `delete_unreferenced_blobs`.
     gc_lock: tokio::sync::RwLock<()>,
+    /// What the hot reads need, in memory (all of it on a medium this process alone writes,
+    /// blob facts for a bounded time on a shared one). Every path below that makes an
+    /// indexed fact false tells the index once the medium changed.
+    index: Index,
 }
 
 /// A lock per upload session within this process. Entries are dropped when a session ends.
@@ -144,6 +149,7 @@ impl<B: Backend> Store<B> {
             sessions: SessionLocks::default(),
             tag_lock: tokio::sync::Mutex::new(()),
             gc_lock: tokio::sync::RwLock::new(()),
+            index: Index::for_medium(B::SOLE_WRITER),
         }
     }
 
@@ -320,8 +326,10 @@ impl<B: Backend> Store<B> {
         Ok(total)
     }
 
-    /// Completes a session of one part (a client that sent the whole blob in one PATCH) on a
-    /// backend that renames: the part is hashed, then moved into place rather than copied.
+    /// Completes a session of one part (a client that sent the whole blob in one PATCH or
+    /// PUT) on a backend that renames: the part is verified, then moved into place rather
+    /// than copied. Verified by the digest recorded while it streamed in when there is one
+    /// (the part was hashed as it was written: no second read), else by hashing it now.
     async fn complete_by_rename(
         &self,
         repo: &str,
@@ -329,22 +337,34 @@ impl<B: Backend> Store<B> {
         part: &SessionPart,
         digest: &Digest,
     ) -> StorageResult<u64> {
-        let mut hashing = Incoming::<B::Writer> {
-            hasher: Some(digest.algorithm().hasher()),
-            writer: None,
+        let part_key = layout::upload_part(repo, id, &part.name);
+        let size = if part.sha256.as_deref() == Some(digest.to_string().as_str()) {
+            if !self.exists(&part_key).await? {
+                // Moved into its blob by a process killed before it removed the session.
+                return Err(StorageError::UploadUnknown(id.to_string()));
+            }
+            part.size
+        } else {
+            let mut hashing = Incoming::<B::Writer> {
+                hasher: Some(digest.algorithm().hasher()),
+                writer: None,
+            };
+            let parts = std::slice::from_ref(part);
+            let size = self.copy_parts(repo, id, parts, &mut hashing).await?;
+            let actual = hashing.hasher.expect("hashing").finish();
+            if &actual != digest {
+                return Err(StorageError::DigestMismatch {
+                    expected: digest.clone(),
+                    actual,
+                });
+            }
+            size
         };
-        let size = (self.copy_parts(repo, id, std::slice::from_ref(part), &mut hashing)).await?;
-        let actual = hashing.hasher.expect("hashing").finish();
-        if &actual != digest {
-            return Err(StorageError::DigestMismatch {
-                expected: digest.clone(),
-                actual,
-            });
-        }
         let _gc = self.gc_lock.read().await;
         if !self.mark_used(digest).await? {
-            let from = layout::upload_part(repo, id, &part.name);
-            self.backend.rename(&from, &layout::blob(digest)).await?;
+            self.backend
+                .rename(&part_key, &layout::blob(digest))
+                .await?;
             // The part may be older than the grace period: the blob is fresh.
             self.mark_used(digest).await?;
         }
@@ -357,7 +377,9 @@ impl<B: Backend> Store<B> {
     /// there: if the blob is back once the links are gone, they are restored.
     async fn unlink_freed(&self, d: &Digest, repos: &[String]) -> io::Result<()> {
         for repo in repos {
-            self.backend.delete(&layout::link(repo, d)).await?;
+            let deleted = self.backend.delete(&layout::link(repo, d)).await;
+            self.index.forget_link(repo, d);
+            deleted?;
         }
         if !repos.is_empty() && self.exists(&layout::blob(d)).await? {
             for repo in repos {
@@ -365,6 +387,63 @@ impl<B: Backend> Store<B> {
             }
         }
         Ok(())
+    }
+
+    /// `delete_manifest` under the tag lock.
+    async fn delete_manifest_locked(&self, repo: &str, digest: &Digest) -> StorageResult<bool> {
+        let key = layout::manifest(repo, digest);
+        let Some(meta) = self.read_meta(&key).await? else {
+            return Ok(false);
+        };
+        // Tags first, so no tag ever points at a missing manifest.
+        for tag in self.list_tags(repo).await? {
+            if self
+                .read_tag(repo, &tag)
+                .await?
+                .is_some_and(|(d, _)| &d == digest)
+            {
+                self.backend.delete(&layout::tag(repo, &tag)).await?;
+            }
+        }
+        if let Some(subject) = meta.subject {
+            let entry = layout::referrer(repo, &subject, digest);
+            self.backend.delete(&entry).await?;
+        }
+        Ok(self.backend.delete(&key).await?)
+    }
+
+    /// `put_tag` under the tag lock.
+    async fn put_tag_locked(
+        &self,
+        repo: &str,
+        tag: &str,
+        digest: &Digest,
+        overwrite: bool,
+    ) -> StorageResult<TagWrite> {
+        let key = layout::tag(repo, tag);
+        for _ in 0..CONDITIONAL_ATTEMPTS {
+            let (current, version) = self.read_tag(repo, tag).await?.unzip();
+            let outcome = match layout::plan_tag(current.as_ref(), digest, overwrite) {
+                layout::TagPlan::Done(outcome) => return Ok(outcome),
+                layout::TagPlan::Write(outcome) => outcome,
+            };
+            if !self.exists(&layout::manifest(repo, digest)).await? {
+                // Deleted meanwhile (a DELETE racing this push).
+                return Err(StorageError::ManifestUnknown(digest.clone()));
+            }
+            let value = Bytes::from(digest.to_string());
+            if self
+                .backend
+                .put_if(&key, value, version.flatten().as_deref())
+                .await?
+            {
+                return Ok(outcome);
+            }
+            // Another replica wrote the tag meanwhile: decide again on its value.
+        }
+        Err(other(format!(
+            "tag {tag} kept changing under concurrent writes"
+        )))
     }
 
     /// The session lock, and the session's state; UploadUnknown (forgetting the lock) when
@@ -401,14 +480,22 @@ impl<B: Backend> Storage for Store<B> {
         digest: &'a Digest,
     ) -> BoxFuture<'a, StorageResult<Option<u64>>> {
         Box::pin(async move {
+            if let Some(size) = self.index.blob_size(repo, digest) {
+                return Ok(Some(size));
+            }
+            let seen = self.index.generation();
             if !self.linked(repo, digest).await? {
                 return Ok(None);
             }
-            Ok(self
+            let size = self
                 .backend
                 .head(&layout::blob(digest))
                 .await?
-                .map(|i| i.size))
+                .map(|i| i.size);
+            if let Some(size) = size {
+                self.index.insert_blob(seen, repo, digest, size);
+            }
+            Ok(size)
         })
     }
 
@@ -419,7 +506,7 @@ impl<B: Backend> Storage for Store<B> {
         range: Option<(u64, u64)>,
     ) -> BoxFuture<'a, StorageResult<Option<BlobRead>>> {
         Box::pin(async move {
-            if !self.linked(repo, digest).await? {
+            if self.index.blob_size(repo, digest).is_none() && !self.linked(repo, digest).await? {
                 return Ok(None);
             }
             Ok(self.backend.get(&layout::blob(digest), range).await?)
@@ -464,7 +551,11 @@ impl<B: Backend> Storage for Store<B> {
         repo: &'a str,
         digest: &'a Digest,
     ) -> BoxFuture<'a, StorageResult<bool>> {
-        Box::pin(async move { Ok(self.backend.delete(&layout::link(repo, digest)).await?) })
+        Box::pin(async move {
+            let deleted = self.backend.delete(&layout::link(repo, digest)).await;
+            self.index.forget_link(repo, digest);
+            Ok(deleted?)
+        })
     }
 
     fn start_upload<'a>(&'a self, repo: &'a str) -> BoxFuture<'a, StorageResult<UploadStatus>> {
@@ -513,8 +604,11 @@ impl<B: Backend> Storage for Store<B> {
             }
             let name = layout::part_name(offset, &random_id()?[..8]);
             let part = layout::upload_part(repo, id, &name);
+            // Where completing renames, the first part is hashed as it streams: if it is the
+            // only one, completing needs no second read (see `complete_by_rename`). sha256, as
+            // nearly every client uses.
             let mut incoming = Incoming {
-                hasher: None,
+                hasher: (offset == 0 && B::CAN_RENAME).then(|| Algorithm::Sha256.hasher()),
                 writer: Some(self.backend.begin(&part).await?),
             };
             let n = match receive(body, &mut incoming, offset, limit).await {
@@ -537,11 +631,12 @@ impl<B: Backend> Storage for Store<B> {
                 id: id.to_string(),
                 offset,
             };
+            let sha256 = incoming.hasher.take().map(Hasher::finish);
             let Some(writer) = incoming.writer.filter(|_| n > 0) else {
                 return Ok(status(offset));
             };
             writer.commit().await?;
-            let next = state.with_part(name, n);
+            let next = state.with_part(name, n, sha256.as_ref());
             let state_key = layout::upload_state(repo, id);
             if self
                 .backend
@@ -617,12 +712,17 @@ impl<B: Backend> Storage for Store<B> {
         digest: &'a Digest,
     ) -> BoxFuture<'a, StorageResult<Option<StoredManifest>>> {
         Box::pin(async move {
+            if let Some(m) = self.index.manifest(repo, digest) {
+                return Ok(Some(m));
+            }
+            let seen = self.index.generation();
             let key = layout::manifest(repo, digest);
             let Some(raw) = self.read_all(&key).await? else {
                 return Ok(None);
             };
             let m = layout::stored_manifest(digest.clone(), raw)
                 .map_err(|e| io::Error::other(format!("{key}: {e}")))?;
+            self.index.insert_manifest(seen, repo, &m);
             Ok(Some(m))
         })
     }
@@ -681,25 +781,10 @@ impl<B: Backend> Storage for Store<B> {
     ) -> BoxFuture<'a, StorageResult<bool>> {
         Box::pin(async move {
             let _tags = self.tag_lock.lock().await;
-            let key = layout::manifest(repo, digest);
-            let Some(meta) = self.read_meta(&key).await? else {
-                return Ok(false);
-            };
-            // Tags first, so no tag ever points at a missing manifest.
-            for tag in self.list_tags(repo).await? {
-                if self
-                    .read_tag(repo, &tag)
-                    .await?
-                    .is_some_and(|(d, _)| &d == digest)
-                {
-                    self.backend.delete(&layout::tag(repo, &tag)).await?;
-                }
-            }
-            if let Some(subject) = meta.subject {
-                let entry = layout::referrer(repo, &subject, digest);
-                self.backend.delete(&entry).await?;
-            }
-            Ok(self.backend.delete(&key).await?)
+            let deleted = self.delete_manifest_locked(repo, digest).await;
+            // Also when the delete failed midway: some of it may be done.
+            self.index.forget_manifest(repo, digest);
+            deleted
         })
     }
 
@@ -708,7 +793,17 @@ impl<B: Backend> Storage for Store<B> {
         repo: &'a str,
         tag: &'a str,
     ) -> BoxFuture<'a, StorageResult<Option<Digest>>> {
-        Box::pin(async move { Ok(self.read_tag(repo, tag).await?.map(|(d, _)| d)) })
+        Box::pin(async move {
+            if let Some(d) = self.index.tag(repo, tag) {
+                return Ok(Some(d));
+            }
+            let seen = self.index.generation();
+            let d = self.read_tag(repo, tag).await?.map(|(d, _)| d);
+            if let Some(d) = &d {
+                self.index.insert_tag(seen, repo, tag, d);
+            }
+            Ok(d)
+        })
     }
 
     fn put_tag<'a>(
@@ -720,40 +815,20 @@ impl<B: Backend> Storage for Store<B> {
     ) -> BoxFuture<'a, StorageResult<TagWrite>> {
         Box::pin(async move {
             let _tags = self.tag_lock.lock().await;
-            let key = layout::tag(repo, tag);
-            for _ in 0..CONDITIONAL_ATTEMPTS {
-                let (current, version) = self.read_tag(repo, tag).await?.unzip();
-                let outcome = match layout::plan_tag(current.as_ref(), digest, overwrite) {
-                    layout::TagPlan::Done(outcome) => return Ok(outcome),
-                    layout::TagPlan::Write(outcome) => outcome,
-                };
-                if !self.exists(&layout::manifest(repo, digest)).await? {
-                    // Deleted meanwhile (a DELETE racing this push).
-                    return Err(StorageError::ManifestUnknown(digest.clone()));
-                }
-                let value = Bytes::from(digest.to_string());
-                if self
-                    .backend
-                    .put_if(&key, value, version.flatten().as_deref())
-                    .await?
-                {
-                    return Ok(outcome);
-                }
-                // Another replica wrote the tag meanwhile: decide again on its value.
-            }
-            Err(other(format!(
-                "tag {tag} kept changing under concurrent writes"
-            )))
+            let written = self.put_tag_locked(repo, tag, digest, overwrite).await;
+            self.index.forget_tag(repo, tag);
+            written
         })
     }
 
     fn delete_tag<'a>(&'a self, repo: &'a str, tag: &'a str) -> BoxFuture<'a, StorageResult<bool>> {
         Box::pin(async move {
             let _tags = self.tag_lock.lock().await;
-            Ok(self.backend.delete(&layout::tag(repo, tag)).await?)
+            let deleted = self.backend.delete(&layout::tag(repo, tag)).await;
+            self.index.forget_tag(repo, tag);
+            Ok(deleted?)
         })
     }
-
     fn list_tags<'a>(&'a self, repo: &'a str) -> BoxFuture<'a, StorageResult<Vec<String>>> {
         Box::pin(async move { Ok(self.backend.list_dir(&layout::tags(repo)).await?.objects) })
     }
@@ -905,7 +980,9 @@ impl<B: Backend> Storage for Store<B> {
                 let marker = self.backend.head(&marker_key).await?;
                 match self.backend.head(&key).await? {
                     Some(b) if old(&b) && marker.as_ref().is_none_or(old) => {
-                        self.backend.delete(&key).await?;
+                        let deleted = self.backend.delete(&key).await;
+                        self.index.forget_blob(&d);
+                        deleted?;
                         self.backend.delete(&marker_key).await?;
                         report.blobs_deleted += 1;
                         report.bytes_freed += b.size;

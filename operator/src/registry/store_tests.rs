@@ -266,7 +266,7 @@ async fn stale_state_loses<B: Backend>(s: &Store<B>) {
         .await
         .unwrap();
     // A replica that read the state before that append cannot overwrite it.
-    let next = SessionState::default().with_part(layout::part_name(0, "ff"), 1);
+    let next = SessionState::default().with_part(layout::part_name(0, "ff"), 1, None);
     let wrote = s
         .backend()
         .put_if(&key, next.encode().into(), stale.as_deref());
@@ -534,6 +534,7 @@ impl<B: Backend> Backend for Paused<B> {
     type Writer = B::Writer;
     const CAN_TOUCH: bool = B::CAN_TOUCH;
     const CAN_RENAME: bool = B::CAN_RENAME;
+    const SOLE_WRITER: bool = B::SOLE_WRITER;
 
     async fn head(&self, key: &str) -> io::Result<Option<ObjectInfo>> {
         self.inner.head(key).await

@@ -52,6 +52,9 @@ on_both_backends!(
     mount_from_an_unreadable_repository_falls_back_to_upload,
     mount_without_from_falls_back_to_upload_and_links_nothing,
     manifest_push_pull_and_validation,
+    conditional_gets_and_cache_control,
+    manifest_get_honours_accept,
+    what_changes_is_seen_at_once,
     manifest_referencing_unknown_blobs_or_manifests_is_refused,
     manifest_over_4_mib_is_refused,
     tag_listing_is_sorted_and_paginated,
@@ -816,6 +819,185 @@ async fn manifest_push_pull_and_validation(k: Kind) {
     assert_eq!(r.error_code(), "MANIFEST_INVALID");
 }
 
+/// Content addressed by digest is immutable: `Cache-Control` says so, and `If-None-Match`
+/// naming its ETag is 304 without a body, for blobs and manifests (by digest or tag).
+async fn conditional_gets_and_cache_control(k: Kind) {
+    let h = harness(k);
+    let (m, _) = h.push_image("app", "v1", "a").await;
+    let layer = Digest::sha256(b"layer-a");
+    let blob = format!("/v2/app/blobs/{layer}");
+    let g = h.get(&blob).await;
+    assert_eq!(g.status, StatusCode::OK);
+    assert_eq!(g.header("cache-control"), "max-age=31536000, immutable");
+    let etag = g.header("etag").to_string();
+    assert_eq!(etag, format!("\"{layer}\""));
+    for method in [Method::GET, Method::HEAD] {
+        let r = h
+            .send(method.clone(), &blob, &[("if-none-match", &etag)], b"")
+            .await;
+        assert_eq!(r.status, StatusCode::NOT_MODIFIED, "{method}");
+        assert!(r.body.is_empty());
+        assert_eq!(r.header("etag"), etag);
+        assert_eq!(r.header("cache-control"), "max-age=31536000, immutable");
+    }
+    // Another ETag: the content, ranges as usual.
+    let r = h
+        .send(
+            Method::GET,
+            &blob,
+            &[
+                ("if-none-match", "\"sha256:other\""),
+                ("range", "bytes=0-1"),
+            ],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(&r.body[..], b"la");
+
+    for reference in [m.to_string(), "v1".into()] {
+        let uri = format!("/v2/app/manifests/{reference}");
+        let g = h.get(&uri).await;
+        assert_eq!(g.header("etag"), format!("\"{m}\""));
+        let r = h
+            .send(Method::GET, &uri, &[("if-none-match", &m.to_string())], b"")
+            .await;
+        assert_eq!(r.status, StatusCode::NOT_MODIFIED, "{reference}");
+        assert!(r.body.is_empty());
+        // By digest immutable; by tag it changes when the tag moves.
+        assert_eq!(
+            g.headers.get("cache-control").is_some(),
+            reference.contains(':'),
+            "{reference}"
+        );
+    }
+    // A manifest fetched through the blob endpoint is content too.
+    let r = h
+        .send(
+            Method::GET,
+            &format!("/v2/app/blobs/{m}"),
+            &[("if-none-match", &format!("\"{m}\""))],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_MODIFIED);
+}
+
+/// `Accept` as distribution honours it: an OCI manifest or index the client did not list is
+/// MANIFEST_UNKNOWN; listed, wildcarded or without `Accept` it is served.
+async fn manifest_get_honours_accept(k: Kind) {
+    let h = harness(k);
+    let (m, body) = h.push_image("app", "v1", "a").await;
+    let get = |accept: &'static str| {
+        let h = &h;
+        async move {
+            let headers: &[(&str, &str)] = if accept.is_empty() {
+                &[]
+            } else {
+                &[("accept", accept)]
+            };
+            h.send(Method::GET, "/v2/app/manifests/v1", headers, b"")
+                .await
+        }
+    };
+    for accept in [
+        "",
+        OCI_MANIFEST,
+        "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json;q=0.9",
+        "*/*",
+    ] {
+        let r = get(accept).await;
+        assert_eq!(r.status, StatusCode::OK, "Accept: {accept}");
+        assert_eq!(&r.body[..], &body[..]);
+    }
+    for accept in [
+        OCI_INDEX,
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ] {
+        let r = get(accept).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "Accept: {accept}");
+        assert_eq!(r.error_code(), "MANIFEST_UNKNOWN");
+    }
+    // HEAD negotiates the same way.
+    let r = h
+        .send(
+            Method::HEAD,
+            &format!("/v2/app/manifests/{m}"),
+            &[("accept", OCI_INDEX)],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+/// Reads served from the store's index (filesystem) see every change at once: a moved tag,
+/// a deleted tag or manifest, an unlinked blob.
+async fn what_changes_is_seen_at_once(k: Kind) {
+    let h = harness(k);
+    let (first, _) = h.push_image("app", "v1", "a").await;
+    let layer = Digest::sha256(b"layer-a");
+    // Read once, so that the index holds them.
+    assert_eq!(
+        h.get("/v2/app/manifests/v1")
+            .await
+            .header("docker-content-digest"),
+        first.to_string()
+    );
+    let head = |uri: String| {
+        let h = &h;
+        async move { h.send(Method::HEAD, &uri, &[], b"").await.status }
+    };
+    assert_eq!(head(format!("/v2/app/blobs/{layer}")).await, StatusCode::OK);
+
+    let (second, _) = h.push_image("app", "v1", "b").await;
+    let g = h.get("/v2/app/manifests/v1").await;
+    assert_eq!(
+        g.header("docker-content-digest"),
+        second.to_string(),
+        "the tag moved"
+    );
+
+    let del = h
+        .send(Method::DELETE, "/v2/app/manifests/v1", &[], b"")
+        .await;
+    assert_eq!(del.status, StatusCode::ACCEPTED);
+    assert_eq!(
+        h.get("/v2/app/manifests/v1").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    assert_eq!(
+        head(format!("/v2/app/manifests/{first}")).await,
+        StatusCode::OK
+    );
+    let del = h
+        .send(
+            Method::DELETE,
+            &format!("/v2/app/manifests/{first}"),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(del.status, StatusCode::ACCEPTED);
+    assert_eq!(
+        head(format!("/v2/app/manifests/{first}")).await,
+        StatusCode::NOT_FOUND
+    );
+
+    let del = h
+        .send(Method::DELETE, &format!("/v2/app/blobs/{layer}"), &[], b"")
+        .await;
+    assert_eq!(del.status, StatusCode::ACCEPTED);
+    assert_eq!(
+        head(format!("/v2/app/blobs/{layer}")).await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        h.get(&format!("/v2/app/blobs/{layer}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
 async fn manifest_referencing_unknown_blobs_or_manifests_is_refused(k: Kind) {
     let h = harness(k);
     let cfg = h.push_blob("r", b"{}").await;
@@ -1472,6 +1654,10 @@ async fn gc_keeps_referenced_and_fresh_blobs(k: Kind) {
     )
     .await;
     let orphan = h.push_blob("r", b"old and unreferenced").await;
+    // Read once, so that an index holds it: the GC must make the index forget it.
+    let orphan_uri = format!("/v2/r/blobs/{orphan}");
+    let head = h.send(Method::HEAD, &orphan_uri, &[], b"").await;
+    assert_eq!(head.status, StatusCode::OK);
     // A blob referenced only from another repository's manifest is kept too.
     let elsewhere_cfg = h.push_blob("s", b"{\"s\":1}").await;
     let elsewhere_layer = h.push_blob("s", b"s layer").await;
@@ -1500,10 +1686,10 @@ async fn gc_keeps_referenced_and_fresh_blobs(k: Kind) {
     for d in [&cfg, &layer, &fresh, &elsewhere_cfg, &elsewhere_layer] {
         assert!(stored.contains(d));
     }
-    assert_eq!(
-        h.get(&format!("/v2/r/blobs/{orphan}")).await.status,
-        StatusCode::NOT_FOUND
-    );
+    for method in [Method::GET, Method::HEAD] {
+        let r = h.send(method, &orphan_uri, &[], b"").await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+    }
     assert_eq!(h.get("/v2/r/manifests/v1").await.status, StatusCode::OK);
     // Deleting the tag keeps the manifest and its blobs; deleting the manifest frees them.
     h.send(Method::DELETE, "/v2/r/manifests/v1", &[], b"").await;

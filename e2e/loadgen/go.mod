@@ -1,0 +1,3 @@
+module kubecs.dev/e2e/loadgen
+
+go 1.22

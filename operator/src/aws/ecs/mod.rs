@@ -2,6 +2,8 @@
 //! resource, each operation a function of the caller and its typed input.
 
 mod clusters;
+#[cfg(test)]
+mod conversations;
 mod instances;
 mod protection;
 mod services;

@@ -36,6 +36,13 @@ fn cluster(name: &str) -> Value {
            "spec": {}, "status": {"status": "ACTIVE", "registeredContainerInstancesCount": 3}})
 }
 
+/// The cluster `prod` in the API server.
+fn with_prod(world: &World) {
+    world
+        .api
+        .seed(&format!("{}/prod", path("ecsclusters")), cluster("prod"));
+}
+
 fn empty_list(kind: &str) -> (StatusCode, Value) {
     (
         StatusCode::OK,
@@ -47,9 +54,7 @@ fn empty_list(kind: &str) -> (StatusCode, Value) {
 #[tokio::test]
 async fn create_cluster_answers_an_existing_cluster_without_writing() {
     let world = World::plain();
-    world
-        .api
-        .seed(&format!("{}/prod", path("ecsclusters")), cluster("prod"));
+    with_prod(&world);
     let out = ecs(
         &caller(&world),
         "CreateCluster",
@@ -116,9 +121,7 @@ async fn rbac_refusals_come_back_as_access_denied_naming_action_and_resource() {
             )
         })
     }));
-    world
-        .api
-        .seed(&format!("{}/prod", path("ecsclusters")), cluster("prod"));
+    with_prod(&world);
     let td_path = path("taskdefinitions");
     // The task definition exists (a family object with revision 1).
     world.api.seed(
@@ -147,9 +150,7 @@ async fn rbac_refusals_come_back_as_access_denied_naming_action_and_resource() {
 #[tokio::test]
 async fn a_scaled_service_is_not_deleted_without_force() {
     let world = World::plain();
-    world
-        .api
-        .seed(&format!("{}/prod", path("ecsclusters")), cluster("prod"));
+    with_prod(&world);
     world.api.seed(
         &format!("{}/web", path("services")),
         json!({"apiVersion": "ecs.kubecs.io/v1alpha1", "kind": "Service",
@@ -212,9 +213,7 @@ async fn an_invalid_task_definition_is_refused_in_ecs_words_before_any_write() {
 #[tokio::test]
 async fn missing_services_are_failures_not_errors() {
     let world = World::plain();
-    world
-        .api
-        .seed(&format!("{}/prod", path("ecsclusters")), cluster("prod"));
+    with_prod(&world);
     let out = ecs(
         &caller(&world),
         "DescribeServices",

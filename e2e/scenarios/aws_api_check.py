@@ -117,6 +117,9 @@ assert [f["reason"] for f in d["failures"]] == ["MISSING"], d
 ecs.update_cluster(cluster=CLUSTER, settings=[{"name": "containerInsights", "value": "enabled"}])
 assert ecs.update_cluster_settings(cluster=CLUSTER, settings=[{"name": "containerInsights", "value": "disabled"}])["cluster"]["settings"] == [{"name": "containerInsights", "value": "disabled"}]
 ecs.put_cluster_capacity_providers(cluster=CLUSTER, capacityProviders=[], defaultCapacityProviderStrategy=[])
+cps = ecs.describe_capacity_providers()["capacityProviders"]
+assert {"FARGATE", "FARGATE_SPOT"} <= {cp["name"] for cp in cps}, cps
+assert ecs.describe_capacity_providers(capacityProviders=["nope"])["failures"][0]["reason"] == "MISSING"
 until("the real node registered", lambda: ecs.describe_clusters(clusters=[CLUSTER])["clusters"][0]["registeredContainerInstancesCount"] == 1, 60)
 
 # Container instances and attributes.

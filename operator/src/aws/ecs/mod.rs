@@ -1,6 +1,7 @@
 //! The ECS API (`AmazonEC2ContainerServiceV20141113`) over the ECS objects: one module per
 //! resource, each operation a function of the caller and its typed input.
 
+mod capacity;
 mod clusters;
 #[cfg(test)]
 mod conversations;
@@ -23,6 +24,7 @@ pub const OPERATIONS: &[&str] = &[
     "ListClusters",
     "UpdateCluster",
     "PutClusterCapacityProviders",
+    "DescribeCapacityProviders",
     "RegisterTaskDefinition",
     "DeregisterTaskDefinition",
     "DescribeTaskDefinition",
@@ -62,6 +64,7 @@ pub async fn call(c: &Caller, op: &str, body: &[u8]) -> Result<Value, AwsError> 
         "ListClusters" => clusters::list,
         "UpdateCluster" => clusters::update,
         "PutClusterCapacityProviders" => clusters::put_capacity_providers,
+        "DescribeCapacityProviders" => capacity::describe,
         "RegisterTaskDefinition" => taskdefs::register,
         "DeregisterTaskDefinition" => taskdefs::deregister,
         "DescribeTaskDefinition" => taskdefs::describe,

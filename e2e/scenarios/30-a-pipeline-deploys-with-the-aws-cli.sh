@@ -134,7 +134,9 @@ task="$(ecs run-task --cluster pipeline --task-definition migrate --started-by p
 case "$task" in arn:aws:ecs:kubecs:$NS:task/pipeline/*) ;; *) fail "run-task returned '$task'";; esac
 ecs wait tasks-stopped --cluster pipeline --tasks "$task"
 expect_eq "the task's exit code" 0 "$(ecs describe-tasks --cluster pipeline --tasks "$task" --query 'tasks[0].containers[0].exitCode' --output text)"
-expect_eq "kubectl sees the Task STOPPED" STOPPED "$(kubectl get tasks.ecs.kubecs.io -n $NS -o jsonpath='{.items[0].status.lastStatus}')"
+# The waiter reads the pod; the Task object's status follows once its controller has seen it.
+task_object="$(kubectl get tasks.ecs.kubecs.io -n $NS -o jsonpath='{.items[0].metadata.name}')"
+wait_until "kubectl sees the Task STOPPED" 30 field_eq tasks.ecs.kubecs.io "$task_object" '{.status.lastStatus}' STOPPED $NS
 
 ecs update-service --cluster pipeline --service web --desired-count 0 >/dev/null
 ecs delete-service --cluster pipeline --service web --query service.status --output text | grep -qx DRAINING || fail "delete-service"
@@ -161,22 +163,30 @@ drained_node=""
 ecs update-service --cluster kwok-pool --service spread --desired-count 4 >/dev/null
 wait_until "spread:1 COMPLETED with 4 tasks" 90 rollout_is $NS spread web:1 COMPLETED 4
 kept="$(ecs list-tasks --cluster kwok-pool --service-name spread --query 'taskArns[0]' --output text)"
-expect_eq "protection on" True "$(ecs update-task-protection --cluster kwok-pool --tasks "$kept" --protection-enabled \
-  --expires-in-minutes 1 --query 'protectedTasks[0].protectionEnabled' --output text)"
-protected_at=$(date +%s)
+expires="$(ecs update-task-protection --cluster kwok-pool --tasks "$kept" --protection-enabled \
+  --expires-in-minutes 1 --query 'protectedTasks[0].expirationDate' --output text)"
+# Protected until this second (the planner compares whole seconds).
+# (the CLI prints it as epoch seconds, or as ISO 8601 with cli_timestamp_format=iso8601)
+until_s="$(python3 -c '
+import datetime, sys
+v = sys.argv[1]
+try:
+    print(int(float(v)))
+except ValueError:
+    print(int(datetime.datetime.fromisoformat(v).timestamp()))' "$expires")"
 ecs update-service --cluster kwok-pool --service spread --desired-count 1 >/dev/null
 only_kept() { [ "$(ecs list-tasks --cluster kwok-pool --service-name spread --query 'taskArns' --output text)" = "$kept" ]; }
 wait_until "scale-in to 1 keeps the protected task" 90 only_kept
 expect_eq "get-task-protection" True "$(ecs get-task-protection --cluster kwok-pool --tasks "$kept" --query 'protectedTasks[0].protectionEnabled' --output text)"
 ecs update-service --cluster kwok-pool --service spread --task-definition web:2 >/dev/null
 kept_alive() { ecs describe-tasks --cluster kwok-pool --tasks "$kept" --query 'tasks[0].lastStatus' --output text | grep -qx RUNNING; }
-while [ $(( $(date +%s) - protected_at )) -lt 45 ]; do
-  kept_alive || fail "the protected task stopped $(( $(date +%s) - protected_at ))s after it was protected for a minute"
+while [ "$(date +%s)" -lt $(( until_s - 15 )) ]; do
+  kept_alive || fail "the protected task stopped $(( until_s - $(date +%s) ))s before its protection ended"
   sleep 3
 done
 rollout_is $NS spread web:2 COMPLETED 1 && fail "the rollout completed while the protected old task ran"
 wait_until "the rollout completes once the protection expired" 90 rollout_is $NS spread web:2 COMPLETED 1
-[ $(( $(date +%s) - protected_at )) -ge 60 ] || fail "the rollout completed before the protection expired"
+[ "$(date +%s)" -ge "$until_s" ] || fail "the rollout completed before the protection expired"
 ecs delete-service --cluster kwok-pool --service spread --force >/dev/null
 
 # --- refusals ------------------------------------------------------------------------------------

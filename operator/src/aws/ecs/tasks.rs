@@ -364,9 +364,9 @@ pub async fn run(c: &Caller, input: Map<String, Value>) -> Result<Value, AwsErro
     }
 }
 
-/// StartTask: RunTask on named container instances, one task on each. kubecs places it with
-/// the constraints that say exactly that (`memberOf(ec2InstanceId in [...])` and
-/// `distinctInstance`), so the placement engine still checks the room on each.
+/// StartTask: one task on each named container instance. Each is a RunTask (a Task object)
+/// placed with `memberOf(ec2InstanceId == ID)`, so the placement engine still checks the
+/// room there and says why in ECS's words when there is none.
 pub async fn start(c: &Caller, mut input: Map<String, Value>) -> Result<Value, AwsError> {
     let instances: Vec<String> = input
         .remove("containerInstances")
@@ -377,20 +377,24 @@ pub async fn start(c: &Caller, mut input: Map<String, Value>) -> Result<Value, A
             "containerInstances must list 1 to 10 container instances.",
         ));
     }
-    let ids: Vec<String> = instances
-        .iter()
-        .map(|i| format!("'{}'", id_of(i).replace('\'', "")))
-        .collect();
-    let mut constraints: Vec<Value> = input
+    let constraints: Vec<Value> = input
         .remove("placementConstraints")
         .and_then(|v| serde_json::from_value(v).ok())
         .unwrap_or_default();
-    constraints.push(json!({ "type": "memberOf", "expression": format!("ec2InstanceId in [{}]", ids.join(", ")) }));
-    constraints.push(json!({ "type": "distinctInstance" }));
-    input.insert("placementConstraints".into(), json!(constraints));
-    input.insert("count".into(), json!(instances.len()));
+    input.insert("count".into(), json!(1));
     input.insert("launchType".into(), json!("EC2"));
-    run(c, input).await
+    let (mut tasks, mut failures) = (Vec::new(), Vec::new());
+    for instance in &instances {
+        let mut one = input.clone();
+        let mut on = constraints.clone();
+        let id = id_of(instance).replace('\'', "");
+        on.push(json!({ "type": "memberOf", "expression": format!("ec2InstanceId == '{id}'") }));
+        one.insert("placementConstraints".into(), json!(on));
+        let out = run(c, one).await?;
+        tasks.extend(out["tasks"].as_array().cloned().unwrap_or_default());
+        failures.extend(out["failures"].as_array().cloned().unwrap_or_default());
+    }
+    Ok(json!({ "tasks": tasks, "failures": failures }))
 }
 
 #[derive(Deserialize, Default)]

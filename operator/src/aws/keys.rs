@@ -53,14 +53,12 @@ pub fn secret_name(id: &str) -> String {
 /// The identity of ServiceAccount `namespace/name`, as the API server authenticates its
 /// tokens (user and groups), with its namespace as the account.
 pub fn service_account(namespace: &str, name: &str) -> (Principal, String) {
+    // The groups Kubernetes gives a ServiceAccount, as repository policies see them.
+    let sa = crate::ecr::policy::Principal::service_account(namespace, name);
     (
         Principal {
-            username: format!("system:serviceaccount:{namespace}:{name}"),
-            groups: vec![
-                "system:serviceaccounts".into(),
-                format!("system:serviceaccounts:{namespace}"),
-                "system:authenticated".into(),
-            ],
+            username: sa.username,
+            groups: sa.groups,
         },
         namespace.to_string(),
     )

@@ -29,7 +29,7 @@ spec:
         Action: "ecr:BatchGetImage"
 YAML
 # CI pushes with a token for its own identity (here: an admin-signed one for a CI user).
-ci_token="$("$KUBECS_BIN" registry-token --token-key-file "$E2E_REGISTRY_KEY" --user "system:serviceaccount:$NS:ci" --group "system:serviceaccounts:$NS")"
+ci_token="$(ci_registry_token $NS)"
 crane auth login "$E2E_REGISTRY" -u AWS -p "$ci_token" >/dev/null
 printf 'hello from the cluster registry\n' > "$tmp/hello.txt"
 (cd "$tmp" && tar cf layer.tar hello.txt)

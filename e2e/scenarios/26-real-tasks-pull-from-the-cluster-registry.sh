@@ -24,7 +24,7 @@ spec:
         Principal: {Kubernetes: {ServiceAccount: ["$NS:kubecs-task-execution"]}}
         Action: ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
 YAML
-ci_token="$("$KUBECS_BIN" registry-token --token-key-file "$E2E_REGISTRY_KEY" --user "system:serviceaccount:$NS:ci" --group "system:serviceaccounts:$NS")"
+ci_token="$(ci_registry_token $NS)"
 layout="$("$E2E_DIR/images" layout)"
 push() { skopeo copy -q --dest-tls-verify=false --dest-creds "AWS:$ci_token" "oci:$layout:busybox" "docker://$REGISTRY/$1"; }
 # The registry learns of new Repositories through its watch: a push may precede it.

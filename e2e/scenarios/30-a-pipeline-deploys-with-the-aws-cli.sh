@@ -117,8 +117,14 @@ expect_eq "one deployment after the rollout" 1 "$(deployments)"
 expect_eq "the primary runs web:2" "arn:aws:ecs:kubecs:$NS:task-definition/web:2" \
   "$(ecs describe-services --cluster pipeline --services web --query 'services[0].deployments[0].taskDefinition' --output text)"
 wait_until "kubectl: web:2 COMPLETED with 2 tasks" 60 rollout_is $NS web web:2 COMPLETED 2
-expect_eq "the tasks run the pushed image" "$IMAGE" \
+# Version consistency: the tasks run the pushed image pinned to the digest describe-images
+# shows, and describe-tasks shows the tag as the task definition names it, with that digest.
+digest="$(ecr describe-images --repository-name pipeline/web --image-ids imageTag=v1 --query 'imageDetails[0].imageDigest' --output text)"
+expect_eq "the tasks run the pushed image by its digest" "$IMAGE@$digest" \
   "$(kubectl get pods -n $NS -l ecs.kubecs.io/service=web -o jsonpath='{.items[*].spec.containers[0].image}' | tr ' ' '\n' | sort -u)"
+task_arns="$(ecs list-tasks --cluster pipeline --service-name web --query taskArns --output text)"
+expect_eq "describe-tasks: the image as named, and the digest it runs" "$IMAGE $digest" \
+  "$(ecs describe-tasks --cluster pipeline --tasks $task_arns --query 'tasks[].containers[0].[image, imageDigest]' --output text | sort -u | tr '\t' ' ')"
 for ip in $(kubectl get pods -n $NS -l ecs.kubecs.io/service=web -o jsonpath='{range .items[*]}{.status.podIP}{" "}{end}'); do
   expect_eq "a web:2 task answers HTTP" v2 "$(curl -s --max-time 5 "http://$ip:8080/")"
 done

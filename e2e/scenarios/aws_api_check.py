@@ -245,7 +245,19 @@ dl = ecs.delete_task_definitions(taskDefinitions=[f"api-web:{r1['revision']}", f
 assert [t["status"] for t in dl["taskDefinitions"]] == ["DELETE_IN_PROGRESS"], dl
 assert len(dl["failures"]) == 1, dl
 until("the service gone", lambda: ecs.describe_services(cluster=CLUSTER, services=["api-web"])["failures"])
-ecs.delete_cluster(cluster=CLUSTER)
+
+
+def delete_cluster_once_tasks_stopped():
+    # The service's tasks drain after DeleteService; until they are STOPPED, ECS refuses.
+    try:
+        return ecs.delete_cluster(cluster=CLUSTER)["cluster"]
+    except botocore.exceptions.ClientError as e:
+        if e.response["Error"]["Code"] != "ClusterContainsTasksException":
+            raise
+        return None
+
+
+assert until("the cluster's tasks stopped and the cluster deleted", delete_cluster_once_tasks_stopped)["status"] == "INACTIVE"
 
 # --- ECR ---------------------------------------------------------------------------------------
 ecr = client("ecr")

@@ -161,6 +161,11 @@ build_image() {
   rm -rf "$root"
 }
 
+# ci_registry_token NS: a registry token of the ServiceAccount NS:ci (a pipeline's identity).
+ci_registry_token() {
+  "$KUBECS_BIN" registry-token --token-key-file "$E2E_REGISTRY_KEY" --user "system:serviceaccount:$1:ci" --group "system:serviceaccounts:$1"
+}
+
 # --- the real node (e2e/node): containers that really run ------------------------------------
 
 # real_cluster NS NAME: an EcsCluster over the real nodes only (label type=real), registered.

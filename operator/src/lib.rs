@@ -17,6 +17,7 @@ pub mod cli;
 pub mod controllers;
 pub mod deploy;
 pub mod ecr;
+pub mod http;
 pub mod lease;
 pub mod login;
 pub mod metrics;

@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::Full;
 use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
 
 use crate::registry::auth::TOKEN_USERNAME;
@@ -148,29 +146,15 @@ pub async fn fetch_registry_token(registry: &str, bearer: &str) -> Result<String
     let uri: axum::http::Uri = url
         .parse()
         .map_err(|e: axum::http::uri::InvalidUri| LoginError::Url(url.clone(), e.to_string()))?;
-    let tls = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
-        .map_err(|e| LoginError::Http(format!("TLS roots: {e}")))?
-        .https_or_http()
-        .enable_http1()
-        .build();
-    let client: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build(tls);
     let req = axum::http::Request::post(uri)
         .header("authorization", format!("Bearer {bearer}"))
         .header("content-length", "0")
         .body(Full::default())
         .map_err(|e| LoginError::Http(e.to_string()))?;
-    let resp = tokio::time::timeout(Duration::from_secs(30), client.request(req))
+    let answer = crate::http::send(req, "the registry", Duration::from_secs(30))
         .await
-        .map_err(|_| LoginError::Http(format!("{url}: timed out")))?
-        .map_err(|e| LoginError::Http(format!("{url}: {e}")))?;
-    let status = resp.status();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| LoginError::Http(e.to_string()))?
-        .to_bytes();
+        .map_err(|e| LoginError::Http(e.to_string()))?;
+    let (status, body) = (answer.status, answer.body);
     if !status.is_success() {
         return Err(LoginError::Refused {
             status: status.as_u16(),

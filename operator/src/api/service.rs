@@ -469,6 +469,22 @@ pub struct Deployment {
     /// Blue/green: when production traffic moved to this deployment (the bake starts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub production_traffic_shifted_at: Option<String>,
+    /// The images its tasks run, each tag resolved to a digest at the deployment's start
+    /// (ECS's software version consistency; `versionConsistency: disabled` keeps the tag).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub container_images: Vec<ContainerImage>,
+}
+
+/// A container's image as a deployment runs it (ECS `ContainerImage`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerImage {
+    pub container_name: String,
+    /// The image as the task definition names it.
+    pub image: String,
+    /// The digest its tasks run (`image@digest`), when it was resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
 }
 
 /// A task the service stopped, and why (newest first, bounded).

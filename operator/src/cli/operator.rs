@@ -40,6 +40,10 @@ pub struct Args {
         requires = "registry_token_key_file"
     )]
     registry_host: Option<String>,
+    /// Where the operator reaches the registry (default `http://` + `--registry-host`): it
+    /// resolves task image tags to digests there at each deployment's start.
+    #[arg(long, env = "KUBECS_REGISTRY_URL", requires = "registry_host")]
+    registry_url: Option<String>,
     /// The registry's token signing key (the chart mounts its Secret).
     #[arg(long, env = "KUBECS_REGISTRY_TOKEN_KEY_FILE")]
     registry_token_key_file: Option<PathBuf>,
@@ -71,6 +75,7 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
     let registry_pull = match (a.registry_host, a.registry_token_key_file) {
         (Some(host), Some(key)) => Some(controllers::pullsecret::RegistryPull::new(
             host,
+            a.registry_url,
             oci::TokenSigner::new(std::fs::read(&key)?)?,
         )),
         _ => None,

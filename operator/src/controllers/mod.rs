@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod conditions;
+pub mod image_digests;
 pub mod launch;
 pub mod preflight;
 pub mod pullsecret;

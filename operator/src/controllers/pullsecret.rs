@@ -23,14 +23,17 @@ const RENEW_AFTER: Duration = Duration::from_secs(6 * 3600);
 pub struct RegistryPull {
     /// `host[:port]` as images name it.
     pub host: String,
+    /// Where the operator reaches it (`http://HOST` unless told): tags resolve to digests there.
+    pub url: String,
     pub signer: TokenSigner,
     /// When each namespace's Secret was last written.
     written: Mutex<HashMap<String, SystemTime>>,
 }
 
 impl RegistryPull {
-    pub fn new(host: String, signer: TokenSigner) -> Self {
+    pub fn new(host: String, url: Option<String>, signer: TokenSigner) -> Self {
         Self {
+            url: url.unwrap_or_else(|| format!("http://{host}")),
             host,
             signer,
             written: Mutex::new(HashMap::new()),

@@ -20,6 +20,7 @@ use tracing::{info, warn};
 
 use super::cluster::cluster_name;
 use super::conditions::{condition, merge};
+use super::image_digests;
 use super::launch::{self, Resolved};
 use super::preflight;
 use super::{Context, Error, FIELD_MANAGER, Result};
@@ -349,6 +350,42 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
         plan.steady = false;
     }
 
+    // Version consistency: a deployment's images resolve once, at its start, before any of
+    // its tasks exists (a rollback carries the digests of the deployment it returns to).
+    let kubecs_registry = ctx
+        .registry_pull
+        .as_ref()
+        .map(|pull| image_digests::KubecsRegistry {
+            pull,
+            url: &pull.url,
+        });
+    for d in plan
+        .deployments
+        .iter_mut()
+        .filter(|d| d.container_images.is_empty())
+    {
+        let spec = if d.task_definition == resolved.name() {
+            Some(resolved.spec.clone())
+        } else {
+            launch::resolve(&ctx.stores, &ns, &d.task_definition)
+                .ok()
+                .map(|r| r.spec)
+        };
+        let Some(spec) = spec else { continue };
+        let (images, unresolved) = image_digests::resolve_task_definition(
+            &ctx.client,
+            &ns,
+            &spec,
+            kubecs_registry.as_ref(),
+        )
+        .await;
+        for u in &unresolved {
+            plan.events
+                .push(EcsEvent::warning(image_digests::unresolved_event(&name, u)));
+        }
+        d.container_images = images;
+    }
+
     // 1. Record deployments (and counted failures) before any pod names them.
     let mut status = ServiceStatus {
         service_arn: Some(arn::service(&ns, &cluster, &name)),
@@ -409,7 +446,12 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
         };
         let options = launch::render_options(&ctx, &ns, &revision.spec).await?;
         let pod = match task_pod(&svc, &revision, &dep_label, launch_type, &options) {
-            Ok(p) => p,
+            Ok(mut p) => {
+                if let Some(d) = plan.deployments.iter().find(|d| d.id == l.deployment) {
+                    image_digests::pin_pod(&mut p, &d.container_images);
+                }
+                p
+            }
             Err(msg) => {
                 placement_problem = Some(msg);
                 continue;

@@ -264,18 +264,19 @@ pub(super) fn prepare<'a>(s: &'a ServiceSnapshot) -> Prepared<'a> {
                 for d in deps.iter_mut() {
                     d.status = DeploymentStatus::Active;
                 }
-                deps.insert(
-                    0,
-                    new_deployment(
-                        s.new_deployment_id,
-                        &good.task_definition,
-                        now,
-                        format!(
-                            "ECS deployment circuit breaker: rolling back to deploymentId {}.",
-                            good.id
-                        ),
+                // The rollback runs what the good deployment ran: its digests, not the
+                // tags' current ones.
+                let mut back = new_deployment(
+                    s.new_deployment_id,
+                    &good.task_definition,
+                    now,
+                    format!(
+                        "ECS deployment circuit breaker: rolling back to deploymentId {}.",
+                        good.id
                     ),
                 );
+                back.container_images = good.container_images.clone();
+                deps.insert(0, back);
             }
             events.push(EcsEvent::normal(format!(
                 "(service {svc}) (deployment {failed_id}) rolling back to deployment {}.",

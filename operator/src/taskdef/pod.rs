@@ -977,12 +977,6 @@ fn container(ctx: &mut Ctx, i: usize) -> Container {
             "Active Directory credential specs (gMSA) are not supported",
         );
     }
-    if c.version_consistency == Some(crate::api::taskdef::VersionConsistency::Enabled) {
-        ctx.note(
-            cfield(c, "versionConsistency"),
-            "image tags are not resolved to digests: pin a digest in 'image' for the same effect",
-        );
-    }
     for d in &c.depends_on {
         if d.condition == ContainerCondition::Complete {
             ctx.note(

@@ -1,19 +1,15 @@
 //! Requests to the registry *as the caller*: each carries the caller's own registry token
 //! (`Basic AWS:<token>`, minted with the registry's key), so the registry's repository
 //! policies decide image operations exactly as they do for `docker pull` and `docker push`.
-//! The HTTP client is the crate's hyper-util one (as `login.rs`), shared by every call.
+//! The HTTP client is the process's one (`crate::http`), shared by every call.
 
-use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::Full;
 
 use crate::aws::registry::RegistryLink;
 use crate::aws::{AwsError, Caller};
@@ -21,24 +17,6 @@ use crate::registry::auth::TOKEN_USERNAME;
 
 /// How long one registry request may take (a 4 MiB manifest included).
 const TIMEOUT: Duration = Duration::from_secs(30);
-
-type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
-
-fn http() -> Result<&'static HttpClient, AwsError> {
-    static CLIENT: OnceLock<Result<HttpClient, String>> = OnceLock::new();
-    CLIENT
-        .get_or_init(|| {
-            let tls = hyper_rustls::HttpsConnectorBuilder::new()
-                .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
-                .map_err(|e| format!("TLS roots: {e}"))?
-                .https_or_http()
-                .enable_http1()
-                .build();
-            Ok(Client::builder(TokioExecutor::new()).build(tls))
-        })
-        .as_ref()
-        .map_err(|e| AwsError::server(format!("cannot reach the registry: {e}")))
-}
 
 /// A registry answer.
 #[derive(Debug)]
@@ -147,20 +125,13 @@ impl<'a> RegistryClient<'a> {
         let req = b
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| AwsError::server(format!("{url}: {e}")))?;
-        let resp = tokio::time::timeout(TIMEOUT, http()?.request(req))
+        let answer = crate::http::send(req, "the registry", TIMEOUT)
             .await
-            .map_err(|_| AwsError::server(format!("the registry did not answer in time ({url})")))?
-            .map_err(|e| AwsError::server(format!("cannot reach the registry ({url}): {e}")))?;
-        let (parts, body) = resp.into_parts();
-        let body = tokio::time::timeout(TIMEOUT, body.collect())
-            .await
-            .map_err(|_| AwsError::server(format!("the registry's answer stalled ({url})")))?
-            .map_err(|e| AwsError::server(format!("the registry's answer broke off ({url}): {e}")))?
-            .to_bytes();
+            .map_err(|e| AwsError::server(e.to_string()))?;
         Ok(Reply {
-            status: parts.status,
-            headers: parts.headers,
-            body,
+            status: answer.status,
+            headers: answer.headers,
+            body: answer.body,
         })
     }
 

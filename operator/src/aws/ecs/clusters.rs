@@ -14,7 +14,7 @@ use super::{Caller, ClusterRef};
 use crate::api::cluster::ClusterSetting;
 use crate::api::common::{CapacityProviderStrategyItem, Tag};
 use crate::api::states::ClusterState;
-use crate::api::{EcsCluster, EcsClusterSpec, Service, Task};
+use crate::api::{EcsCluster, EcsClusterSpec, Service};
 use crate::aws::AwsError;
 use crate::aws::page::page;
 
@@ -189,18 +189,7 @@ pub async fn delete(c: &Caller, i: DeleteCluster) -> Result<Value, AwsError> {
             crate::controllers::cluster::HAS_SERVICES,
         ));
     }
-    let tasks = c
-        .api::<Task>(&r.namespace)
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| c.kube_error(e, &r.arn()))?;
-    let running = tasks.items.iter().any(|t| {
-        in_cluster(t.spec.cluster.as_deref())
-            && t.status
-                .as_ref()
-                .and_then(|s| s.last_status)
-                .is_none_or(|s| s != crate::api::states::LastStatus::Stopped)
-    });
+    let running = super::tasks::seen(c, &r).await?.any_active();
     if running {
         return Err(AwsError::bad(
             "ClusterContainsTasksException",

@@ -19,6 +19,7 @@ use crate::api::{Task, TaskSpec};
 use crate::aws::page::page;
 use crate::aws::time::{epoch, epoch_of};
 use crate::aws::{AwsError, strip_nulls};
+use crate::controllers::image_digests;
 use crate::deploy::task::observe;
 use crate::taskdef::annotations;
 
@@ -96,6 +97,25 @@ impl Seen {
         })
     }
 
+    /// Whether any of the cluster's tasks is not STOPPED, read as DescribeTasks reads them:
+    /// from the pods, then from RunTask records whose pods are gone. A RunTask the controller
+    /// has not placed yet counts as active. (The Task objects' own status follows the pods,
+    /// so it may still say RUNNING for a task DescribeTasks already shows STOPPED.)
+    pub(super) fn any_active(&self) -> bool {
+        let pod_active = self
+            .pods
+            .iter()
+            .any(|p| observe(p, now(), 0).last_status != LastStatus::Stopped);
+        let record_active = self.runs.iter().any(|t| match &t.status {
+            None => true,
+            Some(s) => s.tasks.iter().any(|i| {
+                let covered = self.pods.iter().any(|p| p.name_any() == i.task_id);
+                !covered && i.last_status != LastStatus::Stopped
+            }),
+        });
+        pod_active || record_active
+    }
+
     fn all_ids(&self) -> Vec<(String, Value)> {
         let mut out: Vec<(String, Value)> = self
             .pods
@@ -155,6 +175,17 @@ fn pod_task(pod: &Pod, run: Option<&Task>) -> Value {
                 .and_then(|c| c.image.clone())
         })
     };
+    let image_id_of = |name: &str| {
+        status.and_then(|s| {
+            s.container_statuses
+                .iter()
+                .flatten()
+                .chain(s.init_container_statuses.iter().flatten())
+                .find(|c| c.name == name)
+                .map(|c| c.image_id.as_str())
+                .filter(|i| !i.is_empty())
+        })
+    };
     let containers: Vec<Value> = t
         .containers
         .iter()
@@ -163,7 +194,8 @@ fn pod_task(pod: &Pod, run: Option<&Task>) -> Value {
                 "containerArn": format!("arn:aws:ecs:{}:{ns}:container/{cluster}/{id}/{}", crate::arn::REGION, ci.name),
                 "taskArn": arn,
                 "name": ci.name,
-                "image": image_of(&ci.name),
+                "image": image_of(&ci.name).as_deref().map(image_digests::unpinned),
+                "imageDigest": image_digests::running_digest(image_id_of(&ci.name), image_of(&ci.name).as_deref()),
                 "lastStatus": ci.last_status,
                 "exitCode": ci.exit_code,
                 "reason": ci.reason,

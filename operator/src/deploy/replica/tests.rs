@@ -302,12 +302,21 @@ fn circuit_breaker_trips_at_the_threshold_and_rolls_back() {
     });
     sim.run_until_steady(5);
     let good = sim.primary().id.clone();
+    // The controller resolved web:1's tag at its start.
+    let pinned = vec![crate::api::service::ContainerImage {
+        container_name: "app".into(),
+        image: "h/app:live".into(),
+        image_digest: Some("sha256:1".into()),
+    }];
+    sim.deployments[0].container_images = pinned.clone();
     sim.history.clear();
     sim.target = "web:2".into();
     sim.fate.insert("web:2".into(), Fate::Fails);
     sim.run_until_steady(40);
-    // Rolled back: a new deployment of web:1, the failed one gone once it completed.
+    // Rolled back: a new deployment of web:1, the failed one gone once it completed; it runs
+    // the digests web:1 ran, whatever the tag names now.
     assert_eq!(sim.primary().task_definition, "web:1");
+    assert_eq!(sim.primary().container_images, pinned);
     assert_ne!(sim.primary().id, good);
     assert_eq!(
         sim.trigger.as_deref(),

@@ -1,0 +1,91 @@
+//! The one outbound HTTP client of the process (hyper-util over rustls, native roots, HTTP or
+//! HTTPS), shared by the API's registry calls, `kubecs login-password` and the operator's
+//! image digest resolution, so each keeps one connection pool and one TLS setup.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::http::{HeaderMap, Request, StatusCode};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// The shared client, or why TLS could not be set up.
+pub fn client() -> Result<&'static HttpClient, String> {
+    static CLIENT: OnceLock<Result<HttpClient, String>> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            let tls = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
+                .map_err(|e| format!("TLS roots: {e}"))?
+                .https_or_http()
+                .enable_http1()
+                .build();
+            Ok(Client::builder(TokioExecutor::new()).build(tls))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// An answer read to its end.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// Why a request got no answer, worded for the peer named `what` ("the registry").
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("cannot reach {what}: {detail}")]
+    Unreachable { what: String, detail: String },
+    #[error("{what} did not answer in time ({url})")]
+    Timeout { what: String, url: String },
+    #[error("{what}'s answer stalled ({url})")]
+    Stalled { what: String, url: String },
+}
+
+/// Sends `req` and reads the whole answer, each half within `timeout`.
+pub async fn send(
+    req: Request<Full<Bytes>>,
+    what: &str,
+    timeout: Duration,
+) -> Result<Answer, SendError> {
+    let url = req.uri().to_string();
+    let c = client().map_err(|detail| SendError::Unreachable {
+        what: what.into(),
+        detail,
+    })?;
+    let resp = tokio::time::timeout(timeout, c.request(req))
+        .await
+        .map_err(|_| SendError::Timeout {
+            what: what.into(),
+            url: url.clone(),
+        })?
+        .map_err(|e| SendError::Unreachable {
+            what: what.into(),
+            detail: format!("{url}: {e}"),
+        })?;
+    let (parts, body) = resp.into_parts();
+    let body = tokio::time::timeout(timeout, body.collect())
+        .await
+        .map_err(|_| SendError::Stalled {
+            what: what.into(),
+            url: url.clone(),
+        })?
+        .map_err(|e| SendError::Unreachable {
+            what: what.into(),
+            detail: format!("{url}: the answer broke off: {e}"),
+        })?
+        .to_bytes();
+    Ok(Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    })
+}

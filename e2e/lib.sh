@@ -117,3 +117,111 @@ start_moto() {
   export AWS_ACCESS_KEY_ID=kubecs AWS_SECRET_ACCESS_KEY=kubecs AWS_REGION=us-east-1
   curl -sf -X PUT -o /dev/null "$MOTO_ENDPOINT/kubecs-registry" || { log "cannot create the bucket on moto"; return 1; }
 }
+
+# A real Prometheus Alertmanager for the alerting scenarios, built from its Go module into a
+# cache directory keyed on the version (a pin change rebuilds).
+ALERTMANAGER_VERSION=v0.35.0
+ALERTMANAGER_MODULE=github.com/prometheus/alertmanager
+ALERTMANAGER_CACHE="$CACHE_ROOT/alertmanager-$ALERTMANAGER_VERSION"
+# alertmanager_bin: prints the path of the alertmanager binary, built once (logs on stderr only).
+# Built in a temp dir and moved in, so a killed build never leaves a half binary in the cache.
+# `go install $ALERTMANAGER_MODULE/cmd/alertmanager@$ALERTMANAGER_VERSION` fails ("pattern
+# app/dist: no matching files found"): the module zip lacks the web UI, which is built by npm and
+# go:embed-ded. So: the verified module source (go mod download), a placeholder for the UI (the
+# e2e tests use the API only), then go build with the module's own go.mod/go.sum.
+alertmanager_bin() {
+  local bin="$ALERTMANAGER_CACHE/alertmanager" tmp src
+  if [ ! -x "$bin" ]; then
+    command -v go >/dev/null || { log "go is required to build alertmanager"; return 1; }
+    log "building alertmanager $ALERTMANAGER_VERSION from its Go module (a cold build takes a few minutes)"
+    mkdir -p "$ALERTMANAGER_CACHE" || return 1
+    tmp="$(mktemp -d "$ALERTMANAGER_CACHE/.build.XXXXXX")" || return 1
+    src="$(GOFLAGS=-mod=mod go mod download -json "$ALERTMANAGER_MODULE@$ALERTMANAGER_VERSION" |
+      python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')" && [ -d "$src" ] &&
+      cp -R "$src/." "$tmp/src" && chmod -R u+w "$tmp/src" && mkdir -p "$tmp/src/ui/app/dist" &&
+      echo "web UI not built (kubecs e2e)" >"$tmp/src/ui/app/dist/NOT-BUILT.txt" &&
+      (cd "$tmp/src" && GOWORK=off GOFLAGS=-mod=mod go build -trimpath -o "$tmp/alertmanager" \
+        -ldflags "-s -w -X github.com/prometheus/common/version.Version=${ALERTMANAGER_VERSION#v}" ./cmd/alertmanager) >&2 &&
+      mv "$tmp/alertmanager" "$bin" || { rm -rf "$tmp"; log "building alertmanager $ALERTMANAGER_VERSION failed"; return 1; }
+    rm -rf "$tmp"
+  fi
+  printf '%s\n' "$bin"
+}
+
+# start_alertmanager LOG: alertmanager on a free 127.0.0.1 port (one receiver "null" without
+# integrations, no cluster gossip, storage in a temp dir), output appended to LOG; waits until
+# it is ready. Sets and exports ALERTMANAGER_PID and ALERTMANAGER_URL.
+start_alertmanager() {
+  local log_file="$1" bin port
+  : >>"$log_file" || return 1
+  bin="$(alertmanager_bin)" || return 1
+  port="$(free_port)" || return 1
+  ALERTMANAGER_TMP="$(mktemp -d)" || return 1
+  cat >"$ALERTMANAGER_TMP/alertmanager.yml" <<'YAML'
+route:
+  receiver: "null"
+  group_by: [alertname]
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: "null"
+YAML
+  "$bin" --config.file="$ALERTMANAGER_TMP/alertmanager.yml" --storage.path="$ALERTMANAGER_TMP/data" \
+    --web.listen-address="127.0.0.1:$port" --cluster.listen-address= >>"$log_file" 2>&1 &
+  ALERTMANAGER_PID=$!
+  ALERTMANAGER_URL="http://127.0.0.1:$port"
+  export ALERTMANAGER_PID ALERTMANAGER_URL
+  # Ready, or exited: a dead process fails at once instead of at the time-out.
+  if ! retry_until "alertmanager ready on $ALERTMANAGER_URL" 60 \
+      sh -c '! kill -0 "$1" 2>/dev/null || curl -sf -o /dev/null "$2/-/ready"' _ "$ALERTMANAGER_PID" "$ALERTMANAGER_URL" \
+      || ! kill -0 "$ALERTMANAGER_PID" 2>/dev/null; then
+    log "alertmanager did not become ready (pid $ALERTMANAGER_PID); last lines of $log_file:"
+    tail -n 20 "$log_file" >&2
+    stop_alertmanager
+    return 1
+  fi
+}
+
+# _alertmanager_post NAME ENDS_IN_SECONDS: POSTs alert NAME (severity critical) starting now and
+# ending ENDS_IN_SECONDS from now (0: resolved now) to the alertmanager of start_alertmanager.
+_alertmanager_post() {
+  [ -n "${ALERTMANAGER_URL:-}" ] || { log "no alertmanager: call start_alertmanager first"; return 1; }
+  python3 -c '
+import datetime, json, sys
+now = datetime.datetime.now(datetime.timezone.utc)
+rfc3339 = lambda t: t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+json.dump([{"labels": {"alertname": sys.argv[1], "severity": "critical"},
+            "startsAt": rfc3339(now),
+            "endsAt": rfc3339(now + datetime.timedelta(seconds=int(sys.argv[2])))}], sys.stdout)' "$1" "$2" |
+    curl -sS --fail-with-body -o /dev/null -X POST -H 'Content-Type: application/json' --data-binary @- \
+      "$ALERTMANAGER_URL/api/v2/alerts"
+}
+# fire_alert NAME [SECONDS]: alert NAME (severity critical) firing from now for SECONDS (600).
+fire_alert() { _alertmanager_post "$1" "${2:-600}"; }
+# resolve_alert NAME: the same alert, resolved now (endsAt = now).
+resolve_alert() { _alertmanager_post "$1" 0; }
+
+# firing_alerts: the alertnames of the active (not silenced, not inhibited) alerts, one a line.
+firing_alerts() {
+  local body
+  body="$(curl -sSf "$ALERTMANAGER_URL/api/v2/alerts?active=true&silenced=false&inhibited=false")" || return 1
+  printf '%s' "$body" | python3 -c '
+import json, sys
+for a in json.load(sys.stdin):
+    print(a["labels"].get("alertname", ""))'
+}
+
+# stop_alertmanager: kills ALERTMANAGER_PID if set, waits for it to exit, removes its temp dir.
+stop_alertmanager() {
+  if [ -n "${ALERTMANAGER_PID:-}" ]; then
+    kill "$ALERTMANAGER_PID" 2>/dev/null || true
+    wait "$ALERTMANAGER_PID" 2>/dev/null || true
+    # Not our child (another shell started it): wait can't, so poll until it is gone.
+    local i=0
+    while kill -0 "$ALERTMANAGER_PID" 2>/dev/null && [ "$i" -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    if kill -0 "$ALERTMANAGER_PID" 2>/dev/null; then kill -9 "$ALERTMANAGER_PID" 2>/dev/null || true; fi
+  fi
+  [ -z "${ALERTMANAGER_TMP:-}" ] || rm -rf "$ALERTMANAGER_TMP"
+  unset ALERTMANAGER_PID ALERTMANAGER_URL ALERTMANAGER_TMP
+}

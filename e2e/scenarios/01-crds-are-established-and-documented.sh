@@ -1,5 +1,5 @@
 # A user installs the CRDs and reads their documentation with kubectl explain.
-for crd in ecsclusters.ecs.kubecs.io taskdefinitions.ecs.kubecs.io services.ecs.kubecs.io \
+for crd in ecsclusters.ecs.kubecs.io taskdefinitions.ecs.kubecs.io services.ecs.kubecs.io servicedeployments.ecs.kubecs.io \
            tasks.ecs.kubecs.io repositories.ecr.kubecs.io capacityproviders.ecs.kubecs.io; do
   expect_eq "$crd Established" True "$(kubectl get crd "$crd" -o 'jsonpath={.status.conditions[?(@.type=="Established")].status}')"
 done

@@ -192,6 +192,32 @@ assert after["deployments"][0]["id"] != first["deployments"][0]["id"], "forceNew
 assert after["taskDefinition"] == r1["taskDefinitionArn"], "with the same task definition"
 expect_error("NamespaceNotFoundException", ecs.list_services_by_namespace, namespace="api")
 
+# Deployment history: both deployments, newest first, with the revision each deployed (its
+# image resolved to a digest at the deployment's start).
+def two_successful():
+    b = ecs.list_service_deployments(cluster=CLUSTER, service="api-web")["serviceDeployments"]
+    return b if len(b) == 2 and all(x["status"] == "SUCCESSFUL" for x in b) else None
+
+
+briefs = until("two SUCCESSFUL service deployments", two_successful)
+assert briefs[0]["serviceDeploymentArn"].endswith("/" + after["deployments"][0]["id"].split("/")[-1]), briefs
+assert ecs.list_service_deployments(cluster=CLUSTER, service="api-web", status=["IN_PROGRESS"])["serviceDeployments"] == []
+pages = ecs.list_service_deployments(cluster=CLUSTER, service="api-web", maxResults=1)
+assert len(pages["serviceDeployments"]) == 1 and pages["nextToken"], pages
+assert ecs.list_service_deployments(cluster=CLUSTER, service="api-web", maxResults=1, nextToken=pages["nextToken"])["serviceDeployments"] == briefs[1:]
+expect_error("ServiceNotFoundException", ecs.list_service_deployments, cluster=CLUSTER, service="nope")
+arns_sd = [b["serviceDeploymentArn"] for b in briefs]
+full = ecs.describe_service_deployments(serviceDeploymentArns=arns_sd + [arns_sd[0] + "0"])
+assert [f["reason"] for f in full["failures"]] == ["MISSING"], full["failures"]
+newest = full["serviceDeployments"][0]
+assert newest["sourceServiceRevisions"][0]["arn"] == full["serviceDeployments"][1]["targetServiceRevision"]["arn"], newest
+revs = ecs.describe_service_revisions(serviceRevisionArns=[newest["targetServiceRevision"]["arn"]])["serviceRevisions"]
+assert revs[0]["taskDefinition"] == r1["taskDefinitionArn"], revs
+img = revs[0]["containerImages"][0]
+assert img["containerName"] == "web" and img["image"] == IMAGE and img["imageDigest"].startswith("sha256:"), img
+expect_error("ConflictException", ecs.stop_service_deployment, serviceDeploymentArn=arns_sd[0])
+expect_error("ServiceDeploymentNotFoundException", ecs.stop_service_deployment, serviceDeploymentArn=arns_sd[0] + "0")
+
 # Tags.
 ecs.tag_resource(resourceArn=svc["serviceArn"], tags=[{"key": "tier", "value": "front"}])
 assert ecs.list_tags_for_resource(resourceArn=svc["serviceArn"])["tags"] == [{"key": "tier", "value": "front"}]

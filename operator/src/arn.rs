@@ -19,6 +19,18 @@ pub fn service(namespace: &str, cluster: &str, name: &str) -> String {
     format!("arn:aws:ecs:{REGION}:{namespace}:service/{cluster}/{name}")
 }
 
+/// `arn:aws:ecs:kubecs:NAMESPACE:service-deployment/CLUSTER/SERVICE/ID` (ID: the digits of
+/// the deployment id).
+pub fn service_deployment(namespace: &str, cluster: &str, service: &str, id: &str) -> String {
+    format!("arn:aws:ecs:{REGION}:{namespace}:service-deployment/{cluster}/{service}/{id}")
+}
+
+/// `arn:aws:ecs:kubecs:NAMESPACE:service-revision/CLUSTER/SERVICE/ID`: each deployment
+/// deploys a revision of its own, numbered as the deployment.
+pub fn service_revision(namespace: &str, cluster: &str, service: &str, id: &str) -> String {
+    format!("arn:aws:ecs:{REGION}:{namespace}:service-revision/{cluster}/{service}/{id}")
+}
+
 /// `arn:aws:ecs:kubecs:NAMESPACE:task-definition/FAMILY:REVISION`
 pub fn task_definition(namespace: &str, family: &str, revision: i64) -> String {
     format!("arn:aws:ecs:{REGION}:{namespace}:task-definition/{family}:{revision}")

@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod common;
 pub mod repository;
 pub mod service;
+pub mod service_deployment;
 pub mod states;
 pub mod task;
 pub mod taskdef;
@@ -17,6 +18,7 @@ pub use capacity_provider::{CapacityProvider, CapacityProviderSpec};
 pub use cluster::{EcsCluster, EcsClusterSpec, EcsClusterStatus};
 pub use repository::{Repository, RepositorySpec, RepositoryStatus};
 pub use service::{Service, ServiceSpec, ServiceStatus};
+pub use service_deployment::{ServiceDeployment, ServiceDeploymentSpec, ServiceDeploymentStatus};
 pub use task::{Task, TaskSpec, TaskStatus};
 pub use taskdef::{TaskDefinition, TaskDefinitionSpec, TaskDefinitionStatus};
 
@@ -34,6 +36,7 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
         Task::crd(),
         Repository::crd(),
         CapacityProvider::crd(),
+        ServiceDeployment::crd(),
     ]
 }
 
@@ -69,7 +72,8 @@ mod tests {
                 "services.ecs.kubecs.io",
                 "tasks.ecs.kubecs.io",
                 "repositories.ecr.kubecs.io",
-                "capacityproviders.ecs.kubecs.io"
+                "capacityproviders.ecs.kubecs.io",
+                "servicedeployments.ecs.kubecs.io"
             ]
         );
     }

@@ -266,7 +266,9 @@ pub struct DeploymentConfiguration {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 100))]
     pub minimum_healthy_percent: Option<i32>,
-    /// CloudWatch alarms that stop a deployment (accepted; reported as unsupported).
+    /// Alarms that fail a deployment while it rolls out (and bakes), optionally rolling it
+    /// back: kubecs reads them as Alertmanager alerts whose `alertname` is listed (the
+    /// operator's `--alertmanager-url`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alarms: Option<DeploymentAlarms>,
     /// ROLLING (the default) or BLUE_GREEN.
@@ -345,10 +347,27 @@ pub enum ThresholdType {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeploymentAlarms {
+    /// The alarms watched: Alertmanager alert names.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alarm_names: Vec<String>,
+    /// Whether to watch them.
     pub enable: bool,
+    /// Roll back to the last COMPLETED deployment when one fires.
     pub rollback: bool,
+}
+
+/// A deployment's alarms (ECS ServiceDeploymentAlarms).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentAlarmsState {
+    /// MONITORING while it rolls out, TRIGGERED once an alarm failed it, MONITORING_COMPLETE
+    /// once it completed.
+    pub status: CircuitBreakerStatus,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alarm_names: Vec<String>,
+    /// The alarms that were firing when it failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggered_alarm_names: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -473,6 +492,42 @@ pub struct Deployment {
     /// (ECS's software version consistency; `versionConsistency: disabled` keeps the tag).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub container_images: Vec<ContainerImage>,
+    /// A failed deployment: the deployment its rollback returned to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back_to: Option<String>,
+    /// A rollback: the failed deployment it undoes (its history record tracks the rollback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<String>,
+    /// The deployment alarms, when they are on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarms: Option<DeploymentAlarmsState>,
+}
+
+/// Annotation naming the deployment to stop (StopServiceDeployment): `ID` or `ID:ROLLBACK`
+/// rolls back to the last completed deployment, `ID:ABORT` stops it where it is.
+pub const STOP_DEPLOYMENT_ANNOTATION: &str = "ecs.kubecs.io/stop-deployment";
+
+/// StopServiceDeployment's `stopType`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StopType {
+    #[default]
+    Rollback,
+    Abort,
+}
+
+/// The deployment id and stop type an `ecs.kubecs.io/stop-deployment` value asks for (the
+/// id as DescribeServices shows it, or its digits).
+pub fn parse_stop_request(v: &str) -> Option<(String, StopType)> {
+    let (id, kind) = match v.trim().rsplit_once(':') {
+        Some((id, "ROLLBACK")) => (id, StopType::Rollback),
+        Some((id, "ABORT")) => (id, StopType::Abort),
+        Some(_) => return None,
+        None => (v.trim(), StopType::Rollback),
+    };
+    let digits = id.rsplit('/').next().unwrap_or(id);
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| (format!("ecs-svc/{digits}"), kind))
 }
 
 /// A container's image as a deployment runs it (ECS `ContainerImage`).

@@ -44,6 +44,10 @@ pub struct Args {
     /// resolves task image tags to digests there at each deployment's start.
     #[arg(long, env = "KUBECS_REGISTRY_URL", requires = "registry_host")]
     registry_url: Option<String>,
+    /// Alertmanager's URL: deployment alarms (`deploymentConfiguration.alarms`) are the alerts
+    /// it holds active, by `alertname`.
+    #[arg(long, env = "KUBECS_ALERTMANAGER_URL")]
+    alertmanager_url: Option<String>,
     /// The registry's token signing key (the chart mounts its Secret).
     #[arg(long, env = "KUBECS_REGISTRY_TOKEN_KEY_FILE")]
     registry_token_key_file: Option<PathBuf>,
@@ -160,6 +164,10 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
     );
     context.stopped_task_retention = Duration::from_secs(a.stopped_task_retention_seconds);
     context.registry_pull = registry_pull;
+    context.alertmanager = a
+        .alertmanager_url
+        .as_deref()
+        .map(controllers::alarms::Alertmanager::new);
     let ctx = Arc::new(context);
     // One active operator: wait for the Lease; losing it ends the process (its pod restarts
     // as a standby), so two leaders never write at once.

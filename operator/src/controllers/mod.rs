@@ -2,6 +2,7 @@
 //! report in status and events. All state lives in the API server, so a restarted operator
 //! resumes from it.
 
+pub mod alarms;
 pub mod cluster;
 pub mod conditions;
 pub mod image_digests;
@@ -10,6 +11,7 @@ pub mod preflight;
 pub mod pullsecret;
 pub mod repository;
 pub mod service;
+pub mod service_deployments;
 pub mod task;
 pub mod taskdef;
 #[cfg(test)]
@@ -48,6 +50,10 @@ pub struct Context {
     /// The last status written for each object: a reconcile starts from it, not from a
     /// store that may not have seen that write yet.
     pub statuses: StatusMemo,
+    /// The deployment history records this process wrote.
+    pub deployment_records: service_deployments::RecordMemo,
+    /// Where deployment alarms are read, when configured.
+    pub alertmanager: Option<alarms::Alertmanager>,
 }
 
 /// What an owner waits to see in its store (ReplicaSet-style expectations): planning on a
@@ -98,6 +104,8 @@ impl Context {
             stopped_task_retention: std::time::Duration::from_secs(3600),
             registry_pull: None,
             statuses: StatusMemo::default(),
+            deployment_records: Default::default(),
+            alertmanager: None,
         }
     }
 

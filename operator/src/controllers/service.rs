@@ -32,7 +32,7 @@ use crate::api::service::{
 use crate::api::states::ServiceState;
 use crate::api::{EcsCluster, Service, ServiceStatus, labels};
 use crate::arn;
-use crate::deploy::replica::ServiceSnapshot;
+use crate::deploy::replica::{AlarmWatch, ServiceSnapshot};
 use crate::deploy::{
     self, Bounds, Breaker, ObservedTask, Plan, RolloutState, Strategy, breaker_threshold,
     deployment_id, deployment_label,
@@ -227,6 +227,36 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
         .get(crate::api::service::FORCE_NEW_DEPLOYMENT_ANNOTATION)
         .cloned();
     let force_new = force_token.is_some() && force_token != old.forced_deployment;
+    // Deployment alarms: the listed alerts firing in Alertmanager, read while a deployment
+    // rolls out (an unreachable Alertmanager is logged and watched again next pass).
+    let alarm_config = svc
+        .spec
+        .deployment_configuration
+        .as_ref()
+        .and_then(|c| c.alarms.as_ref())
+        .filter(|a| a.enable && !a.alarm_names.is_empty());
+    let rolling_out = old
+        .deployments
+        .first()
+        .is_none_or(|d| d.rollout_state == Some(deploy::RolloutState::InProgress));
+    let alarm_watch = match (alarm_config, &ctx.alertmanager) {
+        (Some(a), Some(am)) => {
+            let firing = if rolling_out {
+                am.firing().await.unwrap_or_else(|e| {
+                    warn!(service = %name, error = %e, "could not read the deployment alarms");
+                    Vec::new()
+                })
+            } else {
+                Vec::new()
+            };
+            Some((a.alarm_names.clone(), firing, a.rollback))
+        }
+        _ => None,
+    };
+    let stop_request = svc
+        .annotations()
+        .get(crate::api::service::STOP_DEPLOYMENT_ANNOTATION)
+        .and_then(|v| crate::api::service::parse_stop_request(v));
     let state = ServiceSnapshot {
         service: &name,
         bounds,
@@ -243,6 +273,14 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
         new_deployment_id: &new_id,
         rebalancing: under_way,
         force_new,
+        stop_deployment: stop_request.as_ref().map(|(id, how)| (id.as_str(), *how)),
+        alarms: alarm_watch
+            .as_ref()
+            .map(|(names, firing, rollback)| AlarmWatch {
+                names,
+                firing,
+                rollback: *rollback,
+            }),
     };
     let zone_of: BTreeMap<String, String> = instances
         .iter()
@@ -371,6 +409,12 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
                 .ok()
                 .map(|r| r.spec)
         };
+        if alarm_config.is_some() && ctx.alertmanager.is_none() && d.rollback_of.is_none() {
+            plan.events.push(EcsEvent::warning(format!(
+                "(service {name}) (deployment {}) deployment alarms are not watched: the operator has no --alertmanager-url.",
+                d.id
+            )));
+        }
         let Some(spec) = spec else { continue };
         let (images, unresolved) = image_digests::resolve_task_definition(
             &ctx.client,
@@ -571,6 +615,16 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
     );
     status.conditions = merge(&old.conditions, conditions);
     ctx.write_status(svc.as_ref(), &status).await?;
+
+    // 5. The deployment history, from what status now holds.
+    let facts = deploy::history::Facts {
+        namespace: &ns,
+        service: &name,
+        cluster: &cluster,
+        spec: &svc.spec,
+    };
+    let records = deploy::history::decide(&facts, &status.deployments);
+    super::service_deployments::sync(&ctx.client, &ctx.deployment_records, &svc, records).await;
     if !created.is_empty() {
         info!(service = %name, started = created.len(), "started tasks");
     }
@@ -891,6 +945,13 @@ fn push_events(status: &mut ServiceStatus, events: &[EcsEvent], now: &str) {
     status.events.truncate(MAX_EVENTS);
 }
 
+/// The Kubernetes Event `action` of a service event. The event recorder folds events of one
+/// object with the same type, reason and action into a series and keeps the first note, so
+/// each distinct message gets an action of its own (the same message repeated is one series).
+fn event_action(message: &str) -> String {
+    format!("Schedule-{:016x}", fnv(message))
+}
+
 fn fnv(s: &str) -> u64 {
     s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
         (h ^ b as u64).wrapping_mul(0x100000001b3)
@@ -913,7 +974,7 @@ async fn publish(ctx: &Context, svc: &Service, event: &EcsEvent) {
         }
         .into(),
         note: Some(message.chars().take(1000).collect()),
-        action: "Schedule".into(),
+        action: event_action(message),
         secondary: None,
     };
     if let Err(e) = ctx.recorder.publish(&ev, &svc.object_ref(&())).await {
@@ -956,8 +1017,8 @@ async fn refuse(
         let ev = Event {
             type_: EventType::Warning,
             reason: reason.into(),
+            action: event_action(&message),
             note: Some(message),
-            action: "Schedule".into(),
             secondary: None,
         };
         let _ = ctx.recorder.publish(&ev, &svc.object_ref(&())).await;

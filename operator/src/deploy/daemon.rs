@@ -194,6 +194,8 @@ mod tests {
                     new_deployment_id: &id,
                     rebalancing: false,
                     force_new: false,
+                    stop_deployment: None,
+                    alarms: None,
                 };
                 plan(&s, &eligible)
             };

@@ -9,6 +9,7 @@
 //! being stopped still holds a place and is no longer healthy.
 
 pub mod daemon;
+pub mod history;
 pub mod rebalance;
 pub mod replica;
 pub mod task;

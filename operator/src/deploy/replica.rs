@@ -8,7 +8,7 @@ use super::{
     Bounds, Breaker, DeploymentStatus, EcsEvent, Launch, LifecycleStage, ObservedTask, Plan,
     RolloutState, StopTask, Strategy, deployment_label, task_list,
 };
-use crate::api::service::{CircuitBreakerState, Deployment};
+use crate::api::service::{CircuitBreakerState, Deployment, DeploymentAlarmsState, StopType};
 use crate::api::states::CircuitBreakerStatus;
 
 /// Everything the planner reads: the service as the stores show it now.
@@ -41,6 +41,21 @@ pub struct ServiceSnapshot<'a> {
     /// UpdateService's `forceNewDeployment` (or the annotation) not yet answered: a new
     /// deployment of the same task definition replaces every task.
     pub force_new: bool,
+    /// StopServiceDeployment (the `ecs.kubecs.io/stop-deployment` annotation): the
+    /// deployment to stop, and how. It acts only while that deployment is PRIMARY and in
+    /// progress, so a lingering request is harmless.
+    pub stop_deployment: Option<(&'a str, StopType)>,
+    /// Deployment alarms (`deploymentConfiguration.alarms`, enabled): the names watched,
+    /// those firing now, and whether a firing one rolls back.
+    pub alarms: Option<AlarmWatch<'a>>,
+}
+
+/// The deployment alarms as the controller read them.
+#[derive(Clone, Copy, Debug)]
+pub struct AlarmWatch<'a> {
+    pub names: &'a [String],
+    pub firing: &'a [String],
+    pub rollback: bool,
 }
 
 fn new_deployment(id: &str, task_definition: &str, now: &str, reason: String) -> Deployment {
@@ -110,6 +125,7 @@ pub(super) fn prepare<'a>(s: &'a ServiceSnapshot) -> Prepared<'a> {
                 format!("Rolled back to deployment {}.", deps[0].id),
                 now,
             );
+            green.rolled_back_to = Some(deps[0].id.clone());
             deps[0].status = DeploymentStatus::Primary;
             production = Some(deps[0].id.clone());
             events.push(EcsEvent::normal(format!(
@@ -236,53 +252,87 @@ pub(super) fn prepare<'a>(s: &'a ServiceSnapshot) -> Prepared<'a> {
             cb.status = CircuitBreakerStatus::Triggered;
         }
         let failed_id = deps[0].id.clone();
-        set_rollout(
-            &mut deps[0],
-            RolloutState::Failed,
-            "ECS deployment circuit breaker: tasks failed to start.".into(),
-            now,
+        fail_primary(
+            s,
+            &mut deps,
+            &mut production,
+            &mut events,
+            used_new_id,
+            Failure {
+                reason: "ECS deployment circuit breaker: tasks failed to start.".into(),
+                event: format!(
+                    "(service {svc}) (deployment {failed_id}) deployment failed: tasks failed to start."
+                ),
+                rollback_as: b.rollback.then(|| "ECS deployment circuit breaker".into()),
+            },
         );
-        events.push(EcsEvent::warning(format!(
-            "(service {svc}) (deployment {failed_id}) deployment failed: tasks failed to start."
-        )));
-        let good = deps[1..]
+    }
+
+    // 4. Deployment alarms: watched while the PRIMARY rolls out (or bakes); one firing fails
+    //    it, and with rollback rolls it back.
+    // A rollback is not watched: the alarm that failed the deployment may still fire while
+    //    the good revision comes back.
+    if let Some(a) = s.alarms
+        && deps[0].rollout_state == Some(RolloutState::InProgress)
+        && deps[0].rollback_of.is_none()
+    {
+        let triggered: Vec<String> = a
+            .firing
             .iter()
-            .find(|d| d.rollout_state == Some(RolloutState::Completed))
-            .cloned();
-        if b.rollback
-            && let Some(good) = good
-        {
-            if let Strategy::BlueGreen { .. } = s.strategy {
-                // Blue still runs: it takes (keeps) production traffic again.
-                let pos = deps.iter().position(|d| d.id == good.id).unwrap();
-                let mut blue = deps.remove(pos);
-                blue.status = DeploymentStatus::Primary;
-                deps[0].status = DeploymentStatus::Active;
-                production = Some(blue.id.clone());
-                deps.insert(0, blue);
-            } else if !used_new_id {
-                for d in deps.iter_mut() {
-                    d.status = DeploymentStatus::Active;
-                }
-                // The rollback runs what the good deployment ran: its digests, not the
-                // tags' current ones.
-                let mut back = new_deployment(
-                    s.new_deployment_id,
-                    &good.task_definition,
-                    now,
-                    format!(
-                        "ECS deployment circuit breaker: rolling back to deploymentId {}.",
-                        good.id
+            .filter(|f| a.names.contains(f))
+            .cloned()
+            .collect();
+        let state = deps[0]
+            .alarms
+            .get_or_insert_with(DeploymentAlarmsState::default);
+        state.alarm_names = a.names.to_vec();
+        state.status = CircuitBreakerStatus::Monitoring;
+        if !triggered.is_empty() {
+            state.status = CircuitBreakerStatus::Triggered;
+            state.triggered_alarm_names = triggered.clone();
+            let failed_id = deps[0].id.clone();
+            let names = triggered.join(", ");
+            fail_primary(
+                s,
+                &mut deps,
+                &mut production,
+                &mut events,
+                used_new_id,
+                Failure {
+                    reason: format!("Failed due to alarm(s) in ALARM state: {names}."),
+                    event: format!(
+                        "(service {svc}) (deployment {failed_id}) deployment failed: alarm(s) {names} in ALARM state."
                     ),
-                );
-                back.container_images = good.container_images.clone();
-                deps.insert(0, back);
-            }
-            events.push(EcsEvent::normal(format!(
-                "(service {svc}) (deployment {failed_id}) rolling back to deployment {}.",
-                good.id
-            )));
+                    rollback_as: a
+                        .rollback
+                        .then(|| format!("Alarm(s) {names} in ALARM state")),
+                },
+            );
         }
+    }
+
+    // 5. StopServiceDeployment: a user stops the PRIMARY deployment while it rolls out.
+    if let Some((id, how)) = s.stop_deployment
+        && deps[0].id == id
+        && deps[0].rollout_state == Some(RolloutState::InProgress)
+    {
+        let reason = match how {
+            StopType::Rollback => "Service deployment stopped by request: rolling back.",
+            StopType::Abort => "Service deployment stopped by request.",
+        };
+        fail_primary(
+            s,
+            &mut deps,
+            &mut production,
+            &mut events,
+            used_new_id,
+            Failure {
+                reason: reason.into(),
+                event: format!("(service {svc}) (deployment {id}) was stopped by request."),
+                rollback_as: (how == StopType::Rollback)
+                    .then(|| "Service deployment stopped by request".into()),
+            },
+        );
     }
     Prepared {
         deps,
@@ -291,6 +341,73 @@ pub(super) fn prepare<'a>(s: &'a ServiceSnapshot) -> Prepared<'a> {
         stop,
         stopping,
     }
+}
+
+/// Why the PRIMARY deployment fails, and whether (and in whose name) it rolls back.
+struct Failure {
+    /// Its rolloutStateReason.
+    reason: String,
+    /// The service event.
+    event: String,
+    /// Roll back, the new deployment's reason reading `PREFIX: rolling back to ...`.
+    rollback_as: Option<String>,
+}
+
+/// Fails the PRIMARY (`deps[0]`) and, if asked, rolls it back to the last COMPLETED
+/// deployment: blue/green gives production back to blue (still running); rolling starts a
+/// new deployment of the good one's task definition and digests. Both are linked to the
+/// failed one, whose history record follows the rollback.
+fn fail_primary(
+    s: &ServiceSnapshot,
+    deps: &mut Vec<Deployment>,
+    production: &mut Option<String>,
+    events: &mut Vec<EcsEvent>,
+    used_new_id: bool,
+    f: Failure,
+) {
+    let svc = s.service;
+    set_rollout(&mut deps[0], RolloutState::Failed, f.reason, s.now_rfc3339);
+    events.push(EcsEvent::warning(f.event));
+    let Some(prefix) = f.rollback_as else {
+        return;
+    };
+    let failed_id = deps[0].id.clone();
+    let Some(good) = deps[1..]
+        .iter()
+        .find(|d| d.rollout_state == Some(RolloutState::Completed))
+        .cloned()
+    else {
+        return;
+    };
+    deps[0].rolled_back_to = Some(good.id.clone());
+    if let Strategy::BlueGreen { .. } = s.strategy {
+        // Blue still runs: it takes (keeps) production traffic again.
+        let pos = deps.iter().position(|d| d.id == good.id).unwrap();
+        let mut blue = deps.remove(pos);
+        blue.status = DeploymentStatus::Primary;
+        deps[0].status = DeploymentStatus::Active;
+        *production = Some(blue.id.clone());
+        deps.insert(0, blue);
+    } else if !used_new_id {
+        for d in deps.iter_mut() {
+            d.status = DeploymentStatus::Active;
+        }
+        // The rollback runs what the good deployment ran: its digests, not the tags'
+        // current ones.
+        let mut back = new_deployment(
+            s.new_deployment_id,
+            &good.task_definition,
+            s.now_rfc3339,
+            format!("{prefix}: rolling back to deploymentId {}.", good.id),
+        );
+        back.container_images = good.container_images.clone();
+        back.rollback_of = Some(failed_id.clone());
+        deps.insert(0, back);
+    }
+    events.push(EcsEvent::normal(format!(
+        "(service {svc}) (deployment {failed_id}) rolling back to deployment {}.",
+        good.id
+    )));
 }
 
 /// What [`prepare`] decided.
@@ -541,6 +658,9 @@ pub fn plan(
         deps[0].lifecycle_stage = None;
         if let Some(cb) = deps[0].circuit_breaker.as_mut() {
             cb.status = CircuitBreakerStatus::MonitoringComplete;
+        }
+        if let Some(a) = deps[0].alarms.as_mut() {
+            a.status = CircuitBreakerStatus::MonitoringComplete;
         }
         deps.truncate(1);
         if blue_green.is_some() {

@@ -5,6 +5,7 @@ mod capacity;
 mod clusters;
 #[cfg(test)]
 mod conversations;
+mod deployments;
 mod instances;
 mod protection;
 mod services;
@@ -54,6 +55,10 @@ pub const OPERATIONS: &[&str] = &[
     "UpdateTaskProtection",
     "GetTaskProtection",
     "UpdateClusterSettings",
+    "ListServiceDeployments",
+    "DescribeServiceDeployments",
+    "DescribeServiceRevisions",
+    "StopServiceDeployment",
 ];
 
 pub async fn call(c: &Caller, op: &str, body: &[u8]) -> Result<Value, AwsError> {
@@ -94,6 +99,10 @@ pub async fn call(c: &Caller, op: &str, body: &[u8]) -> Result<Value, AwsError> 
         "UpdateTaskProtection" => protection::update,
         "GetTaskProtection" => protection::get,
         "UpdateClusterSettings" => clusters::update_settings,
+        "ListServiceDeployments" => deployments::list,
+        "DescribeServiceDeployments" => deployments::describe,
+        "DescribeServiceRevisions" => deployments::describe_revisions,
+        "StopServiceDeployment" => deployments::stop,
     })
 }
 

@@ -135,7 +135,7 @@ pub fn service_json(svc: &Service) -> Value {
 
 /// The service `name` of cluster `r`: ServiceNotFoundException when it is absent or belongs
 /// to another cluster.
-async fn get(c: &Caller, r: &ClusterRef, name: &str) -> Result<Service, AwsError> {
+pub(super) async fn get(c: &Caller, r: &ClusterRef, name: &str) -> Result<Service, AwsError> {
     let name = short_name(name);
     let arn = crate::arn::service(&r.namespace, &r.name, name);
     let svc = c

@@ -53,6 +53,10 @@ struct Sim {
     history: Vec<(i32, i32)>,
     /// A forced new deployment waits for the next step.
     force: bool,
+    /// StopServiceDeployment's request.
+    stop: Option<(String, crate::api::service::StopType)>,
+    /// Deployment alarms: (watched, firing, rollback).
+    alarms: Option<(Vec<String>, Vec<String>, bool)>,
 }
 
 impl Sim {
@@ -77,6 +81,8 @@ impl Sim {
             events: vec![],
             history: vec![],
             force: false,
+            stop: None,
+            alarms: None,
         }
     }
 
@@ -103,6 +109,15 @@ impl Sim {
             new_deployment_id: &id,
             rebalancing: false,
             force_new: std::mem::take(&mut self.force),
+            stop_deployment: self.stop.as_ref().map(|(id, how)| (id.as_str(), *how)),
+            alarms: self
+                .alarms
+                .as_ref()
+                .map(|(names, firing, rollback)| AlarmWatch {
+                    names,
+                    firing,
+                    rollback: *rollback,
+                }),
         };
         let plan = plan(&state, &mut |c, n| {
             c.iter().take(n).map(|t| t.name.clone()).collect()
@@ -408,6 +423,8 @@ fn a_retried_stop_is_not_counted_twice() {
         new_deployment_id: "ecs-svc/2",
         rebalancing: false,
         force_new: false,
+        stop_deployment: None,
+        alarms: None,
     };
     let plan = plan(&state, &mut |c, n| {
         c.iter().take(n).map(|t| t.name.clone()).collect()
@@ -507,6 +524,8 @@ fn tasks_that_just_started_do_not_complete_a_rollout() {
         new_deployment_id: "ecs-svc/2",
         rebalancing: false,
         force_new: false,
+        stop_deployment: None,
+        alarms: None,
     };
     let mut first = |c: &[&ObservedTask], n: usize| -> Vec<String> {
         c.iter().take(n).map(|t| t.name.clone()).collect()
@@ -563,6 +582,8 @@ fn a_rebalance_stops_the_excess_only_once_the_new_task_is_healthy() {
             new_deployment_id: "ecs-svc/2",
             rebalancing: true,
             force_new: false,
+            stop_deployment: None,
+            alarms: None,
         };
         plan(&state, &mut |c, n| {
             c.iter().take(n).map(|t| t.name.clone()).collect()
@@ -736,4 +757,112 @@ fn a_protected_task_survives_scale_in_and_a_deployment_waits_for_its_protection(
     );
     assert_eq!(sim.primary().task_definition, "web:2");
     assert_eq!(sim.primary().rollout_state, Some(RolloutState::Completed));
+}
+
+#[test]
+fn a_deployment_stopped_by_request_rolls_back_or_stays_as_it_is() {
+    use crate::api::service::StopType;
+    let mut sim = Sim::new(4, 50, 200);
+    sim.run_until_steady(5);
+    let good = sim.primary().id.clone();
+    sim.target = "web:2".into();
+    sim.step();
+    let stopped = sim.primary().id.clone();
+    assert_ne!(stopped, good);
+    sim.stop = Some((stopped.clone(), StopType::Rollback));
+    sim.run_until_steady(40);
+    assert_eq!(sim.primary().task_definition, "web:1");
+    assert_eq!(sim.primary().rollback_of.as_deref(), Some(stopped.as_str()));
+    assert_eq!(sim.live_of("web:1"), 4);
+    assert!(
+        sim.events.iter().any(|e| e.message
+            == format!("(service web) (deployment {stopped}) was stopped by request."))
+    );
+    assert!(sim.events.iter().any(|e| {
+        e.message
+            .contains(&format!("rolling back to deployment {good}."))
+    }));
+
+    // ABORT: the deployment stops where it is; nothing rolls back.
+    let mut sim = Sim::new(4, 50, 200);
+    sim.run_until_steady(5);
+    sim.target = "web:2".into();
+    sim.step();
+    let stopped = sim.primary().id.clone();
+    sim.stop = Some((stopped.clone(), StopType::Abort));
+    sim.step();
+    sim.step();
+    assert_eq!(sim.primary().id, stopped);
+    assert_eq!(sim.primary().rollout_state, Some(RolloutState::Failed));
+    assert_eq!(sim.primary().rolled_back_to, None);
+    assert!(sim.deployments.iter().all(|d| d.rollback_of.is_none()));
+    // How the annotation reads.
+    assert_eq!(
+        crate::api::service::parse_stop_request("ecs-svc/123:ABORT"),
+        Some(("ecs-svc/123".into(), StopType::Abort))
+    );
+    assert_eq!(
+        crate::api::service::parse_stop_request("123"),
+        Some(("ecs-svc/123".into(), StopType::Rollback))
+    );
+    assert_eq!(crate::api::service::parse_stop_request("x:HALT"), None);
+}
+
+#[test]
+fn a_firing_alarm_fails_the_rollout_and_rolls_back_without_watching_the_rollback() {
+    let mut sim = Sim::new(4, 50, 200);
+    sim.alarms = Some((vec!["HighErrorRate".into()], vec![], true));
+    sim.run_until_steady(5);
+    let good = sim.primary().id.clone();
+    assert_eq!(
+        sim.primary().alarms.as_ref().map(|a| a.status),
+        Some(CircuitBreakerStatus::MonitoringComplete)
+    );
+    sim.target = "web:2".into();
+    sim.step();
+    let bad = sim.primary().id.clone();
+    // Another alert fires: not one of the service's.
+    sim.alarms = Some((vec!["HighErrorRate".into()], vec!["DiskFull".into()], true));
+    sim.step();
+    assert_eq!(sim.primary().id, bad);
+    // Its alarm fires, and keeps firing while the good revision comes back.
+    sim.alarms = Some((
+        vec!["HighErrorRate".into()],
+        vec!["HighErrorRate".into(), "DiskFull".into()],
+        true,
+    ));
+    sim.run_until_steady(40);
+    assert_eq!(sim.primary().task_definition, "web:1");
+    assert_eq!(sim.primary().rollback_of.as_deref(), Some(bad.as_str()));
+    assert_eq!(sim.primary().rollout_state, Some(RolloutState::Completed));
+    assert_eq!(sim.live_of("web:1"), 4);
+    assert!(sim.events.iter().any(|e| e.message
+        == format!("(service web) (deployment {bad}) deployment failed: alarm(s) HighErrorRate in ALARM state.")));
+    assert!(sim.events.iter().any(|e| {
+        e.message
+            .contains(&format!("rolling back to deployment {good}."))
+    }));
+}
+
+#[test]
+fn a_firing_alarm_without_rollback_leaves_the_failed_deployment_as_it_is() {
+    let mut sim = Sim::new(2, 50, 200);
+    sim.run_until_steady(5);
+    sim.target = "web:2".into();
+    sim.step();
+    let bad = sim.primary().id.clone();
+    sim.alarms = Some((vec!["Latency".into()], vec!["Latency".into()], false));
+    sim.step();
+    let d = sim.primary();
+    assert_eq!(
+        (d.id.as_str(), d.rollout_state),
+        (bad.as_str(), Some(RolloutState::Failed))
+    );
+    let a = d.alarms.as_ref().unwrap();
+    assert_eq!(a.status, CircuitBreakerStatus::Triggered);
+    assert_eq!(a.triggered_alarm_names, vec!["Latency".to_string()]);
+    assert_eq!(
+        d.rollout_state_reason.as_deref(),
+        Some("Failed due to alarm(s) in ALARM state: Latency.")
+    );
 }

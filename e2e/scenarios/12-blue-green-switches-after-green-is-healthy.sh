@@ -7,21 +7,7 @@ NS=e2e-bluegreen
 all_nodes_cluster $NS default
 app_taskdef $NS shop
 wait_until "shop:1 registered" 60 field_eq taskdefinitions shop '{.status.latestRevision}' 1 $NS
-kubectl apply -f - <<'YAML'
-apiVersion: ecs.kubecs.io/v1alpha1
-kind: Service
-metadata: {name: shop, namespace: e2e-bluegreen}
-spec:
-  taskDefinition: shop
-  desiredCount: 3
-  deploymentConfiguration: {strategy: BLUE_GREEN, bakeTimeInMinutes: 0}
-  loadBalancers:
-    - targetGroupArn: arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/shop-prod/73e2d6bc24d8a067
-      containerName: app
-      containerPort: 80
-      advancedConfiguration:
-        alternateTargetGroupArn: arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/shop-test/83e2d6bc24d8a068
-YAML
+blue_green_service $NS shop 3 'bakeTimeInMinutes: 0'
 wait_until "blue COMPLETED" 90 rollout_is $NS shop shop:1 COMPLETED 3
 blue="$(jp services.ecs.kubecs.io shop '{.status.deployments[0].id}' $NS | sed 's|.*/||')"
 wait_until "production selects blue" 30 field_eq service shop-prod '{.spec.selector.ecs\.kubecs\.io/deployment}' "$blue" $NS

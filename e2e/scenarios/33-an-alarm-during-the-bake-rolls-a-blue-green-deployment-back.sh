@@ -10,24 +10,7 @@ all_nodes_cluster $NS default
 app_taskdef $NS shop
 wait_until "shop:1 registered" 60 field_eq taskdefinitions shop '{.status.latestRevision}' 1 $NS
 alarm="ShopErrorRate-$RANDOM"   # the Alertmanager outlives scenarios: a name of this run
-kubectl apply -f - <<YAML
-apiVersion: ecs.kubecs.io/v1alpha1
-kind: Service
-metadata: {name: shop, namespace: $NS}
-spec:
-  taskDefinition: shop
-  desiredCount: 2
-  deploymentConfiguration:
-    strategy: BLUE_GREEN
-    bakeTimeInMinutes: 10
-    alarms: {alarmNames: ["$alarm"], enable: true, rollback: true}
-  loadBalancers:
-    - targetGroupArn: arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/shop-prod/73e2d6bc24d8a067
-      containerName: app
-      containerPort: 80
-      advancedConfiguration:
-        alternateTargetGroupArn: arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/shop-test/83e2d6bc24d8a068
-YAML
+blue_green_service $NS shop 2 "bakeTimeInMinutes: 10, alarms: {alarmNames: [\"$alarm\"], enable: true, rollback: true}"
 wait_until "blue COMPLETED" 90 rollout_is $NS shop shop:1 COMPLETED 2
 blue="$(jp services.ecs.kubecs.io shop '{.status.deployments[0].id}' $NS)"
 expect_eq "blue's alarms watched to completion" "MONITORING_COMPLETE $alarm" \

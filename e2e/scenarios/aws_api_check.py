@@ -217,6 +217,8 @@ img = revs[0]["containerImages"][0]
 assert img["containerName"] == "web" and img["image"] == IMAGE and img["imageDigest"].startswith("sha256:"), img
 expect_error("ConflictException", ecs.stop_service_deployment, serviceDeploymentArn=arns_sd[0])
 expect_error("ServiceDeploymentNotFoundException", ecs.stop_service_deployment, serviceDeploymentArn=arns_sd[0] + "0")
+expect_error("InvalidParameterException", ecs.continue_service_deployment, serviceDeploymentArn=arns_sd[0], hookId="no-such-hook")
+expect_error("ServiceDeploymentNotFoundException", ecs.continue_service_deployment, serviceDeploymentArn=arns_sd[0] + "0", hookId="x")
 
 # Tags.
 ecs.tag_resource(resourceArn=svc["serviceArn"], tags=[{"key": "tier", "value": "front"}])

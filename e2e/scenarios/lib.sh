@@ -143,6 +143,27 @@ YAML
   wait_until "$2:1 COMPLETED with 4 tasks" 90 rollout_is "$1" "$2" "$2:1" COMPLETED 4
 }
 
+# blue_green_service NS NAME COUNT DEPLOYMENT-CONFIGURATION: a BLUE_GREEN service of task
+# definition NAME behind a production and a test target group (core Services NAME-prod and
+# NAME-test). DEPLOYMENT-CONFIGURATION is the rest of deploymentConfiguration, flow style.
+blue_green_service() {
+  kubectl apply -f - <<YAML
+apiVersion: ecs.kubecs.io/v1alpha1
+kind: Service
+metadata: {name: $2, namespace: $1}
+spec:
+  taskDefinition: $2
+  desiredCount: $3
+  deploymentConfiguration: {strategy: BLUE_GREEN, $4}
+  loadBalancers:
+    - targetGroupArn: arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/$2-prod/73e2d6bc24d8a067
+      containerName: app
+      containerPort: 80
+      advancedConfiguration:
+        alternateTargetGroupArn: arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/$2-test/83e2d6bc24d8a068
+YAML
+}
+
 # build_image LAYOUT TAG CONTENT [RANDOM_BYTES]: an image built from scratch with umoci (no
 # daemon, no base image) into an OCI layout: /hello.txt holding CONTENT and, with
 # RANDOM_BYTES, /random.bin in a second layer.

@@ -6,7 +6,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::states::{
-    CircuitBreakerStatus, DeploymentStatus, LifecycleStage, RolloutState, ServiceState, StopCode,
+    CircuitBreakerStatus, DeploymentStatus, HookAction, HookStatus, HookTargetType, LifecycleStage,
+    RolloutState, ServiceState, StopCode,
 };
 
 use super::common::{
@@ -279,8 +280,10 @@ pub struct DeploymentConfiguration {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 1440))]
     pub bake_time_in_minutes: Option<i32>,
-    /// Blue/green lifecycle hooks (accepted; reported as unsupported).
+    /// Blue/green lifecycle hooks: the deployment waits at each hook's stages until it
+    /// succeeds (at most 10 hooks).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
     pub lifecycle_hooks: Vec<DeploymentLifecycleHook>,
 }
 
@@ -370,15 +373,80 @@ pub struct DeploymentAlarmsState {
     pub triggered_alarm_names: Vec<String>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+/// A lifecycle hook: run at the deployment's stages it names; the deployment goes on once it
+/// succeeded, and rolls back if it fails or (by default) times out.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("(has(self.targetType) && self.targetType == 'PAUSE') || has(self.hookTargetArn)").message("hookTargetArn is required for an AWS_LAMBDA lifecycle hook."))]
 pub struct DeploymentLifecycleHook {
+    /// AWS_LAMBDA (the default: kubecs POSTs ECS's hook payload to hookTargetArn, an HTTP(S)
+    /// URL) or PAUSE (wait for ContinueServiceDeployment, or the Service annotation
+    /// `ecs.kubecs.io/continue=HOOK_ID[:CONTINUE|:ROLLBACK]`).
+    #[serde(default)]
+    pub target_type: HookTargetType,
+    /// The URL the hook is POSTed to (kubecs' stand-in for a Lambda function ARN).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hook_target_arn: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_arn: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub lifecycle_stages: Vec<String>,
+    /// The stages it runs at.
+    #[schemars(length(min = 1))]
+    pub lifecycle_stages: Vec<LifecycleStage>,
+    /// Passed to the hook on each call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::preserve_unknown")]
+    pub hook_details: Option<serde_json::Value>,
+    /// How long to wait for it, and what to do then (default 1440 minutes, ROLLBACK).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_configuration: Option<HookTimeout>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HookTimeout {
+    /// 1-20160 minutes (default 1440).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 20160))]
+    pub timeout_in_minutes: Option<i32>,
+    /// CONTINUE or ROLLBACK (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<HookAction>,
+}
+
+/// One run of a lifecycle hook in a deployment (ECS DeploymentLifecycleHookDetail).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LifecycleHookDetail {
+    /// What ContinueServiceDeployment (or `ecs.kubecs.io/continue`) names.
+    pub hook_id: String,
+    pub target_type: HookTargetType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_arn: Option<String>,
+    /// The stage it runs at.
+    pub lifecycle_stage: LifecycleStage,
+    pub status: HookStatus,
+    /// When the timeout action is taken.
+    pub expires_at: String,
+    pub timeout_action: HookAction,
+    /// What the hook answered, or why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Annotation continuing (or rolling back) a paused lifecycle hook: `HOOK_ID`,
+/// `HOOK_ID:CONTINUE` or `HOOK_ID:ROLLBACK` (ContinueServiceDeployment).
+pub const CONTINUE_ANNOTATION: &str = "ecs.kubecs.io/continue";
+
+/// The hook id and action an `ecs.kubecs.io/continue` value asks for.
+pub fn parse_continue(v: &str) -> Option<(String, HookAction)> {
+    let v = v.trim();
+    let (id, action) = match v.rsplit_once(':') {
+        Some((id, "CONTINUE")) => (id, HookAction::Continue),
+        Some((id, "ROLLBACK")) => (id, HookAction::Rollback),
+        Some(_) => return None,
+        None => (v, HookAction::Continue),
+    };
+    (!id.is_empty()).then(|| (id.to_string(), action))
 }
 
 /// What DescribeServices reports.
@@ -501,6 +569,9 @@ pub struct Deployment {
     /// The deployment alarms, when they are on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alarms: Option<DeploymentAlarmsState>,
+    /// Its lifecycle hooks' runs, in stage order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lifecycle_hook_details: Vec<LifecycleHookDetail>,
 }
 
 /// Annotation naming the deployment to stop (StopServiceDeployment): `ID` or `ID:ROLLBACK`

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{CapacityProviderStrategyItem, LaunchType};
 use super::service::{
-    ContainerImage, DeploymentAlarmsState, DeploymentConfiguration, LoadBalancer,
+    ContainerImage, DeploymentAlarmsState, DeploymentConfiguration, LifecycleHookDetail,
+    LoadBalancer,
 };
 use super::states::{CircuitBreakerStatus, LifecycleStage};
 
@@ -138,6 +139,9 @@ pub struct ServiceDeploymentStatus {
     /// The deployment alarms, when they are on (ECS ServiceDeploymentAlarms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alarms: Option<DeploymentAlarmsState>,
+    /// Its lifecycle hooks' runs (hook ids for ContinueServiceDeployment).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lifecycle_hook_details: Vec<LifecycleHookDetail>,
 }
 
 /// ECS ServiceDeploymentStatus.

@@ -62,12 +62,46 @@ pub enum LifecycleStage {
     PostScaleUp,
     TestTrafficShift,
     PostTestTrafficShift,
+    PreProductionTrafficShift,
+    /// Production traffic moves to the new deployment.
     ProductionTrafficShift,
     PostProductionTrafficShift,
     /// Production traffic is on the new deployment; the old one still runs.
     BakeTime,
     /// The old deployment's tasks stop.
     CleanUp,
+}
+
+/// How a lifecycle hook is run (ECS DeploymentLifecycleHookTargetType).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum HookTargetType {
+    /// ECS calls a Lambda function; kubecs POSTs ECS's hook payload to `hookTargetArn`, an
+    /// HTTP(S) URL, and reads `hookStatus` from the answer.
+    #[default]
+    AwsLambda,
+    /// The deployment waits for ContinueServiceDeployment (or `ecs.kubecs.io/continue`).
+    Pause,
+}
+
+/// Where a lifecycle hook is (ECS DeploymentLifecycleHookStatus).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum HookStatus {
+    AwaitingAction,
+    InProgress,
+    Succeeded,
+    Failed,
+    TimedOut,
+}
+
+/// What to do with a paused or timed-out hook (ECS DeploymentLifecycleHookAction).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum HookAction {
+    Continue,
+    #[default]
+    Rollback,
 }
 
 /// Why a task stopped (ECS `stopCode`).

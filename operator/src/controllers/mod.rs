@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod conditions;
 pub mod image_digests;
 pub mod launch;
+pub mod lifecycle_hooks;
 pub mod preflight;
 pub mod pullsecret;
 pub mod repository;

@@ -253,6 +253,25 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
         }
         _ => None,
     };
+    // Lifecycle hooks (blue/green): what the PRIMARY's open hook runs answered.
+    let hook_config: &[crate::api::service::DeploymentLifecycleHook] = svc
+        .spec
+        .deployment_configuration
+        .as_ref()
+        .map_or(&[], |c| c.lifecycle_hooks.as_slice());
+    let history_facts = deploy::history::Facts {
+        namespace: &ns,
+        service: &name,
+        cluster: &cluster,
+        spec: &svc.spec,
+    };
+    let hook_outcomes = super::lifecycle_hooks::outcomes(
+        &svc,
+        &history_facts,
+        old.deployments.first(),
+        hook_config,
+    )
+    .await;
     let stop_request = svc
         .annotations()
         .get(crate::api::service::STOP_DEPLOYMENT_ANNOTATION)
@@ -281,6 +300,8 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
                 firing,
                 rollback: *rollback,
             }),
+        hooks: hook_config,
+        hook_outcomes: &hook_outcomes,
     };
     let zone_of: BTreeMap<String, String> = instances
         .iter()
@@ -617,13 +638,7 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
     ctx.write_status(svc.as_ref(), &status).await?;
 
     // 5. The deployment history, from what status now holds.
-    let facts = deploy::history::Facts {
-        namespace: &ns,
-        service: &name,
-        cluster: &cluster,
-        spec: &svc.spec,
-    };
-    let records = deploy::history::decide(&facts, &status.deployments);
+    let records = deploy::history::decide(&history_facts, &status.deployments);
     super::service_deployments::sync(&ctx.client, &ctx.deployment_records, &svc, records).await;
     if !created.is_empty() {
         info!(service = %name, started = created.len(), "started tasks");

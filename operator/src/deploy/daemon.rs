@@ -196,6 +196,8 @@ mod tests {
                     force_new: false,
                     stop_deployment: None,
                     alarms: None,
+                    hooks: &[],
+                    hook_outcomes: &Default::default(),
                 };
                 plan(&s, &eligible)
             };

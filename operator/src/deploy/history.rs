@@ -116,6 +116,7 @@ fn status_of(f: &Facts, d: &Deployment, deps: &[Deployment]) -> ServiceDeploymen
             }
         }),
         alarms: d.alarms.clone(),
+        lifecycle_hook_details: d.lifecycle_hook_details.clone(),
         ..Default::default()
     };
     s.status = match d.rollout_state {

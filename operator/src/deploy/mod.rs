@@ -10,6 +10,7 @@
 
 pub mod daemon;
 pub mod history;
+pub mod hooks;
 pub mod rebalance;
 pub mod replica;
 pub mod task;

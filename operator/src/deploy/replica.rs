@@ -3,12 +3,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::hooks;
 use super::task::StopCode;
 use super::{
     Bounds, Breaker, DeploymentStatus, EcsEvent, Launch, LifecycleStage, ObservedTask, Plan,
     RolloutState, StopTask, Strategy, deployment_label, task_list,
 };
-use crate::api::service::{CircuitBreakerState, Deployment, DeploymentAlarmsState, StopType};
+use crate::api::service::{
+    CircuitBreakerState, Deployment, DeploymentAlarmsState, DeploymentLifecycleHook, StopType,
+};
 use crate::api::states::CircuitBreakerStatus;
 
 /// Everything the planner reads: the service as the stores show it now.
@@ -48,6 +51,10 @@ pub struct ServiceSnapshot<'a> {
     /// Deployment alarms (`deploymentConfiguration.alarms`, enabled): the names watched,
     /// those firing now, and whether a firing one rolls back.
     pub alarms: Option<AlarmWatch<'a>>,
+    /// Blue/green lifecycle hooks, and what their runs answered since the last pass (by
+    /// hook id).
+    pub hooks: &'a [DeploymentLifecycleHook],
+    pub hook_outcomes: &'a BTreeMap<String, hooks::Outcome>,
 }
 
 /// The deployment alarms as the controller read them.
@@ -334,6 +341,95 @@ pub(super) fn prepare<'a>(s: &'a ServiceSnapshot) -> Prepared<'a> {
             },
         );
     }
+    // 6. Blue/green stages, in ECS's order: each hook stage waits for its hooks; green's
+    //    tasks start at SCALE_UP, production traffic moves at PRODUCTION_TRAFFIC_SHIFT, blue
+    //    is cleaned up after the bake.
+    if let Strategy::BlueGreen { bake_seconds } = s.strategy
+        && deps[0].rollout_state == Some(RolloutState::InProgress)
+        && deps.len() > 1
+    {
+        let green = deployment_label(&deps[0].id).to_string();
+        let stable = s
+            .tasks
+            .iter()
+            .filter(|t| {
+                t.deployment == green
+                    && t.is_live()
+                    && !t.draining
+                    && !stopping.contains(t.name.as_str())
+                    && t.is_stable(s.now)
+            })
+            .count() as i32;
+        loop {
+            let stage = deps[0]
+                .lifecycle_stage
+                .unwrap_or(LifecycleStage::ReconcileService);
+            let gate = match stage {
+                LifecycleStage::ScaleUp => {
+                    if stable >= s.bounds.desired.max(0) {
+                        hooks::Gate::Open
+                    } else {
+                        hooks::Gate::Wait
+                    }
+                }
+                LifecycleStage::BakeTime => {
+                    let shifted = deps[0]
+                        .production_traffic_shifted_at
+                        .as_deref()
+                        .and_then(rfc3339_seconds)
+                        .unwrap_or(s.now);
+                    if s.now - shifted >= bake_seconds {
+                        hooks::Gate::Open
+                    } else {
+                        hooks::Gate::Wait
+                    }
+                }
+                LifecycleStage::CleanUp => hooks::Gate::Wait,
+                // RECONCILE_SERVICE happens only with more than one revision running.
+                LifecycleStage::ReconcileService if deps.len() <= 2 => hooks::Gate::Open,
+                hook_stage => {
+                    hooks::gate(&mut deps[0], s.hooks, s.hook_outcomes, hook_stage, s.now)
+                }
+            };
+            match gate {
+                hooks::Gate::Wait => {
+                    deps[0].lifecycle_stage = Some(stage);
+                    break;
+                }
+                hooks::Gate::Fail(reason) => {
+                    let failed_id = deps[0].id.clone();
+                    fail_primary(
+                        s,
+                        &mut deps,
+                        &mut production,
+                        &mut events,
+                        used_new_id,
+                        Failure {
+                            event: format!(
+                                "(service {svc}) (deployment {failed_id}) deployment failed: {reason}"
+                            ),
+                            reason,
+                            rollback_as: Some("ECS deployment lifecycle hook failed".into()),
+                        },
+                    );
+                    break;
+                }
+                hooks::Gate::Open => {
+                    let next = hooks::next_stage(stage);
+                    deps[0].lifecycle_stage = Some(next);
+                    if next == LifecycleStage::ProductionTrafficShift {
+                        production = Some(deps[0].id.clone());
+                        deps[0].production_traffic_shifted_at = Some(now.into());
+                        events.push(EcsEvent::normal(format!(
+                            "(service {svc}) (deployment {}) production traffic shifted to the new tasks.",
+                            deps[0].id
+                        )));
+                    }
+                }
+            }
+        }
+    }
+
     Prepared {
         deps,
         events,
@@ -472,7 +568,12 @@ pub fn plan(
     //    full size beside blue, as ECS does).
     let mut launch = Vec::new();
     let need = desired - p_live.len() as i32;
-    if need > 0 && !primary_failed {
+    // Blue/green starts green's tasks at SCALE_UP, once the hooks before it let it.
+    let before_scale_up = blue_green.is_some()
+        && deps.len() > 1
+        && deps[0].rollout_state == Some(RolloutState::InProgress)
+        && deps[0].lifecycle_stage < Some(LifecycleStage::ScaleUp);
+    if need > 0 && !primary_failed && !before_scale_up {
         let room = if blue_green.is_some() {
             need
         } else {
@@ -571,38 +672,6 @@ pub fn plan(
             stopped_now.len(),
             task_list(stopped_now.iter().map(String::as_str))
         )));
-    }
-
-    // 6. Blue/green stages: shift production once green is healthy, clean up after the bake.
-    if let Some(bake) = blue_green
-        && deps[0].rollout_state == Some(RolloutState::InProgress)
-        && deps.len() > 1
-    {
-        match deps[0].lifecycle_stage {
-            None | Some(LifecycleStage::ScaleUp) => {
-                deps[0].lifecycle_stage = Some(LifecycleStage::ScaleUp);
-                if p_stable >= desired {
-                    production = Some(deps[0].id.clone());
-                    deps[0].lifecycle_stage = Some(LifecycleStage::BakeTime);
-                    deps[0].production_traffic_shifted_at = Some(now.into());
-                    events.push(EcsEvent::normal(format!(
-                        "(service {svc}) (deployment {}) production traffic shifted to the new tasks.",
-                        deps[0].id
-                    )));
-                }
-            }
-            Some(LifecycleStage::BakeTime) => {
-                let shifted = deps[0]
-                    .production_traffic_shifted_at
-                    .as_deref()
-                    .and_then(rfc3339_seconds)
-                    .unwrap_or(s.now);
-                if s.now - shifted >= bake {
-                    deps[0].lifecycle_stage = Some(LifecycleStage::CleanUp);
-                }
-            }
-            _ => {}
-        }
     }
 
     // 7. Counts, completion, steady state.

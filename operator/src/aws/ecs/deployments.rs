@@ -11,8 +11,9 @@ use serde_json::{Value, json};
 use super::{Caller, ClusterRef, parse_arn};
 use crate::api::Service;
 use crate::api::labels;
-use crate::api::service::{STOP_DEPLOYMENT_ANNOTATION, StopType};
+use crate::api::service::{CONTINUE_ANNOTATION, STOP_DEPLOYMENT_ANNOTATION, StopType};
 use crate::api::service_deployment::{ServiceDeployment, ServiceDeploymentState};
+use crate::api::states::{HookAction, HookStatus};
 use crate::aws::page::page;
 use crate::aws::time::epoch;
 use crate::aws::{AwsError, strip_nulls};
@@ -48,6 +49,14 @@ fn deployment_json(r: &ServiceDeployment) -> Value {
         })),
         "deploymentCircuitBreaker": st.deployment_circuit_breaker,
         "alarms": st.alarms,
+        "lifecycleHookDetails": st.lifecycle_hook_details.iter().map(|h| json!({
+            "hookId": h.hook_id,
+            "targetType": h.target_type,
+            "targetArn": h.target_arn,
+            "status": h.status,
+            "expiresAt": epoch(&h.expires_at),
+            "timeoutAction": h.timeout_action,
+        })).collect::<Vec<_>>(),
     }))
 }
 
@@ -229,6 +238,36 @@ pub async fn describe_revisions(
     Ok(json!({ "serviceRevisions": found, "failures": failures }))
 }
 
+/// The record an ARN names, or ServiceDeploymentNotFoundException.
+async fn existing(c: &Caller, arn: &str) -> Result<ServiceDeployment, AwsError> {
+    record(c, arn, "service-deployment").await?.ok_or_else(|| {
+        AwsError::bad(
+            "ServiceDeploymentNotFoundException",
+            "The service deployment does not exist.",
+        )
+    })
+}
+
+/// Sets `key: value` on the record's Service: the controller acts on it.
+async fn annotate_service(
+    c: &Caller,
+    r: &ServiceDeployment,
+    key: &str,
+    value: String,
+) -> Result<(), AwsError> {
+    let ns = r.namespace().unwrap_or_default();
+    let patch = json!({"metadata": {"annotations": { key: value }}});
+    c.api::<Service>(&ns)
+        .patch(
+            &r.spec.service,
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(|e| c.kube_error(e, &r.spec.service_arn))?;
+    Ok(())
+}
+
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct StopServiceDeployment {
@@ -239,12 +278,7 @@ pub struct StopServiceDeployment {
 
 pub async fn stop(c: &Caller, i: StopServiceDeployment) -> Result<Value, AwsError> {
     let arn = &i.service_deployment_arn;
-    let r = record(c, arn, "service-deployment").await?.ok_or_else(|| {
-        AwsError::bad(
-            "ServiceDeploymentNotFoundException",
-            "The service deployment does not exist.",
-        )
-    })?;
+    let r = existing(c, arn).await?;
     let state = r.status.as_ref().map(|s| s.status).unwrap_or_default();
     if state != ServiceDeploymentState::InProgress {
         return Err(AwsError::bad(
@@ -262,18 +296,53 @@ pub async fn stop(c: &Caller, i: StopServiceDeployment) -> Result<Value, AwsErro
         StopType::Rollback => "ROLLBACK",
         StopType::Abort => "ABORT",
     };
-    let ns = r.namespace().unwrap_or_default();
-    let patch = json!({"metadata": {"annotations": {
-        STOP_DEPLOYMENT_ANNOTATION: format!("{}:{how}", r.spec.deployment_id),
-    }}});
-    c.api::<Service>(&ns)
-        .patch(
-            &r.spec.service,
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-        .map_err(|e| c.kube_error(e, &r.spec.service_arn))?;
+    annotate_service(
+        c,
+        &r,
+        STOP_DEPLOYMENT_ANNOTATION,
+        format!("{}:{how}", r.spec.deployment_id),
+    )
+    .await?;
+    Ok(json!({ "serviceDeploymentArn": arn }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ContinueServiceDeployment {
+    service_deployment_arn: String,
+    hook_id: String,
+    #[serde(default)]
+    action: Option<HookAction>,
+}
+
+pub async fn continue_deployment(
+    c: &Caller,
+    i: ContinueServiceDeployment,
+) -> Result<Value, AwsError> {
+    let arn = &i.service_deployment_arn;
+    let r = existing(c, arn).await?;
+    let paused = r.status.as_ref().is_some_and(|s| {
+        s.lifecycle_hook_details
+            .iter()
+            .any(|h| h.hook_id == i.hook_id && h.status == HookStatus::AwaitingAction)
+    });
+    if !paused {
+        return Err(AwsError::invalid_parameter(format!(
+            "The service deployment is not paused at lifecycle hook {}.",
+            i.hook_id
+        )));
+    }
+    let action = match i.action.unwrap_or(HookAction::Continue) {
+        HookAction::Continue => "CONTINUE",
+        HookAction::Rollback => "ROLLBACK",
+    };
+    annotate_service(
+        c,
+        &r,
+        CONTINUE_ANNOTATION,
+        format!("{}:{action}", i.hook_id),
+    )
+    .await?;
     Ok(json!({ "serviceDeploymentArn": arn }))
 }
 

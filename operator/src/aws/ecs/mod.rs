@@ -59,6 +59,7 @@ pub const OPERATIONS: &[&str] = &[
     "DescribeServiceDeployments",
     "DescribeServiceRevisions",
     "StopServiceDeployment",
+    "ContinueServiceDeployment",
 ];
 
 pub async fn call(c: &Caller, op: &str, body: &[u8]) -> Result<Value, AwsError> {
@@ -103,6 +104,7 @@ pub async fn call(c: &Caller, op: &str, body: &[u8]) -> Result<Value, AwsError> 
         "DescribeServiceDeployments" => deployments::describe,
         "DescribeServiceRevisions" => deployments::describe_revisions,
         "StopServiceDeployment" => deployments::stop,
+        "ContinueServiceDeployment" => deployments::continue_deployment,
     })
 }
 

@@ -1,7 +1,7 @@
 //! The rollout rules, step by step, with a simulated cluster: tasks start PENDING, become
 //! RUNNING (and healthy) on the next step unless told to fail.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
 use crate::deploy::task::{Health, LastStatus, StopCause, reasons};
@@ -57,6 +57,9 @@ struct Sim {
     stop: Option<(String, crate::api::service::StopType)>,
     /// Deployment alarms: (watched, firing, rollback).
     alarms: Option<(Vec<String>, Vec<String>, bool)>,
+    /// Lifecycle hooks, and what their runs answer this step.
+    hooks: Vec<crate::api::service::DeploymentLifecycleHook>,
+    hook_outcomes: BTreeMap<String, crate::deploy::hooks::Outcome>,
 }
 
 impl Sim {
@@ -83,6 +86,8 @@ impl Sim {
             force: false,
             stop: None,
             alarms: None,
+            hooks: vec![],
+            hook_outcomes: BTreeMap::new(),
         }
     }
 
@@ -118,6 +123,8 @@ impl Sim {
                     firing,
                     rollback: *rollback,
                 }),
+            hooks: &self.hooks,
+            hook_outcomes: &self.hook_outcomes,
         };
         let plan = plan(&state, &mut |c, n| {
             c.iter().take(n).map(|t| t.name.clone()).collect()
@@ -425,6 +432,8 @@ fn a_retried_stop_is_not_counted_twice() {
         force_new: false,
         stop_deployment: None,
         alarms: None,
+        hooks: &[],
+        hook_outcomes: &Default::default(),
     };
     let plan = plan(&state, &mut |c, n| {
         c.iter().take(n).map(|t| t.name.clone()).collect()
@@ -526,6 +535,8 @@ fn tasks_that_just_started_do_not_complete_a_rollout() {
         force_new: false,
         stop_deployment: None,
         alarms: None,
+        hooks: &[],
+        hook_outcomes: &Default::default(),
     };
     let mut first = |c: &[&ObservedTask], n: usize| -> Vec<String> {
         c.iter().take(n).map(|t| t.name.clone()).collect()
@@ -584,6 +595,8 @@ fn a_rebalance_stops_the_excess_only_once_the_new_task_is_healthy() {
             force_new: false,
             stop_deployment: None,
             alarms: None,
+            hooks: &[],
+            hook_outcomes: &Default::default(),
         };
         plan(&state, &mut |c, n| {
             c.iter().take(n).map(|t| t.name.clone()).collect()
@@ -865,4 +878,91 @@ fn a_firing_alarm_without_rollback_leaves_the_failed_deployment_as_it_is() {
         d.rollout_state_reason.as_deref(),
         Some("Failed due to alarm(s) in ALARM state: Latency.")
     );
+}
+
+#[test]
+fn a_pause_hook_holds_blue_green_until_continued_and_a_failed_hook_rolls_back() {
+    use crate::api::service::DeploymentLifecycleHook;
+    use crate::api::states::{HookStatus, HookTargetType};
+    use crate::deploy::hooks::{Outcome, hook_id};
+    let mut sim = Sim::new(2, 100, 200);
+    sim.strategy = Strategy::BlueGreen { bake_seconds: 0 };
+    sim.hooks = vec![
+        DeploymentLifecycleHook {
+            target_type: HookTargetType::Pause,
+            lifecycle_stages: vec![LifecycleStage::PreScaleUp, LifecycleStage::PostScaleUp],
+            ..Default::default()
+        },
+        DeploymentLifecycleHook {
+            hook_target_arn: Some("http://127.0.0.1:9/check".into()),
+            lifecycle_stages: vec![LifecycleStage::PostProductionTrafficShift],
+            ..Default::default()
+        },
+    ];
+    sim.run_until_steady(6);
+    let blue = sim.primary().id.clone();
+    sim.target = "web:2".into();
+    // PRE_SCALE_UP: green does not start until continued.
+    let held = sim.step();
+    let green = sim.primary().id.clone();
+    assert!(held.launch.is_empty(), "{:?}", held.launch);
+    assert_eq!(
+        sim.primary().lifecycle_stage,
+        Some(LifecycleStage::PreScaleUp)
+    );
+    assert_eq!(
+        sim.primary().lifecycle_hook_details[0].status,
+        HookStatus::AwaitingAction
+    );
+    sim.hook_outcomes = BTreeMap::from([(
+        hook_id(&green, LifecycleStage::PreScaleUp, 0),
+        Outcome::Continue,
+    )]);
+    assert_eq!(sim.step().launch[0].count, 2, "green starts once continued");
+    // POST_SCALE_UP: healthy green waits for its pause; production stays on blue.
+    for _ in 0..4 {
+        sim.step();
+    }
+    assert_eq!(
+        sim.primary().lifecycle_stage,
+        Some(LifecycleStage::PostScaleUp)
+    );
+    assert_eq!(sim.production.as_deref(), Some(blue.as_str()));
+    sim.hook_outcomes = BTreeMap::from([(
+        hook_id(&green, LifecycleStage::PostScaleUp, 0),
+        Outcome::Continue,
+    )]);
+    sim.step();
+    // Production moved; the call hook after the shift answers IN_PROGRESS, then FAILED.
+    assert_eq!(sim.production.as_deref(), Some(green.as_str()));
+    let check = hook_id(&green, LifecycleStage::PostProductionTrafficShift, 1);
+    sim.hook_outcomes = BTreeMap::from([(check.clone(), Outcome::InProgress(None))]);
+    sim.step();
+    assert_eq!(
+        sim.primary().lifecycle_stage,
+        Some(LifecycleStage::PostProductionTrafficShift)
+    );
+    sim.hook_outcomes = BTreeMap::from([(check.clone(), Outcome::Failed("p99 4s".into()))]);
+    sim.step();
+    assert_eq!(
+        sim.production.as_deref(),
+        Some(blue.as_str()),
+        "back on blue"
+    );
+    assert_eq!(sim.primary().id, blue);
+    let failed = sim.deployments.iter().find(|d| d.id == green).unwrap();
+    assert_eq!(failed.rollout_state, Some(RolloutState::Failed));
+    assert_eq!(
+        failed.rollout_state_reason.as_deref(),
+        Some(
+            format!(
+                "ECS deployment lifecycle hook {check} at POST_PRODUCTION_TRAFFIC_SHIFT failed: p99 4s"
+            )
+            .as_str()
+        )
+    );
+    sim.hook_outcomes.clear();
+    sim.run_until_steady(10);
+    assert_eq!(sim.live_of("web:2"), 0);
+    assert_eq!(sim.live_of("web:1"), 2);
 }

@@ -85,6 +85,22 @@ spec:
   launchType: EC2
   capacityProviderStrategy: [{capacityProvider: FARGATE, weight: 1}]
 YAML
+expect_refused "lifecycleHooks are supported with the BLUE_GREEN, LINEAR and CANARY deployment strategies." <<'YAML'
+apiVersion: ecs.kubecs.io/v1alpha1
+kind: Service
+metadata: {name: hooked, namespace: e2e-validation}
+spec:
+  taskDefinition: web
+  deploymentConfiguration: {lifecycleHooks: [{targetType: PAUSE, lifecycleStages: [POST_SCALE_UP]}]}
+YAML
+expect_refused "hookTargetArn is required for an AWS_LAMBDA lifecycle hook." <<'YAML'
+apiVersion: ecs.kubecs.io/v1alpha1
+kind: Service
+metadata: {name: lambda, namespace: e2e-validation}
+spec:
+  taskDefinition: web
+  deploymentConfiguration: {strategy: BLUE_GREEN, lifecycleHooks: [{lifecycleStages: [POST_SCALE_UP]}]}
+YAML
 expect_refused "The binpack placement strategy requires field 'cpu' or 'memory'." <<'YAML'
 apiVersion: ecs.kubecs.io/v1alpha1
 kind: Service

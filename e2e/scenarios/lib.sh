@@ -145,7 +145,8 @@ YAML
 
 # blue_green_service NS NAME COUNT DEPLOYMENT-CONFIGURATION: a BLUE_GREEN service of task
 # definition NAME behind a production and a test target group (core Services NAME-prod and
-# NAME-test). DEPLOYMENT-CONFIGURATION is the rest of deploymentConfiguration, flow style.
+# NAME-test). DEPLOYMENT-CONFIGURATION is the rest of deploymentConfiguration, flow style;
+# STRATEGY (LINEAR, CANARY) and ROUTE (productionListenerRule) may be set.
 blue_green_service() {
   kubectl apply -f - <<YAML
 apiVersion: ecs.kubecs.io/v1alpha1
@@ -154,14 +155,26 @@ metadata: {name: $2, namespace: $1}
 spec:
   taskDefinition: $2
   desiredCount: $3
-  deploymentConfiguration: {strategy: BLUE_GREEN, $4}
+  deploymentConfiguration: {strategy: ${STRATEGY:-BLUE_GREEN}, $4}
   loadBalancers:
     - targetGroupArn: arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/$2-prod/73e2d6bc24d8a067
       containerName: app
       containerPort: 80
       advancedConfiguration:
         alternateTargetGroupArn: arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/$2-test/83e2d6bc24d8a068
+        ${ROUTE:+productionListenerRule: $ROUTE}
 YAML
+}
+
+# gateway_api_crds: installs Gateway API's standard CRDs (HTTPRoute...), pinned, from the Go
+# module proxy (the module holds them as YAML; nothing is built).
+GATEWAY_API_VERSION=v1.6.3
+gateway_api_crds() {
+  local dir
+  dir="$(cd "$(mktemp -d)" && GOFLAGS=-mod=mod go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')" || return 1
+  kubectl apply --server-side -f "$dir/config/crd/standard/gateway.networking.k8s.io_httproutes.yaml" >/dev/null
+  wait_until "the HTTPRoute CRD established" 60 field_eq crd httproutes.gateway.networking.k8s.io '{.status.conditions[?(@.type=="Established")].status}' True
 }
 
 # build_image LAYOUT TAG CONTENT [RANDOM_BYTES]: an image built from scratch with umoci (no

@@ -225,7 +225,9 @@ pub struct AdvancedConfiguration {
     /// The test target group (a core Service) that selects the green deployment's tasks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alternate_target_group_arn: Option<String>,
-    /// The production listener rule (accepted).
+    /// LINEAR and CANARY: the Gateway API HTTPRoute (its name in the namespace, or an ARN
+    /// ending in `/NAME`) whose backendRefs weights move production traffic between this
+    /// target group's Service (blue) and the alternate one (green).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub production_listener_rule: Option<String>,
     /// The test listener rule (accepted).
@@ -252,6 +254,7 @@ pub struct ServiceRegistry {
 /// How a deployment replaces tasks.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[x_kube(validation = Rule::new("!has(self.maximumPercent) || !has(self.minimumHealthyPercent) || self.maximumPercent >= self.minimumHealthyPercent").message("maximumPercent must be greater than or equal to minimumHealthyPercent."))]
+#[x_kube(validation = Rule::new("!has(self.lifecycleHooks) || size(self.lifecycleHooks) == 0 || (has(self.strategy) && self.strategy != 'ROLLING')").message("lifecycleHooks are supported with the BLUE_GREEN, LINEAR and CANARY deployment strategies."))]
 #[serde(rename_all = "camelCase")]
 pub struct DeploymentConfiguration {
     /// Stop a rollout whose tasks keep failing, optionally rolling back.
@@ -272,9 +275,16 @@ pub struct DeploymentConfiguration {
     /// operator's `--alertmanager-url`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alarms: Option<DeploymentAlarms>,
-    /// ROLLING (the default) or BLUE_GREEN.
+    /// ROLLING (the default), BLUE_GREEN, or LINEAR and CANARY (blue/green with production
+    /// traffic moved step by step through an HTTPRoute's weights).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strategy: Option<DeploymentStrategy>,
+    /// LINEAR: the share of production traffic each step moves, and the bake between steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linear_configuration: Option<LinearConfiguration>,
+    /// CANARY: the share the canary step moves, and its bake before the rest moves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_configuration: Option<CanaryConfiguration>,
     /// Blue/green: minutes both revisions run after traffic shifts, before blue is stopped
     /// (0-1440). Rollback is possible during this time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -293,6 +303,36 @@ pub enum DeploymentStrategy {
     #[default]
     Rolling,
     BlueGreen,
+    Linear,
+    Canary,
+}
+
+/// ECS LinearConfiguration.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LinearConfiguration {
+    /// Percent of production traffic per step, 3.0-100.0 (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 3.0, max = 100.0))]
+    pub step_percent: Option<f64>,
+    /// Minutes between steps, 0-1440 (default 6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1440))]
+    pub step_bake_time_in_minutes: Option<i32>,
+}
+
+/// ECS CanaryConfiguration.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryConfiguration {
+    /// Percent of production traffic the canary gets, 0.1-100.0 (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.1, max = 100.0))]
+    pub canary_percent: Option<f64>,
+    /// Minutes the canary bakes before the rest moves, 0-1440 (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1440))]
+    pub canary_bake_time_in_minutes: Option<i32>,
 }
 
 /// The deployment circuit breaker.
@@ -569,6 +609,12 @@ pub struct Deployment {
     /// The deployment alarms, when they are on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alarms: Option<DeploymentAlarmsState>,
+    /// LINEAR and CANARY: the percent of production traffic on this deployment, and when the
+    /// last step moved it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub production_traffic_percent: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_step_at: Option<String>,
     /// Its lifecycle hooks' runs, in stage order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lifecycle_hook_details: Vec<LifecycleHookDetail>,

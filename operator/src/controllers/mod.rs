@@ -17,6 +17,7 @@ pub mod task;
 pub mod taskdef;
 #[cfg(test)]
 pub mod testing;
+pub mod traffic;
 
 use std::sync::Arc;
 

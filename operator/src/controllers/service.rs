@@ -203,9 +203,24 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
     };
     let Settings {
         bounds,
-        strategy,
+        mut strategy,
         breaker,
     } = settings(&svc.spec, eligible.len());
+    // LINEAR and CANARY move traffic by an HTTPRoute's weights: without one, all at once.
+    let route = super::traffic::route_target(&svc.spec.load_balancers);
+    let mut no_route = false;
+    if let Strategy::BlueGreen { shift, .. } = &mut strategy
+        && *shift != deploy::TrafficShift::AllAtOnce
+    {
+        let found = match &route {
+            Some(t) => super::traffic::route_exists(&ctx.client, &ns, t).await,
+            None => false,
+        };
+        if !found {
+            *shift = deploy::TrafficShift::AllAtOnce;
+            no_route = true;
+        }
+    }
     let desired = bounds.desired;
     let counted: BTreeSet<String> = old
         .stopped_tasks
@@ -430,6 +445,12 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
                 .ok()
                 .map(|r| r.spec)
         };
+        if no_route && d.rollback_of.is_none() {
+            plan.events.push(EcsEvent::warning(format!(
+                "(service {name}) (deployment {}) traffic weights need a Gateway API HTTPRoute named by loadBalancers[].advancedConfiguration.productionListenerRule: production traffic moves all at once, as with BLUE_GREEN.",
+                d.id
+            )));
+        }
         if alarm_config.is_some() && ctx.alertmanager.is_none() && d.rollback_of.is_none() {
             plan.events.push(EcsEvent::warning(format!(
                 "(service {name}) (deployment {}) deployment alarms are not watched: the operator has no --alertmanager-url.",
@@ -615,8 +636,20 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
     }
     push_events(&mut status, &messages, &now);
 
-    // 3. Load balancers: core Services over the healthy tasks.
+    // 3. Load balancers: core Services over the healthy tasks; LINEAR and CANARY weights.
     sync_load_balancers(&ctx, &svc, &plan).await?;
+    if let (Some(t), Strategy::BlueGreen { shift, .. }) = (&route, strategy)
+        && shift != deploy::TrafficShift::AllAtOnce
+    {
+        let green = plan
+            .deployments
+            .first()
+            .filter(|d| d.rollout_state == Some(deploy::RolloutState::InProgress))
+            .filter(|d| plan.production.as_deref() != Some(d.id.as_str()))
+            .and_then(|d| d.production_traffic_percent)
+            .unwrap_or(0.0);
+        super::traffic::set_weights(&ctx.client, &ns, t, green).await?;
+    }
 
     // 4. Counts and conditions.
     let running = tasks
@@ -652,7 +685,7 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
 
 /// What a Service spec asks of the planner, defaults applied (ECS's: 100/200 percent, or
 /// 0/100 for DAEMON). A DAEMON service's desired count is the number of instances it covers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 struct Settings {
     bounds: Bounds,
     strategy: Strategy,
@@ -679,8 +712,13 @@ fn settings(spec: &crate::api::ServiceSpec, daemon_instances: usize) -> Settings
             .unwrap_or(if daemon { 100 } else { 200 }),
     };
     let strategy = match config.strategy {
-        Some(DeploymentStrategy::BlueGreen) => Strategy::BlueGreen {
+        Some(
+            kind @ (DeploymentStrategy::BlueGreen
+            | DeploymentStrategy::Linear
+            | DeploymentStrategy::Canary),
+        ) => Strategy::BlueGreen {
             bake_seconds: config.bake_time_in_minutes.unwrap_or(0) as i64 * 60,
+            shift: traffic_shift(kind, &config),
         },
         _ => Strategy::Rolling,
     };
@@ -717,6 +755,31 @@ fn must_record_first(old: &ServiceStatus, plan: &Plan) -> bool {
         .iter()
         .any(|d| !old.deployments.iter().any(|o| o.id == d.id));
     new_deployment || plan.stop.iter().any(|s| s.counted_failure)
+}
+
+/// How production traffic moves, ECS's defaults applied (LINEAR 10% every 6 minutes, CANARY
+/// 5% for 10 minutes).
+fn traffic_shift(
+    kind: DeploymentStrategy,
+    config: &crate::api::service::DeploymentConfiguration,
+) -> deploy::TrafficShift {
+    match kind {
+        DeploymentStrategy::Linear => {
+            let c = config.linear_configuration.clone().unwrap_or_default();
+            deploy::TrafficShift::Linear {
+                step_percent: c.step_percent.unwrap_or(10.0),
+                step_bake_seconds: c.step_bake_time_in_minutes.unwrap_or(6) as i64 * 60,
+            }
+        }
+        DeploymentStrategy::Canary => {
+            let c = config.canary_configuration.clone().unwrap_or_default();
+            deploy::TrafficShift::Canary {
+                canary_percent: c.canary_percent.unwrap_or(5.0),
+                canary_bake_seconds: c.canary_bake_time_in_minutes.unwrap_or(10) as i64 * 60,
+            }
+        }
+        _ => deploy::TrafficShift::AllAtOnce,
+    }
 }
 
 /// Ready (steady state), Progressing (the PRIMARY deployment rolls out) and Degraded (it
@@ -1203,7 +1266,13 @@ mod tests {
             })),
             0,
         );
-        assert_eq!(s.strategy, Strategy::BlueGreen { bake_seconds: 120 });
+        assert_eq!(
+            s.strategy,
+            Strategy::BlueGreen {
+                bake_seconds: 120,
+                shift: deploy::TrafficShift::AllAtOnce
+            }
+        );
         assert_eq!(
             (s.bounds.minimum_healthy_percent, s.bounds.maximum_percent),
             (50, 150)

@@ -54,14 +54,58 @@ impl EcsEvent {
 }
 
 /// How a service replaces tasks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Strategy {
     Rolling,
     /// Green runs beside blue; production traffic moves once green is healthy; blue stops
     /// after the bake time.
     BlueGreen {
         bake_seconds: i64,
+        shift: TrafficShift,
     },
+}
+
+/// How blue/green moves production traffic to green.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TrafficShift {
+    /// BLUE_GREEN (and LINEAR or CANARY without an HTTPRoute): all at once.
+    AllAtOnce,
+    /// LINEAR: `step_percent` more after each `step_bake_seconds`.
+    Linear {
+        step_percent: f64,
+        step_bake_seconds: i64,
+    },
+    /// CANARY: `canary_percent`, then the rest after `canary_bake_seconds`.
+    Canary {
+        canary_percent: f64,
+        canary_bake_seconds: i64,
+    },
+}
+
+impl TrafficShift {
+    /// Green's share after the step that follows `current` (None before the first step), and
+    /// how long to bake at `current` before taking it.
+    pub fn next(self, current: Option<f64>) -> (f64, i64) {
+        match (self, current) {
+            (TrafficShift::AllAtOnce, _) => (100.0, 0),
+            (TrafficShift::Linear { step_percent, .. }, None) => (step_percent.min(100.0), 0),
+            (
+                TrafficShift::Linear {
+                    step_percent,
+                    step_bake_seconds,
+                },
+                Some(c),
+            ) => ((c + step_percent).min(100.0), step_bake_seconds),
+            (TrafficShift::Canary { canary_percent, .. }, None) => (canary_percent.min(100.0), 0),
+            (
+                TrafficShift::Canary {
+                    canary_bake_seconds,
+                    ..
+                },
+                Some(_),
+            ) => (100.0, canary_bake_seconds),
+        }
+    }
 }
 
 /// The deployment configuration, defaults applied.

@@ -344,7 +344,10 @@ pub(super) fn prepare<'a>(s: &'a ServiceSnapshot) -> Prepared<'a> {
     // 6. Blue/green stages, in ECS's order: each hook stage waits for its hooks; green's
     //    tasks start at SCALE_UP, production traffic moves at PRODUCTION_TRAFFIC_SHIFT, blue
     //    is cleaned up after the bake.
-    if let Strategy::BlueGreen { bake_seconds } = s.strategy
+    if let Strategy::BlueGreen {
+        bake_seconds,
+        shift,
+    } = s.strategy
         && deps[0].rollout_state == Some(RolloutState::InProgress)
         && deps.len() > 1
     {
@@ -360,6 +363,9 @@ pub(super) fn prepare<'a>(s: &'a ServiceSnapshot) -> Prepared<'a> {
                     && t.is_stable(s.now)
             })
             .count() as i32;
+        // The pass that moves production traffic stops there: the production Service must
+        // select green before anything (blue's clean-up) can follow.
+        let mut shifted_now = false;
         loop {
             let stage = deps[0]
                 .lifecycle_stage
@@ -385,6 +391,50 @@ pub(super) fn prepare<'a>(s: &'a ServiceSnapshot) -> Prepared<'a> {
                     }
                 }
                 LifecycleStage::CleanUp => hooks::Gate::Wait,
+                // Production traffic moves (step by step for LINEAR and CANARY) once this
+                // stage's hooks let it.
+                LifecycleStage::ProductionTrafficShift => match hooks::gate(
+                    &mut deps[0],
+                    s.hooks,
+                    s.hook_outcomes,
+                    LifecycleStage::ProductionTrafficShift,
+                    s.now,
+                ) {
+                    hooks::Gate::Open => {
+                        let current = deps[0].production_traffic_percent;
+                        let (next, bake) = shift.next(current);
+                        let since = deps[0]
+                            .traffic_step_at
+                            .as_deref()
+                            .and_then(rfc3339_seconds)
+                            .unwrap_or(s.now);
+                        if current.is_some_and(|c| c >= 100.0) {
+                            hooks::Gate::Open
+                        } else if current.is_none() || s.now - since >= bake {
+                            deps[0].production_traffic_percent = Some(next);
+                            deps[0].traffic_step_at = Some(now.into());
+                            if next >= 100.0 {
+                                shifted_now = true;
+                                production = Some(deps[0].id.clone());
+                                deps[0].production_traffic_shifted_at = Some(now.into());
+                                events.push(EcsEvent::normal(format!(
+                                    "(service {svc}) (deployment {}) production traffic shifted to the new tasks.",
+                                    deps[0].id
+                                )));
+                                hooks::Gate::Open
+                            } else {
+                                events.push(EcsEvent::normal(format!(
+                                    "(service {svc}) (deployment {}) {next}% of production traffic shifted to the new tasks.",
+                                    deps[0].id
+                                )));
+                                hooks::Gate::Wait
+                            }
+                        } else {
+                            hooks::Gate::Wait
+                        }
+                    }
+                    other => other,
+                },
                 // RECONCILE_SERVICE happens only with more than one revision running.
                 LifecycleStage::ReconcileService if deps.len() <= 2 => hooks::Gate::Open,
                 hook_stage => {
@@ -415,15 +465,9 @@ pub(super) fn prepare<'a>(s: &'a ServiceSnapshot) -> Prepared<'a> {
                     break;
                 }
                 hooks::Gate::Open => {
-                    let next = hooks::next_stage(stage);
-                    deps[0].lifecycle_stage = Some(next);
-                    if next == LifecycleStage::ProductionTrafficShift {
-                        production = Some(deps[0].id.clone());
-                        deps[0].production_traffic_shifted_at = Some(now.into());
-                        events.push(EcsEvent::normal(format!(
-                            "(service {svc}) (deployment {}) production traffic shifted to the new tasks.",
-                            deps[0].id
-                        )));
+                    deps[0].lifecycle_stage = Some(hooks::next_stage(stage));
+                    if shifted_now {
+                        break;
                     }
                 }
             }
@@ -559,7 +603,7 @@ pub fn plan(
     let desired = s.bounds.desired.max(0);
     let primary_failed = deps[0].rollout_state == Some(RolloutState::Failed);
     let blue_green = match s.strategy {
-        Strategy::BlueGreen { bake_seconds } => Some(bake_seconds),
+        Strategy::BlueGreen { bake_seconds, .. } => Some(bake_seconds),
         Strategy::Rolling => None,
     };
     let production_label = production.as_deref().map(deployment_label);

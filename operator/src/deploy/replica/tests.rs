@@ -446,7 +446,10 @@ fn a_retried_stop_is_not_counted_twice() {
 #[test]
 fn blue_green_shifts_production_only_when_green_is_healthy_then_bakes() {
     let mut sim = Sim::new(2, 100, 200);
-    sim.strategy = Strategy::BlueGreen { bake_seconds: 30 };
+    sim.strategy = Strategy::BlueGreen {
+        bake_seconds: 30,
+        shift: crate::deploy::TrafficShift::AllAtOnce,
+    };
     sim.run_until_steady(6);
     let blue = sim.primary().id.clone();
     assert_eq!(sim.production.as_deref(), Some(blue.as_str()));
@@ -468,6 +471,14 @@ fn blue_green_shifts_production_only_when_green_is_healthy_then_bakes() {
             .iter()
             .any(|e| e.message.contains("production traffic shifted"))
     );
+    assert!(
+        shift
+            .stop
+            .iter()
+            .all(|t| t.deployment != deployment_label(&blue)),
+        "blue stops only after the pass that moved production: {:?}",
+        shift.stop
+    );
     assert_eq!(sim.live_of("web:1"), 2, "blue runs during the bake");
     sim.run_until_steady(10);
     assert_eq!(sim.live_of("web:1"), 0);
@@ -477,7 +488,10 @@ fn blue_green_shifts_production_only_when_green_is_healthy_then_bakes() {
 #[test]
 fn blue_green_rollback_during_bake_puts_production_back_on_blue() {
     let mut sim = Sim::new(2, 100, 200);
-    sim.strategy = Strategy::BlueGreen { bake_seconds: 600 };
+    sim.strategy = Strategy::BlueGreen {
+        bake_seconds: 600,
+        shift: crate::deploy::TrafficShift::AllAtOnce,
+    };
     sim.run_until_steady(6);
     let blue = sim.primary().id.clone();
     sim.target = "web:2".into();
@@ -886,7 +900,10 @@ fn a_pause_hook_holds_blue_green_until_continued_and_a_failed_hook_rolls_back() 
     use crate::api::states::{HookStatus, HookTargetType};
     use crate::deploy::hooks::{Outcome, hook_id};
     let mut sim = Sim::new(2, 100, 200);
-    sim.strategy = Strategy::BlueGreen { bake_seconds: 0 };
+    sim.strategy = Strategy::BlueGreen {
+        bake_seconds: 0,
+        shift: crate::deploy::TrafficShift::AllAtOnce,
+    };
     sim.hooks = vec![
         DeploymentLifecycleHook {
             target_type: HookTargetType::Pause,
@@ -965,4 +982,82 @@ fn a_pause_hook_holds_blue_green_until_continued_and_a_failed_hook_rolls_back() 
     sim.run_until_steady(10);
     assert_eq!(sim.live_of("web:2"), 0);
     assert_eq!(sim.live_of("web:1"), 2);
+}
+
+#[test]
+fn a_linear_deployment_moves_production_traffic_step_by_step_after_each_bake() {
+    let mut sim = Sim::new(2, 100, 200);
+    sim.strategy = Strategy::BlueGreen {
+        bake_seconds: 0,
+        shift: crate::deploy::TrafficShift::Linear {
+            step_percent: 25.0,
+            step_bake_seconds: 25,
+        },
+    };
+    sim.run_until_steady(6);
+    let blue = sim.primary().id.clone();
+    sim.target = "web:2".into();
+    let mut seen: Vec<f64> = Vec::new();
+    for _ in 0..40 {
+        sim.step();
+        if let Some(p) = sim
+            .deployments
+            .iter()
+            .find(|d| d.task_definition == "web:2")
+            .and_then(|d| d.production_traffic_percent)
+            && seen.last() != Some(&p)
+        {
+            seen.push(p);
+            // Blue keeps production until green has all of it.
+            let expected = if p < 100.0 { &blue } else { &sim.primary().id };
+            assert_eq!(
+                sim.production.as_deref(),
+                Some(expected.as_str()),
+                "at {p}%"
+            );
+        }
+    }
+    assert_eq!(seen, vec![25.0, 50.0, 75.0, 100.0]);
+    assert_eq!(sim.primary().task_definition, "web:2");
+    assert_eq!(sim.primary().rollout_state, Some(RolloutState::Completed));
+    assert_eq!(sim.live_of("web:1"), 0);
+    // Each step waited its bake (the simulation's clock moves 10 s a step).
+    let steps: Vec<&EcsEvent> = sim
+        .events
+        .iter()
+        .filter(|e| e.message.contains("of production traffic shifted"))
+        .collect();
+    assert_eq!(steps.len(), 3, "{steps:?}");
+    assert_eq!(
+        crate::deploy::TrafficShift::Canary {
+            canary_percent: 10.0,
+            canary_bake_seconds: 600
+        }
+        .next(Some(10.0)),
+        (100.0, 600)
+    );
+}
+
+#[test]
+fn with_no_bake_blue_stops_only_in_the_pass_after_production_moved() {
+    let mut sim = Sim::new(2, 100, 200);
+    sim.strategy = Strategy::BlueGreen {
+        bake_seconds: 0,
+        shift: crate::deploy::TrafficShift::AllAtOnce,
+    };
+    sim.run_until_steady(6);
+    let blue = deployment_label(&sim.primary().id).to_string();
+    sim.target = "web:2".into();
+    for _ in 0..10 {
+        let before = sim.production.clone();
+        let plan = sim.step();
+        if plan.production != before {
+            assert!(
+                plan.stop.iter().all(|t| t.deployment != blue),
+                "{:?}",
+                plan.stop
+            );
+        }
+    }
+    assert_eq!(sim.live_of("web:1"), 0);
 }

@@ -26,7 +26,7 @@ a = ap.parse_args()
 lock = threading.Lock()
 pods, svcs = {}, {}
 violations = []
-seen = {"max_tasks": 0, "min_healthy": None, "armed": False, "switches": 0}
+seen = {"max_tasks": 0, "min_healthy": None, "armed": False, "switches": 0, "relists": 0}
 
 
 def ready(p):
@@ -47,7 +47,11 @@ def check(why):
         if seen["armed"]:
             seen["min_healthy"] = len(healthy) if seen["min_healthy"] is None else min(seen["min_healthy"], len(healthy))
             if len(healthy) < a.min_healthy:
-                violations.append(f"{len(healthy)} healthy < {a.min_healthy} ({why})")
+                state = ", ".join(
+                    f"{p['metadata']['name']}:{p['metadata'].get('labels', {}).get('ecs.kubecs.io/revision')}"
+                    f"{'+ready' if ready(p) else ''}{'+terminating' if p['metadata'].get('deletionTimestamp') else ''}"
+                    for p in holding)
+                violations.append(f"{len(healthy)} healthy < {a.min_healthy} ({why}; tasks: {state})")
     if a.never_ready_revision:
         bad = [p["metadata"]["name"] for p in ours
                if p["metadata"].get("labels", {}).get("ecs.kubecs.io/revision") == a.never_ready_revision and ready(p)]
@@ -76,13 +80,27 @@ def follow(path, store, rv):
     while not os.path.exists(a.stop):
         sep = "&" if "?" in path else "?"
         proc = subprocess.Popen(["kubectl", "get", "--raw", f"{path}{sep}watch=1&resourceVersion={rv}"],
-                                stdout=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         for line in proc.stdout:
             try:
                 ev = json.loads(line)
             except ValueError:
                 continue
             obj = ev.get("object", {})
+            if ev.get("type") == "ERROR":
+                # 410 Gone (the API server restarted and its watch cache starts later than
+                # rv): list again, and check the state that list shows.
+                fresh = {}
+                try:
+                    rv = initial(path, fresh)
+                except subprocess.CalledProcessError:
+                    break  # still away: the next watch gets the same answer, and lists again
+                with lock:
+                    store.clear()
+                    store.update(fresh)
+                    seen["relists"] += 1
+                    check(f"relist of {path}")
+                break
             name = obj.get("metadata", {}).get("name")
             rv = obj.get("metadata", {}).get("resourceVersion", rv)
             with lock:
@@ -94,6 +112,9 @@ def follow(path, store, rv):
             if os.path.exists(a.stop):
                 break
         proc.kill()
+        proc.wait()
+        # The API server is away (restarting): do not spin.
+        time.sleep(0.2)
 
 
 ns = a.namespace
@@ -108,7 +129,8 @@ if a.ready:
 while not os.path.exists(a.stop):
     time.sleep(0.2)
 with lock:
-    print(f"watched: most tasks {seen['max_tasks']}, fewest healthy {seen['min_healthy']}")
+    print(f"watched: most tasks {seen['max_tasks']}, fewest healthy {seen['min_healthy']}"
+          + (f", {seen['relists']} relists" if seen["relists"] else ""))
     for v in violations[:10]:
         print("VIOLATION:", v)
 sys.exit(1 if violations else 0)

@@ -288,6 +288,7 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
     if let Some(Action::Fsck(f)) = a.action {
         return fsck(f).await;
     }
+    oci::crashpoint::init()?;
     let storage = open(a.store()?).await?;
     let config = oci::RegistryConfig::from(&a);
     let signer = oci::TokenSigner::load_or_create(

@@ -7,6 +7,9 @@
 //! a kill at any moment leaves the old object or the new one, never part of one. Removals are
 //! fsynced too. One process owns a root: temporary files found at open are a killed process's
 //! and are removed, and a lock of this process makes conditional writes atomic.
+//!
+//! Each of those durable steps first calls `crashpoint::step`, a test hook that can kill the
+//! process there (see `crashpoint`).
 
 use std::fs::{self, File};
 use std::io::{self, Seek, SeekFrom, Write};
@@ -17,6 +20,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 
 use super::backend::{Backend, Listing, ObjectInfo, StagedWrite, Versioned};
+use super::crashpoint;
 use super::digest::Digest;
 use super::file_chunks::FileChunks;
 use super::layout::{self, random_id};
@@ -74,7 +78,9 @@ fn version_of(bytes: &[u8]) -> String {
 }
 
 fn fsync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    let d = File::open(dir)?;
+    crashpoint::step("fsync-dir", dir);
+    d.sync_all()
 }
 
 /// Creates `dir` and missing ancestors, fsyncing each parent whose entries changed.
@@ -85,6 +91,7 @@ fn ensure_dir(dir: &Path) -> io::Result<()> {
     if let Some(parent) = dir.parent() {
         ensure_dir(parent)?;
     }
+    crashpoint::step("mkdir", dir);
     match fs::create_dir(dir) {
         Ok(()) => {
             if let Some(parent) = dir.parent() {
@@ -101,6 +108,7 @@ fn ensure_dir(dir: &Path) -> io::Result<()> {
 fn commit(tmp: &Path, dest: &Path) -> io::Result<()> {
     let dir = dest.parent().expect("destination has a parent");
     ensure_dir(dir)?;
+    crashpoint::step("rename", dest);
     fs::rename(tmp, dest)?;
     fsync_dir(dir)
 }
@@ -110,6 +118,7 @@ fn write_atomic(tmp: &Path, dest: &Path, bytes: &[u8]) -> io::Result<()> {
     let res = (|| {
         let mut f = File::create(tmp)?;
         f.write_all(bytes)?;
+        crashpoint::step("fsync", dest);
         f.sync_all()?;
         commit(tmp, dest)
     })();
@@ -121,6 +130,7 @@ fn write_atomic(tmp: &Path, dest: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// Removes a file and makes the removal durable. False when it did not exist.
 fn remove_durably(path: &Path) -> io::Result<bool> {
+    crashpoint::step("unlink", path);
     if not_found_is_none(fs::remove_file(path))?.is_none() {
         return Ok(false);
     }
@@ -267,6 +277,7 @@ impl Backend for FsBackend {
     async fn delete_all(&self, prefix: &str) -> io::Result<()> {
         let dir = self.path(prefix);
         blocking(move || {
+            crashpoint::step("rmdir", &dir);
             if not_found_is_none(fs::remove_dir_all(&dir))?.is_some()
                 && let Some(parent) = dir.parent()
             {
@@ -416,6 +427,7 @@ impl StagedWrite for FsWriter {
         let file = (self.file.take()).ok_or_else(|| io::Error::other("an earlier write failed"))?;
         let (tmp, dest) = (self.tmp.clone(), self.dest.clone());
         blocking(move || {
+            crashpoint::step("fsync", &dest);
             file.sync_all()?;
             drop(file);
             commit(&tmp, &dest)

@@ -8,7 +8,8 @@
 //! - `storage`: the service API ([`Storage`]) handlers and controllers call; `store`: its one
 //!   implementation, every storage algorithm (verification, sessions, tags, GC), over a
 //!   `backend`: the narrow object-store trait a medium implements; `layout`: the keys and
-//!   stored formats; `fs`: the filesystem backend (blob bodies by `file_chunks`); `s3`:
+//!   stored formats; `fs`: the filesystem backend (blob bodies by `file_chunks`; its durable
+//!   steps are `crashpoint`s, a test hook that can abort the process at one); `s3`:
 //!   S3-compatible object storage (stateless replicas on one bucket); `index`: the store's
 //!   in-memory index of tags, manifests and blob sizes (on S3 blob facts only, briefly).
 //! - `serve`: the HTTP/1 server with its timeouts and connection cap.
@@ -21,6 +22,7 @@
 pub mod access;
 pub mod auth;
 pub mod backend;
+pub mod crashpoint;
 pub mod digest;
 pub mod errors;
 pub mod file_chunks;

@@ -338,11 +338,11 @@ impl<B: Backend> Store<B> {
         digest: &Digest,
     ) -> StorageResult<u64> {
         let part_key = layout::upload_part(repo, id, &part.name);
+        if !self.exists(&part_key).await? {
+            // Moved into its blob by a process killed before it removed the session.
+            return self.complete_moved(repo, id, part, digest).await;
+        }
         let size = if part.sha256.as_deref() == Some(digest.to_string().as_str()) {
-            if !self.exists(&part_key).await? {
-                // Moved into its blob by a process killed before it removed the session.
-                return Err(StorageError::UploadUnknown(id.to_string()));
-            }
             part.size
         } else {
             let mut hashing = Incoming::<B::Writer> {
@@ -370,6 +370,46 @@ impl<B: Backend> Store<B> {
         }
         self.link(repo, digest).await?;
         Ok(size)
+    }
+
+    /// Completes a one-part session whose part is gone: a process was killed between moving
+    /// it into its blob (verified) and removing the session, whose state still says it holds
+    /// the bytes. The client retrying its PUT is told the truth: done, when the blob at
+    /// `digest` is this session's content, which the sha256 recorded as the part streamed in
+    /// proves (the blob key holds only verified content, so a recorded sha256 that is
+    /// `digest` itself needs no read; otherwise the blob is hashed). Unknown otherwise (no
+    /// recorded hash, another digest than the session's content, the blob gone): the client
+    /// starts again, and learns nothing of a blob whose bytes it did not send.
+    async fn complete_moved(
+        &self,
+        repo: &str,
+        id: &str,
+        part: &SessionPart,
+        digest: &Digest,
+    ) -> StorageResult<u64> {
+        let unknown = || Err(StorageError::UploadUnknown(id.to_string()));
+        let Some(recorded) = part.sha256.as_deref() else {
+            return unknown();
+        };
+        let _gc = self.gc_lock.read().await;
+        if recorded != digest.to_string() {
+            let Some(r) = self.backend.get(&layout::blob(digest), None).await? else {
+                return unknown();
+            };
+            let mut hasher = Algorithm::Sha256.hasher();
+            let mut s = r.stream;
+            while let Some(chunk) = s.next().await {
+                hasher.update(&chunk?);
+            }
+            if hasher.finish().to_string() != recorded {
+                return unknown();
+            }
+        }
+        if !self.mark_used(digest).await? {
+            return unknown();
+        }
+        self.link(repo, digest).await?;
+        Ok(part.size)
     }
 
     /// Drops the links of a blob the GC just freed (links to freed content are only noise).

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Client;
@@ -16,7 +17,7 @@ use prometheus_client::registry::Registry;
 use tracing::info;
 
 use super::Fatal;
-use super::wiring::{admin_server, shared_reflector};
+use super::wiring::{admin_server, indexed_reflector, shared_reflector};
 use crate::api::{self, Service, TaskDefinition};
 use crate::controllers::{self, Context, WatchHealth};
 use crate::metrics::Metrics;
@@ -105,10 +106,15 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
         &health,
     );
     // Pods that hold node resources: not Succeeded, not Failed.
-    let (pods, _pod_events) = shared_reflector(
+    let node_usage = Arc::new(controllers::pod_index::Shared::default());
+    let index = node_usage.clone();
+    // Its event stream is dropped at once: a subscriber held but never polled fills the
+    // reflector's broadcast buffer and then stops the reflector (and its store) for good.
+    let (pods, _) = indexed_reflector(
         Api::<Pod>::all(client.clone()),
         watcher::Config::default().fields("status.phase!=Succeeded,status.phase!=Failed"),
         &health,
+        move |e| index.apply(e),
     );
     // Registered task definition revisions.
     let (revisions, revision_events) = shared_reflector(
@@ -117,7 +123,12 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
         &health,
     );
     // Task pods in every phase: their owners read stopped tasks too.
-    let (tasks, task_events) = shared_reflector(
+    let task_owners = Arc::new(controllers::pod_index::Shared::default());
+    let index = task_owners.clone();
+    // A task pod that changed or is gone concerns its cluster's counts: the index's watch
+    // passes it on (the reflector's event stream carries no deletions).
+    let (cluster_tx, cluster_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tasks, task_events) = indexed_reflector(
         Api::<Pod>::all(client.clone()),
         watcher::Config::default().labels(&format!(
             "{}={}",
@@ -125,10 +136,22 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
             api::labels::MANAGER
         )),
         &health,
+        move |e| {
+            index.apply(e);
+            if let watcher::Event::Apply(pod) | watcher::Event::Delete(pod) = e {
+                let _ = cluster_tx.send(controllers::cluster::cluster_of_task(pod));
+            }
+        },
     );
     // Capacity providers: the instance groups capacity provider strategies name.
-    let (capacity_providers, _capacity_events) = shared_reflector(
+    let (capacity_providers, _) = shared_reflector(
         Api::<api::CapacityProvider>::all(client.clone()),
+        watcher::Config::default(),
+        &health,
+    );
+    // ECS clusters: services and tasks read theirs from here.
+    let (clusters, cluster_events) = shared_reflector(
+        Api::<api::EcsCluster>::all(client.clone()),
         watcher::Config::default(),
         &health,
     );
@@ -147,6 +170,7 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
     revisions.wait_until_ready().await?;
     tasks.wait_until_ready().await?;
     capacity_providers.wait_until_ready().await?;
+    clusters.wait_until_ready().await?;
     ready.store(true, Ordering::SeqCst);
 
     let mut context = Context::new(
@@ -160,6 +184,9 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
             revisions,
             tasks,
             capacity_providers,
+            clusters,
+            node_usage,
+            task_owners,
         },
     );
     context.stopped_task_retention = Duration::from_secs(a.stopped_task_retention_seconds);
@@ -178,13 +205,29 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
     };
     info!("kubecs operator started");
     tokio::join!(
-        controllers::cluster::run(ctx.clone(), node_events.clone(), service_events.clone()),
-        controllers::taskdef::run(ctx.clone(), taskdefs, taskdef_events, revision_events),
+        controllers::cluster::run(
+            ctx.clone(),
+            cluster_events.clone(),
+            node_events.clone(),
+            service_events.clone(),
+            futures::stream::unfold(cluster_rx, |mut rx| async move {
+                rx.recv().await.map(|r| (r, rx))
+            })
+            .filter_map(futures::future::ready),
+        ),
+        controllers::taskdef::run(
+            ctx.clone(),
+            taskdefs,
+            taskdef_events.clone(),
+            revision_events
+        ),
         controllers::service::run(
             ctx.clone(),
             service_events,
             task_events.clone(),
-            node_events
+            node_events,
+            cluster_events,
+            taskdef_events
         ),
         controllers::task::run(ctx, task_events),
     );

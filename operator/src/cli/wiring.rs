@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use kube::api::Api;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -43,12 +43,40 @@ where
         + Sync
         + 'static,
 {
+    indexed_reflector(api, config, health, |_: &watcher::Event<K>| {})
+}
+
+/// A shared reflector whose every watch event is first given to `index` (see
+/// `controllers::pod_index`): before the store applies it, so what the store holds, the index
+/// holds too.
+pub fn indexed_reflector<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    health: &Arc<WatchHealth>,
+    index: impl Fn(&watcher::Event<K>) + Send + 'static,
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Arc<K>> + Clone + Send + 'static,
+)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
     let (reader, writer) = reflector::store_shared(1024);
     let subscriber = writer.subscribe().expect("a shared store has a dispatcher");
     let kind = format!("{}.{}", K::plural(&()), K::group(&()));
     let health = health.clone();
     let watch = watcher(api, config.any_semantic())
         .default_backoff()
+        .map_ok(move |event| {
+            index(&event);
+            event
+        })
         .reflect_shared(writer)
         .for_each(move |event| {
             match event {

@@ -15,7 +15,6 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
@@ -26,9 +25,7 @@ use crate::api::cluster::{ConflictingInstance, ContainerInstanceSummary, Instanc
 use crate::api::common::condition as cond;
 use crate::api::{EcsCluster, EcsClusterStatus, Service, labels};
 use crate::arn;
-use crate::placement::instance::{
-    CLAIM_ANNOTATION, REGISTERED_AT_ANNOTATION, pod_is_active, pod_requests,
-};
+use crate::placement::instance::{CLAIM_ANNOTATION, REGISTERED_AT_ANNOTATION, pod_is_active};
 use crate::placement::{ContainerInstance, NodeView, plan_claims};
 
 /// Holds deletion until no service or task uses the cluster, then releases its instances.
@@ -53,20 +50,30 @@ pub fn cluster_name(spec_cluster: Option<&str>) -> &str {
         .unwrap_or("default")
 }
 
+/// The cluster a task pod counts in.
+pub fn cluster_of_task(pod: &Pod) -> Option<ObjectRef<EcsCluster>> {
+    let cluster = pod.labels().get(labels::CLUSTER)?;
+    Some(ObjectRef::new(cluster).within(&pod.namespace()?))
+}
+
 /// Runs the controller until the stream ends.
 pub async fn run(
     ctx: Arc<Context>,
+    cluster_events: impl futures::Stream<Item = Arc<EcsCluster>> + Send + 'static,
     node_events: impl futures::Stream<Item = Arc<Node>> + Send + 'static,
     service_events: impl futures::Stream<Item = Arc<Service>> + Send + 'static,
+    task_changes: impl futures::Stream<Item = ObjectRef<EcsCluster>> + Send + 'static,
 ) {
-    let clusters = Api::<EcsCluster>::all(ctx.client.clone());
-    let controller = Controller::new(clusters, watcher::Config::default().any_semantic());
-    let store = controller.store();
+    let store = ctx.stores.clusters.clone();
     // A Node change can concern any cluster: its holder, or any cluster whose selector now
     // matches it. Clusters are few; Nodes many.
     let node_store = store.clone();
-    controller
-        .watches_shared_stream(node_events, move |_node: Arc<Node>| {
+    let node_changes = super::node_changes::NodeChanges::default();
+    Controller::for_shared_stream(cluster_events, store)
+        .watches_shared_stream(node_events, move |node: Arc<Node>| {
+            if !node_changes.changed(&node) {
+                return Vec::new();
+            }
             node_store
                 .state()
                 .iter()
@@ -77,6 +84,8 @@ pub async fn run(
             let ns = svc.namespace()?;
             Some(ObjectRef::new(cluster_name(svc.spec.cluster.as_deref())).within(&ns))
         })
+        // The cluster's counts follow its tasks (throttled to a pass a second).
+        .reconcile_on(task_changes)
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {
@@ -91,8 +100,20 @@ pub async fn run(
 }
 
 async fn reconcile(cluster: Arc<EcsCluster>, ctx: Arc<Context>) -> Result<Action> {
-    let _timer = ctx.metrics.reconciled(CONTROLLER);
     let ns = cluster.namespace().unwrap_or_default();
+    // Every service event of the cluster triggers it: one pass a second is enough for its
+    // counts. Deletion and spec changes go at once.
+    if cluster.meta().deletion_timestamp.is_none()
+        && cluster.finalizers().iter().any(|f| f == FINALIZER)
+        && let Some(wait) = ctx.throttled(
+            &format!("{ns}/EcsCluster/{}", cluster.name_any()),
+            cluster.metadata.generation,
+            Duration::from_secs(1),
+        )
+    {
+        return Ok(Action::requeue(wait));
+    }
+    let _timer = ctx.metrics.reconciled(CONTROLLER);
     let api: Api<EcsCluster> = Api::namespaced(ctx.client.clone(), &ns);
     finalizer(&api, FINALIZER, cluster, |event| async {
         match event {
@@ -317,30 +338,38 @@ fn build_status(
     let ns = cluster.namespace().unwrap_or_default();
     let name = cluster.name_any();
     let generation = cluster.metadata.generation;
-    // Pods per node (all of them, for remaining resources) and this cluster's tasks.
+    // Room used on each of the cluster's Nodes (every pod there, ours or not) and the
+    // cluster's tasks on them, from the index; then the cluster's tasks not yet bound.
     let mut used: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     let mut tasks_on: BTreeMap<String, (i32, i32)> = BTreeMap::new();
     let (mut running, mut pending) = (0, 0);
-    for pod in ctx.stores.pods.state().iter().filter(|p| pod_is_active(p)) {
-        let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
-        if let Some(node) = &node {
-            let (c, m) = pod_requests(pod);
-            let e = used.entry(node.clone()).or_default();
-            e.0 += c;
-            e.1 += m;
+    {
+        let usage = ctx.stores.node_usage.read();
+        for node in owned.iter() {
+            for p in usage.on(node) {
+                let e = used.entry(node.clone()).or_default();
+                e.0 += p.task.cpu;
+                e.1 += p.task.memory;
+                if let Some((pns, pc, is_running)) = &p.cluster_task
+                    && *pns == ns
+                    && *pc == name
+                {
+                    let e = tasks_on.entry(node.clone()).or_default();
+                    if *is_running { e.0 += 1 } else { e.1 += 1 }
+                }
+            }
         }
-        let ours = pod.namespace().as_deref() == Some(ns.as_str())
-            && pod.labels().get(labels::CLUSTER) == Some(&name);
-        if ours {
-            let is_running = is_running(pod);
-            if is_running {
+    }
+    // The cluster's tasks, bound or not (a FARGATE task may run on a Node the cluster
+    // does not own, or wait unbound).
+    for pod in ctx.stores.tasks.state().iter().filter(|p| pod_is_active(p)) {
+        if pod.namespace().as_deref() == Some(ns.as_str())
+            && pod.labels().get(labels::CLUSTER) == Some(&name)
+        {
+            if is_running(pod) {
                 running += 1
             } else {
                 pending += 1
-            }
-            if let Some(node) = node {
-                let e = tasks_on.entry(node).or_default();
-                if is_running { e.0 += 1 } else { e.1 += 1 }
             }
         }
     }
@@ -452,7 +481,7 @@ fn services_of(ctx: &Context, ns: &str, name: &str) -> Vec<Arc<Service>> {
 }
 
 /// ECS's RUNNING: the pod runs and every container has started.
-fn is_running(pod: &Pod) -> bool {
+pub(super) fn is_running(pod: &Pod) -> bool {
     pod.status.as_ref().is_some_and(|s| {
         s.phase.as_deref() == Some("Running")
             && s.container_statuses.as_ref().is_some_and(|cs| {

@@ -18,7 +18,7 @@ use crate::api::common::{CapacityProviderStrategyItem, LaunchType};
 use crate::api::labels;
 use crate::placement::capacity::{self, Share};
 use crate::placement::engine::{InstanceState, RunningTask, family_group, service_group};
-use crate::placement::instance::{CLAIM_ANNOTATION, pod_is_active, pod_requests};
+use crate::placement::instance::{CLAIM_ANNOTATION, pod_requests};
 use crate::placement::{ContainerInstance, PlacementOutcome, PlacementPolicy, PlacementRequest};
 use crate::taskdef::{self, PodIdentity, RenderOptions};
 
@@ -223,7 +223,7 @@ fn provider_nodes(
 }
 
 /// The task group of a pod, as placement knows it.
-fn group_of(pod: &Pod) -> String {
+pub(super) fn group_of(pod: &Pod) -> String {
     let l = pod.labels();
     if let Some(s) = l.get(labels::SERVICE) {
         service_group(s)
@@ -236,7 +236,7 @@ fn group_of(pod: &Pod) -> String {
     }
 }
 
-fn host_ports(pod: &Pod) -> Vec<u16> {
+pub(super) fn host_ports(pod: &Pod) -> Vec<u16> {
     pod.spec
         .iter()
         .flat_map(|s| s.containers.iter())
@@ -295,28 +295,15 @@ pub fn instances(
             (s.id.clone(), s)
         })
         .collect();
-    // Every pod in the cluster is looked at (foreign pods use room too), so the loop stays
-    // cheap: the Node first, then the rest, and no allocation for pods on other Nodes.
-    for pod in stores.pods.state().iter() {
-        let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_ref()) else {
-            continue;
-        };
-        let Some(inst) = by_node.get_mut(node) else {
-            continue;
-        };
-        if !pod_is_active(pod) {
-            continue;
+    // What runs on the cluster's Nodes, ours or not (foreign pods use room too), from the
+    // index: pods on other Nodes cost nothing.
+    {
+        let usage = stores.node_usage.read();
+        for (node, inst) in by_node.iter_mut() {
+            for p in usage.on(node) {
+                inst.run(p.task.clone(), &p.host_ports);
+            }
         }
-        let (cpu, memory) = pod_requests(pod);
-        inst.run(
-            RunningTask {
-                id: pod.uid().unwrap_or_default(),
-                group: group_of(pod),
-                cpu,
-                memory,
-            },
-            &host_ports(pod),
-        );
     }
     // An in-flight pod the reflector now holds is counted above (or has ended).
     ledger.in_flight.retain(|f| {

@@ -8,6 +8,8 @@ pub mod conditions;
 pub mod image_digests;
 pub mod launch;
 pub mod lifecycle_hooks;
+pub mod node_changes;
+pub mod pod_index;
 pub mod preflight;
 pub mod pullsecret;
 pub mod repository;
@@ -27,7 +29,7 @@ use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
 
-use crate::api::{CapacityProvider, Service, TaskDefinition};
+use crate::api::{CapacityProvider, EcsCluster, Service, TaskDefinition};
 use crate::metrics::Metrics;
 
 /// The field manager of every server-side apply kubecs makes.
@@ -56,6 +58,10 @@ pub struct Context {
     pub deployment_records: service_deployments::RecordMemo,
     /// Where deployment alarms are read, when configured.
     pub alertmanager: Option<alarms::Alertmanager>,
+    /// When each object last had a full pass of a throttled reconciler, and at which
+    /// generation (see [`Context::throttled`]).
+    pub passes:
+        std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Option<i64>)>>,
 }
 
 /// What an owner waits to see in its store (ReplicaSet-style expectations): planning on a
@@ -85,6 +91,26 @@ pub struct Stores {
     pub tasks: Store<Pod>,
     /// Every CapacityProvider (the instance groups strategies name).
     pub capacity_providers: Store<CapacityProvider>,
+    /// Every EcsCluster (services and tasks read their cluster here, not with a GET).
+    pub clusters: Store<EcsCluster>,
+    /// What runs on each Node, kept from the `pods` watch.
+    pub node_usage: Arc<pod_index::Shared<pod_index::NodeUsage>>,
+    /// The task pods of each owner, kept from the `tasks` watch.
+    pub task_owners: Arc<pod_index::Shared<pod_index::TasksByOwner>>,
+}
+
+impl Stores {
+    /// The task pods whose controller is the object with `uid`.
+    pub fn tasks_owned_by(&self, uid: &str) -> Vec<Arc<Pod>> {
+        let refs = self.task_owners.read().of(uid);
+        refs.iter().filter_map(|r| self.tasks.get(r)).collect()
+    }
+
+    /// Cluster `ns/name`, as the reflector holds it.
+    pub fn cluster(&self, ns: &str, name: &str) -> Option<Arc<EcsCluster>> {
+        self.clusters
+            .get(&kube::runtime::reflector::ObjectRef::new(name).within(ns))
+    }
 }
 
 impl Context {
@@ -108,7 +134,30 @@ impl Context {
             statuses: StatusMemo::default(),
             deployment_records: Default::default(),
             alertmanager: None,
+            passes: Default::default(),
         }
+    }
+
+    /// How long `key` must wait before its next full pass: `None` (and the pass is recorded)
+    /// when `interval` has gone by since the last one or its spec changed since. Status that
+    /// sums up many other objects (a cluster's counts) is rewritten at most once per
+    /// interval, however many of them change.
+    pub fn throttled(
+        &self,
+        key: &str,
+        generation: Option<i64>,
+        interval: std::time::Duration,
+    ) -> Option<std::time::Duration> {
+        let mut passes = self.passes.lock().expect("not poisoned");
+        let now = std::time::Instant::now();
+        if let Some((at, seen)) = passes.get(key)
+            && *seen == generation
+            && now.duration_since(*at) < interval
+        {
+            return Some(interval - now.duration_since(*at));
+        }
+        passes.insert(key.to_string(), (now, generation));
+        None
     }
 
     /// Whether the owner `key`'s last writes are visible in the task store (or old enough
@@ -347,5 +396,33 @@ mod watch_health_tests {
         assert!(h.first_failure().is_some());
         h.recovered("pods.");
         assert_eq!(h.first_failure(), None);
+    }
+}
+
+#[cfg(test)]
+mod throttle_tests {
+    use std::time::Duration;
+
+    use super::testing::World;
+
+    #[tokio::test]
+    async fn a_pass_waits_out_the_interval_unless_the_spec_changed() {
+        let world = World::plain();
+        let ctx = &world.ctx;
+        let second = Duration::from_secs(1);
+        assert_eq!(ctx.throttled("shop/EcsCluster/prod", Some(1), second), None);
+        let wait = ctx.throttled("shop/EcsCluster/prod", Some(1), second);
+        assert!(
+            wait.is_some_and(|w| w > Duration::ZERO && w <= second),
+            "{wait:?}"
+        );
+        // Another object, or a new generation of this one, goes at once.
+        assert_eq!(ctx.throttled("shop/EcsCluster/dev", Some(1), second), None);
+        assert_eq!(ctx.throttled("shop/EcsCluster/prod", Some(2), second), None);
+        // Once the interval has gone by, the next pass goes too.
+        assert_eq!(
+            ctx.throttled("shop/EcsCluster/prod", Some(2), Duration::ZERO),
+            None
+        );
     }
 }

@@ -58,14 +58,22 @@ pub async fn run(
     service_events: impl futures::Stream<Item = Arc<Service>> + Send + 'static,
     task_events: impl futures::Stream<Item = Arc<Pod>> + Send + 'static,
     node_events: impl futures::Stream<Item = Arc<Node>> + Send + 'static,
+    cluster_events: impl futures::Stream<Item = Arc<EcsCluster>> + Send + 'static,
+    taskdef_events: impl futures::Stream<Item = Arc<crate::api::TaskDefinition>> + Send + 'static,
 ) {
+    let of_family = ctx.stores.services.clone();
     let services = ctx.stores.services.clone();
+    let of_cluster = ctx.stores.services.clone();
+    let node_changes = super::node_changes::NodeChanges::default();
     Controller::for_shared_stream(service_events, ctx.stores.services.clone())
         .owns_shared_stream(task_events)
         // An instance joining, leaving, draining or freeing room concerns its cluster's
         // services (DAEMON ones follow instances; others may be waiting for room). A Node no
         // cluster claims any more concerns every DAEMON service.
         .watches_shared_stream(node_events, move |node: Arc<Node>| {
+            if !node_changes.changed(&node) {
+                return Vec::new();
+            }
             let claim = node.annotations().get(CLAIM_ANNOTATION).cloned();
             services
                 .state()
@@ -83,6 +91,39 @@ pub async fn run(
                 .map(|svc| ObjectRef::from(svc.as_ref()))
                 .collect::<Vec<_>>()
         })
+        // A cluster created, changed or deleted concerns its services (capacity providers,
+        // a service that was refused for want of it).
+        .watches_shared_stream(cluster_events, move |c: Arc<EcsCluster>| {
+            let ns = c.namespace().unwrap_or_default();
+            let name = c.name_any();
+            of_cluster
+                .state()
+                .iter()
+                .filter(|svc| {
+                    svc.namespace().as_deref() == Some(ns.as_str())
+                        && cluster_name(svc.spec.cluster.as_deref()) == name
+                })
+                .map(|svc| ObjectRef::from(svc.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        // A family's new revision (or its status) concerns the services that run the family.
+        .watches_shared_stream(
+            taskdef_events,
+            move |td: Arc<crate::api::TaskDefinition>| {
+                let ns = td.namespace().unwrap_or_default();
+                let family = super::taskdef::family_of(&td);
+                of_family
+                    .state()
+                    .iter()
+                    .filter(|svc| svc.namespace().as_deref() == Some(ns.as_str()))
+                    .filter(|svc| {
+                        super::taskdef::TaskDefinitionRef::parse(&svc.spec.task_definition)
+                            .is_ok_and(|r| r.family == family)
+                    })
+                    .map(|svc| ObjectRef::from(svc.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {
@@ -106,19 +147,7 @@ fn now() -> (i64, String) {
 
 /// The service's task pods (owned by this incarnation of it).
 fn tasks_of(ctx: &Context, svc: &Service) -> Vec<Arc<Pod>> {
-    let ns = svc.namespace().unwrap_or_default();
-    let uid = svc.uid().unwrap_or_default();
-    ctx.stores
-        .tasks
-        .state()
-        .into_iter()
-        .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
-        .filter(|p| {
-            p.owner_references()
-                .iter()
-                .any(|o| o.uid == uid && o.controller == Some(true))
-        })
-        .collect()
+    ctx.stores.tasks_owned_by(&svc.uid().unwrap_or_default())
 }
 
 async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
@@ -143,15 +172,14 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
     let generation = svc.metadata.generation;
 
     let daemon = svc.spec.scheduling_strategy == Some(SchedulingStrategy::Daemon);
-    let clusters: Api<EcsCluster> = Api::namespaced(ctx.client.clone(), &ns);
-    let cluster_object = clusters.get_opt(&cluster).await?;
+    let cluster_object = ctx.stores.cluster(&ns, &cluster);
     let running: Vec<String> = old
         .deployments
         .iter()
         .map(|d| d.task_definition.clone())
         .collect();
     let ask = preflight::Ask {
-        cluster: cluster_object.as_ref(),
+        cluster: cluster_object.as_deref(),
         task_definition: &svc.spec.task_definition,
         already_running: &running,
         launch_type: svc.spec.launch_type,
@@ -679,7 +707,12 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
     Ok(if plan.steady {
         Action::requeue(Duration::from_secs(60))
     } else {
-        Action::requeue(Duration::from_secs(3))
+        // Seconds are whole: a task turns stable within the second after `stable_in`.
+        let poll = Duration::from_secs(3);
+        let stable = plan
+            .stable_in
+            .map(|s| Duration::from_millis(s as u64 * 1000 + 100));
+        Action::requeue(stable.map_or(poll, |s| s.min(poll)))
     })
 }
 
@@ -1594,15 +1627,22 @@ mod conversation {
     const SERVICE: &str = "/apis/ecs.kubecs.io/v1alpha1/namespaces/shop/services/web";
     const PODS: &str = "/api/v1/namespaces/shop/pods";
 
+    /// Cluster `shop/prod` with `spec`, in the API server and the reflector's store.
+    fn prod_cluster(world: &mut World, spec: serde_json::Value) {
+        let cluster = json!({"apiVersion": "ecs.kubecs.io/v1alpha1", "kind": "EcsCluster",
+               "metadata": {"name": "prod", "namespace": "shop", "uid": "cluster-1"},
+               "spec": spec});
+        world.api.seed(
+            "/apis/ecs.kubecs.io/v1alpha1/namespaces/shop/ecsclusters/prod",
+            cluster.clone(),
+        );
+        world.cluster(serde_json::from_value(cluster).expect("an EcsCluster"));
+    }
+
     /// Cluster `shop/prod` with two instances, and task definition `web:1`.
     fn world() -> World {
         let mut world = World::plain();
-        world.api.seed(
-            "/apis/ecs.kubecs.io/v1alpha1/namespaces/shop/ecsclusters/prod",
-            json!({"apiVersion": "ecs.kubecs.io/v1alpha1", "kind": "EcsCluster",
-                   "metadata": {"name": "prod", "namespace": "shop", "uid": "cluster-1"},
-                   "spec": {}}),
-        );
+        prod_cluster(&mut world, json!({}));
         world.node(node("n1", "us-east-1a", Some("shop/prod")));
         world.node(node("n2", "us-east-1b", Some("shop/prod")));
         world.taskdef(
@@ -1684,6 +1724,20 @@ mod conversation {
             );
             assert_eq!(p.body["metadata"]["ownerReferences"][0]["uid"], "svc-1");
         }
+        // The cluster, the instances and the pods came from the stores: nothing was read.
+        let reads: Vec<String> = world
+            .api
+            .calls()
+            .iter()
+            .filter(|c| c.method == Method::GET)
+            .map(|c| c.path.clone())
+            .collect();
+        assert!(
+            reads
+                .iter()
+                .all(|p| !p.contains("/ecsclusters") && !p.ends_with("/pods")),
+            "{reads:?}"
+        );
         // The last status write counts them as pending, and says ECS's event.
         let last = world.api.all(&Method::PATCH, &status_path);
         let last = &last.last().expect("written").body["status"];
@@ -1698,13 +1752,36 @@ mod conversation {
         );
     }
 
-    fn with_providers(world: &mut World, strategy: serde_json::Value) -> Service {
-        world.api.seed(
-            "/apis/ecs.kubecs.io/v1alpha1/namespaces/shop/ecsclusters/prod",
-            json!({"apiVersion": "ecs.kubecs.io/v1alpha1", "kind": "EcsCluster",
-                   "metadata": {"name": "prod", "namespace": "shop", "uid": "cluster-1"},
-                   "spec": {"capacityProviders": ["on-demand", "spot"]}}),
+    #[tokio::test]
+    async fn a_foreign_pod_on_an_instance_uses_its_room() {
+        let mut world = world();
+        // Not kubecs': a Deployment's pod that takes all of n1's memory.
+        world.pod(
+            serde_json::from_value(json!({
+                "metadata": {"name": "other-1", "namespace": "elsewhere", "uid": "other-1"},
+                "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "x",
+                         "resources": {"requests": {"cpu": "100m", "memory": "4Gi"}}}]},
+                "status": {"phase": "Running"},
+            }))
+            .expect("a Pod"),
         );
+        let svc = service(2);
+        world
+            .api
+            .seed(SERVICE, serde_json::to_value(&svc).expect("json"));
+        reconcile(Arc::new(svc), world.ctx.clone())
+            .await
+            .expect("reconciled");
+        let pods = world.api.all(&Method::POST, PODS);
+        let nodes: Vec<&str> = pods
+            .iter()
+            .map(|p| p.body["spec"]["nodeName"].as_str().expect("bound"))
+            .collect();
+        assert_eq!(nodes, ["n2", "n2"]);
+    }
+
+    fn with_providers(world: &mut World, strategy: serde_json::Value) -> Service {
+        prod_cluster(world, json!({"capacityProviders": ["on-demand", "spot"]}));
         for (n, zone, kind) in [("n3", "us-east-1a", "spot"), ("n4", "us-east-1b", "spot")] {
             let mut nd = node(n, zone, Some("shop/prod"));
             nd.labels_mut().insert("pool".into(), kind.into());

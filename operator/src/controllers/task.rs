@@ -24,7 +24,7 @@ use super::{Context, Error, Result};
 use crate::api::common::condition as cond;
 use crate::api::states::DesiredStatus;
 use crate::api::task::{Failure, TaskInfo, TaskStatus};
-use crate::api::{EcsCluster, Task, labels};
+use crate::api::{Task, labels};
 use crate::deploy::{self, LastStatus};
 use crate::placement::TaskKind;
 use crate::placement::engine::family_group;
@@ -120,10 +120,8 @@ async fn reconcile(task: Arc<Task>, ctx: Arc<Context>) -> Result<Action> {
     let (now_s, now) = (Timestamp::now().as_second(), Timestamp::now().to_string());
     let pods: BTreeMap<String, Arc<Pod>> = ctx
         .stores
-        .tasks
-        .state()
+        .tasks_owned_by(&task.uid().unwrap_or_default())
         .into_iter()
-        .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
         .filter(|p| p.labels().get(labels::TASK) == Some(&name))
         .map(|p| (p.name_any(), p))
         .collect();
@@ -257,10 +255,9 @@ async fn launch_tasks(
     cluster: &str,
 ) -> Result<std::result::Result<Launched, (&'static str, String)>> {
     let name = task.name_any();
-    let clusters: Api<EcsCluster> = Api::namespaced(ctx.client.clone(), ns);
-    let cluster_object = clusters.get_opt(cluster).await?;
+    let cluster_object = ctx.stores.cluster(ns, cluster);
     let ask = preflight::Ask {
-        cluster: cluster_object.as_ref(),
+        cluster: cluster_object.as_deref(),
         task_definition: &task.spec.task_definition,
         already_running: &[],
         launch_type: task.spec.launch_type,

@@ -20,7 +20,7 @@ use kube::runtime::watcher;
 use serde_json::{Value, json};
 
 use super::{Context, Stores};
-use crate::api::{CapacityProvider, Service, TaskDefinition};
+use crate::api::{CapacityProvider, EcsCluster, Service, TaskDefinition};
 use crate::metrics::Metrics;
 
 /// One request the reconciler made.
@@ -166,6 +166,7 @@ pub struct World {
     revisions: Writer<ControllerRevision>,
     tasks: Writer<Pod>,
     capacity_providers: Writer<CapacityProvider>,
+    clusters: Writer<EcsCluster>,
 }
 
 impl World {
@@ -206,6 +207,7 @@ impl World {
         let (revisions_r, revisions) = reflector::store();
         let (tasks_r, tasks) = reflector::store();
         let (capacity_r, capacity_providers) = reflector::store();
+        let (clusters_r, clusters) = reflector::store();
         let mut registry = prometheus_client::registry::Registry::default();
         let ctx = Context::new(
             client,
@@ -218,6 +220,9 @@ impl World {
                 revisions: revisions_r,
                 tasks: tasks_r,
                 capacity_providers: capacity_r,
+                clusters: clusters_r,
+                node_usage: Default::default(),
+                task_owners: Default::default(),
             },
         );
         World {
@@ -230,6 +235,7 @@ impl World {
             revisions,
             tasks,
             capacity_providers,
+            clusters,
         }
     }
 
@@ -242,6 +248,9 @@ impl World {
     }
 
     pub fn pod(&mut self, p: Pod) {
+        let event = watcher::Event::Apply(p.clone());
+        self.ctx.stores.node_usage.apply(&event);
+        self.ctx.stores.task_owners.apply(&event);
         self.pods
             .apply_watcher_event(&watcher::Event::Apply(p.clone()));
         self.tasks.apply_watcher_event(&watcher::Event::Apply(p));
@@ -258,6 +267,10 @@ impl World {
     pub fn capacity_provider(&mut self, c: CapacityProvider) {
         self.capacity_providers
             .apply_watcher_event(&watcher::Event::Apply(c));
+    }
+
+    pub fn cluster(&mut self, c: EcsCluster) {
+        self.clusters.apply_watcher_event(&watcher::Event::Apply(c));
     }
 
     pub fn revision(&mut self, r: ControllerRevision) {

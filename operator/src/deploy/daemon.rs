@@ -149,6 +149,7 @@ pub fn plan(s: &ServiceSnapshot, eligible: &[String]) -> Plan {
         events,
         production: None,
         steady,
+        stable_in: None,
     }
 }
 

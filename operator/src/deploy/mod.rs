@@ -189,6 +189,9 @@ pub struct Plan {
     pub production: Option<String>,
     /// Everything is where it should be.
     pub steady: bool,
+    /// Seconds until the next healthy PRIMARY task has been healthy long enough to count as
+    /// stable: a rollout waiting only on that is decided again then, not at the next poll.
+    pub stable_in: Option<i64>,
 }
 
 /// A deployment id in ECS's shape: `ecs-svc/` and 19 digits.

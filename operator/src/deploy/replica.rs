@@ -818,6 +818,12 @@ pub fn plan(
             .find(|d| d.rollout_state == Some(RolloutState::Completed))
             .map(|d| d.id.clone());
     }
+    let stable_in = p_live
+        .iter()
+        .filter(|t| t.is_healthy() && !t.is_stable(s.now))
+        .filter_map(|t| t.started_at)
+        .map(|started| (started + super::task::STABLE_SECONDS - s.now).max(0))
+        .min();
     Plan {
         deployments: deps,
         trigger,
@@ -826,6 +832,7 @@ pub fn plan(
         events,
         production,
         steady,
+        stable_in,
     }
 }
 

@@ -1,0 +1,306 @@
+#!/usr/bin/env python3
+"""The operator at scale against its peer, in one run (called by e2e/bench-operator).
+
+Phases, each timed from the change until the controller's own status says converged:
+  kubecs      create N ECS Services x T tasks; roll them to a new revision; (later) roll again
+              with the Deployments' pods present; scale in to S
+  Deployments create N Deployments x T replicas (kube-controller-manager + kube-scheduler);
+              roll them; scale in to S
+Both use the same bounds (ECS minimumHealthyPercent 100 / maximumPercent 200 against
+maxUnavailable 0 / maxSurge 100%) on the same KWOK nodes, and the same wait for stability: a
+kubecs deployment is COMPLETED once its tasks have been healthy for 5 s, a Deployment counts
+a pod available once it has been ready for minReadySeconds 5. For each phase: seconds, the CPU
+seconds of the process that did the work (the operator; kube-controller-manager plus
+kube-scheduler), and API requests per task started or stopped from the API server's
+apiserver_request_total (less KWOK's pod and node status writes and leases, which both
+sides cause alike). Prints one table; asserts no timing.
+"""
+import argparse, json, os, re, subprocess, sys, threading, time
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--services", type=int, default=100)
+ap.add_argument("--tasks", type=int, default=10)
+ap.add_argument("--scale-in", type=int, default=3)
+ap.add_argument("--operator-pid", type=int, required=True)
+ap.add_argument("--kcm-pid", type=int, required=True)
+ap.add_argument("--scheduler-pid", type=int, required=True)
+ap.add_argument("--timeout", type=int, default=1800, help="per phase, seconds")
+a = ap.parse_args()
+
+ECS_NS, DEP_NS = "bench-ecs", "bench-deploy"
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def kubectl(*args, input=None):
+    r = subprocess.run(["kubectl", *args], input=input, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"kubectl {' '.join(args[:3])}: {r.stderr.strip()[:2000]}")
+    return r.stdout
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK
+
+
+def peak_rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+# What both sides cause alike, or what is not the controllers' own conversation.
+EXCLUDED = [
+    ("pods", "status"),       # KWOK's pod lifecycle
+    ("nodes", "status"),      # KWOK's heartbeats
+    ("leases", ""),           # node and leader leases
+]
+
+
+def api_requests():
+    """Mutating and reading requests the API server has served, by (verb, resource, subresource)."""
+    text = kubectl("get", "--raw", "/metrics")
+    out = {}
+    for line in text.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}", 1)[0]))
+        key = (labels.get("verb", ""), labels.get("resource", ""), labels.get("subresource", ""))
+        if any(key[1] == r and (s == "" and r == "leases" or key[2] == s) for r, s in EXCLUDED):
+            continue
+        out[key] = out.get(key, 0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def delta(before, after):
+    d = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    return {k: v for k, v in d.items() if v > 0}
+
+
+class Converged:
+    """Follows a list+watch of PATH and waits until PREDICATE holds for COUNT objects."""
+
+    def __init__(self, path):
+        self.path, self.objs, self.lock, self.rv = path, {}, threading.Lock(), None
+        self.changed = threading.Condition(self.lock)
+        listed = json.loads(kubectl("get", "--raw", path))
+        for o in listed["items"]:
+            self.objs[o["metadata"]["name"]] = o
+        self.rv = listed["metadata"]["resourceVersion"]
+        threading.Thread(target=self._follow, daemon=True).start()
+
+    def _follow(self):
+        while True:
+            sep = "&" if "?" in self.path else "?"
+            p = subprocess.Popen(["kubectl", "get", "--raw", f"{self.path}{sep}watch=1&resourceVersion={self.rv}"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1 << 20)
+            for line in p.stdout:
+                try:
+                    ev = json.loads(line)
+                except ValueError:
+                    continue
+                o = ev.get("object", {})
+                if ev.get("type") == "ERROR":
+                    break
+                with self.lock:
+                    self.rv = o["metadata"].get("resourceVersion", self.rv)
+                    if ev["type"] == "DELETED":
+                        self.objs.pop(o["metadata"]["name"], None)
+                    else:
+                        self.objs[o["metadata"]["name"]] = o
+                    self.changed.notify_all()
+            p.kill()
+            p.wait()
+            time.sleep(0.5)
+
+    def wait(self, predicate, count, timeout):
+        deadline = time.time() + timeout
+        with self.lock:
+            while True:
+                done = sum(1 for o in self.objs.values() if predicate(o))
+                if done >= count:
+                    return True
+                left = deadline - time.time()
+                if left <= 0:
+                    print(f"  timed out: {done} of {count} converged", file=sys.stderr)
+                    return False
+                self.changed.wait(min(left, 1.0))
+
+
+def ecs_done(rev, count):
+    def ok(s):
+        st = s.get("status") or {}
+        deps = st.get("deployments") or []
+        name = s["metadata"]["name"]
+        return (len(deps) == 1 and deps[0].get("taskDefinition") == f"{name}:{rev}"
+                and deps[0].get("rolloutState") == "COMPLETED"
+                and s["spec"].get("desiredCount") == count
+                and st.get("runningCount") == count and st.get("pendingCount", 0) == 0)
+    return ok
+
+
+def deploy_done(count, image_tag):
+    def ok(d):
+        st = d.get("status") or {}
+        img = d["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"]
+        return (img == image_tag and st.get("observedGeneration", 0) >= d["metadata"]["generation"]
+                and d["spec"]["replicas"] == count
+                and st.get("replicas") == count and st.get("updatedReplicas") == count
+                and st.get("readyReplicas") == count and st.get("availableReplicas") == count)
+    return ok
+
+
+def taskdef(i, version):
+    return f"""---
+apiVersion: ecs.kubecs.io/v1alpha1
+kind: TaskDefinition
+metadata: {{name: app-{i}, namespace: {ECS_NS}}}
+spec:
+  networkMode: awsvpc
+  requiresCompatibilities: [EC2]
+  cpu: "256"
+  memory: "512"
+  containerDefinitions:
+    - name: app
+      image: public.ecr.aws/nginx/nginx:1.27
+      portMappings: [{{containerPort: 80}}]
+      environment: [{{name: VERSION, value: "{version}"}}]
+"""
+
+
+def service(i, count):
+    return f"""---
+apiVersion: ecs.kubecs.io/v1alpha1
+kind: Service
+metadata: {{name: app-{i}, namespace: {ECS_NS}}}
+spec:
+  cluster: bench
+  taskDefinition: app-{i}
+  desiredCount: {count}
+  launchType: EC2
+  deploymentConfiguration: {{minimumHealthyPercent: 100, maximumPercent: 200}}
+"""
+
+
+def deployment(i, count, version):
+    return f"""---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: app-{i}, namespace: {DEP_NS}}}
+spec:
+  replicas: {count}
+  minReadySeconds: 5
+  selector: {{matchLabels: {{app: app-{i}}}}}
+  strategy: {{type: RollingUpdate, rollingUpdate: {{maxUnavailable: 0, maxSurge: "100%"}}}}
+  template:
+    metadata: {{labels: {{app: app-{i}}}}}
+    spec:
+      nodeSelector: {{type: bench}}
+      containers:
+        - name: app
+          image: public.ecr.aws/nginx/nginx:1.27
+          ports: [{{containerPort: 80}}]
+          env: [{{name: VERSION, value: "{version}"}}]
+          resources: {{requests: {{cpu: 256m, memory: 512Mi}}, limits: {{cpu: 256m, memory: 512Mi}}}}
+"""
+
+
+rows = []
+
+
+def phase(name, side, change, wait, tasks_changed):
+    pids = [a.operator_pid] if side == "kubecs" else [a.kcm_pid, a.scheduler_pid]
+    cpu0 = sum(cpu_seconds(p) for p in pids)
+    req0 = api_requests()
+    t0 = time.time()
+    change()
+    ok = wait()
+    secs = time.time() - t0
+    cpu = sum(cpu_seconds(p) for p in pids) - cpu0
+    req = delta(req0, api_requests())
+    total = sum(req.values())
+    rows.append({"phase": name, "side": side, "seconds": secs, "converged": ok, "cpu": cpu,
+                 "requests": total, "per_task": total / max(tasks_changed, 1), "detail": req})
+    top = ", ".join(f"{v:.0f} {k[0]} {k[1]}{'/' + k[2] if k[2] else ''}" for k, v in
+                    sorted(req.items(), key=lambda kv: -kv[1])[:6])
+    print(f"  {side:11} {name:34} {secs:7.1f} s  cpu {cpu:6.1f} s  {total:7.0f} requests "
+          f"({total / max(tasks_changed, 1):.2f}/task: {top}){'' if ok else '  NOT CONVERGED'}", file=sys.stderr)
+    return secs
+
+
+N, T, S = a.services, a.tasks, a.scale_in
+for ns in (ECS_NS, DEP_NS):
+    kubectl("create", "namespace", ns)
+kubectl("apply", "-f", "-", input=f"""apiVersion: ecs.kubecs.io/v1alpha1
+kind: EcsCluster
+metadata: {{name: bench, namespace: {ECS_NS}}}
+spec:
+  instanceSelector: {{matchLabels: {{type: bench}}}}
+""")
+ecs = Converged(f"/apis/ecs.kubecs.io/v1alpha1/namespaces/{ECS_NS}/services")
+deps = Converged(f"/apis/apps/v1/namespaces/{DEP_NS}/deployments")
+print(f"operator at scale: {N} services x {T} tasks, then {N} Deployments x {T} replicas", file=sys.stderr)
+
+# kubecs: create, then roll alone.
+kubectl("create", "-f", "-", input="".join(taskdef(i, "1") for i in range(N)))
+phase("create", "kubecs", lambda: kubectl("create", "-f", "-", input="".join(service(i, T) for i in range(N))),
+      lambda: ecs.wait(ecs_done(1, T), N, a.timeout), N * T)
+phase("roll to a new revision (alone)", "kubecs",
+      lambda: kubectl("apply", "-f", "-", input="".join(taskdef(i, "2") for i in range(N))),
+      lambda: ecs.wait(ecs_done(2, T), N, a.timeout), 2 * N * T)
+# Deployments: create and roll, with kubecs' tasks present.
+phase("create", "Deployments", lambda: kubectl("create", "-f", "-", input="".join(deployment(i, T, "1") for i in range(N))),
+      lambda: deps.wait(deploy_done(T, "1"), N, a.timeout), N * T)
+phase("roll to a new revision", "Deployments",
+      lambda: kubectl("apply", "-f", "-", input="".join(deployment(i, T, "2") for i in range(N))),
+      lambda: deps.wait(deploy_done(T, "2"), N, a.timeout), 2 * N * T)
+# kubecs again, now with the Deployments' pods on the same nodes.
+phase("roll with the Deployments' pods", "kubecs",
+      lambda: kubectl("apply", "-f", "-", input="".join(taskdef(i, "3") for i in range(N))),
+      lambda: ecs.wait(ecs_done(3, T), N, a.timeout), 2 * N * T)
+# Scale in, each side.
+phase(f"scale in to {S}", "kubecs",
+      lambda: kubectl("apply", "-f", "-", input="".join(service(i, S) for i in range(N))),
+      lambda: ecs.wait(ecs_done(3, S), N, a.timeout), N * (T - S))
+phase(f"scale in to {S}", "Deployments",
+      lambda: kubectl("apply", "-f", "-", input="".join(deployment(i, S, "2") for i in range(N))),
+      lambda: deps.wait(deploy_done(S, "2"), N, a.timeout), N * (T - S))
+
+op_rss, kcm_rss = peak_rss_mib(a.operator_pid), peak_rss_mib(a.kcm_pid)
+
+
+def row(side, name):
+    return next(r for r in rows if r["side"] == side and r["phase"] == name)
+
+
+print()
+print(f"| phase ({N} services x {T} tasks) | kubecs s | Deployments s | kubecs / Deployments | kubecs CPU s | kcm + scheduler CPU s | kubecs API requests per task | Deployments API requests per task |")
+print("|---|---|---|---|---|---|---|---|")
+for name, k, d in [("create", "create", "create"),
+                   ("roll to a new revision", "roll to a new revision (alone)", "roll to a new revision"),
+                   (f"scale in to {S}", f"scale in to {S}", f"scale in to {S}")]:
+    rk, rd = row("kubecs", k), row("Deployments", d)
+    flag = "" if rk["converged"] and rd["converged"] else " (not converged)"
+    print(f"| {name}{flag} | {rk['seconds']:.1f} | {rd['seconds']:.1f} | {rk['seconds'] / rd['seconds']:.2f}× | "
+          f"{rk['cpu']:.1f} | {rd['cpu']:.1f} | {rk['per_task']:.2f} | {rd['per_task']:.2f} |")
+alone, crowded = row("kubecs", "roll to a new revision (alone)"), row("kubecs", "roll with the Deployments' pods")
+print()
+print(f"| kubecs rollout | seconds | CPU s | API requests per task |")
+print("|---|---|---|---|")
+print(f"| alone ({N * T} tasks in the cluster) | {alone['seconds']:.1f} | {alone['cpu']:.1f} | {alone['per_task']:.2f} |")
+print(f"| with {N * T} Deployment pods on the same nodes | {crowded['seconds']:.1f} | {crowded['cpu']:.1f} | {crowded['per_task']:.2f} |")
+print(f"| ratio (goal ≤ 1.5×) | {crowded['seconds'] / alone['seconds']:.2f}× | {crowded['cpu'] / max(alone['cpu'], 0.01):.2f}× | |")
+print()
+print(f"peak RSS: operator {op_rss:.0f} MiB, kube-controller-manager {kcm_rss:.0f} MiB")
+sys.exit(0 if all(r["converged"] for r in rows) else 1)

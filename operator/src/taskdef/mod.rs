@@ -32,6 +32,9 @@ mod overrides;
 mod pod;
 mod validate;
 
+#[cfg(test)]
+mod input_props;
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};

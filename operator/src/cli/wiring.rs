@@ -22,6 +22,29 @@ use crate::controllers::WatchHealth;
 /// Every failure that ends a command: printed by main, exit status 1.
 pub type Fatal = Box<dyn std::error::Error + Send + Sync>;
 
+/// What a shared reflector can watch: a kind of the API server, decoded into `K`.
+pub trait Watched:
+    kube::Resource<DynamicType = ()>
+    + Clone
+    + std::fmt::Debug
+    + serde::de::DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Watched for K where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// A reflector whose store the reconcilers read and whose events can trigger controllers.
 /// The watch runs in its own task so the store stays current whoever polls the events.
 /// Watch errors (an RBAC 403, a dropped connection) are logged and make `/ready` fail until
@@ -35,13 +58,7 @@ pub fn shared_reflector<K>(
     impl futures::Stream<Item = Arc<K>> + Clone + Send + 'static,
 )
 where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
+    K: Watched,
 {
     indexed_reflector(api, config, health, |_: &watcher::Event<K>| {})
 }
@@ -59,13 +76,7 @@ pub fn indexed_reflector<K>(
     impl futures::Stream<Item = Arc<K>> + Clone + Send + 'static,
 )
 where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
+    K: Watched,
 {
     let (reader, writer) = reflector::store_shared(1024);
     let subscriber = writer.subscribe().expect("a shared store has a dispatcher");

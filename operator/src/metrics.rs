@@ -11,6 +11,13 @@ pub struct ControllerLabels {
     pub controller: String,
 }
 
+/// A status write made, or skipped because it would change nothing.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusWriteLabels {
+    pub kind: String,
+    pub outcome: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
     pub controller: String,
@@ -22,6 +29,7 @@ pub struct Metrics {
     pub reconciliations: Family<ControllerLabels, Counter>,
     pub failures: Family<ErrorLabels, Counter>,
     pub reconcile_duration: Family<ControllerLabels, Histogram>,
+    pub status_writes: Family<StatusWriteLabels, Counter>,
 }
 
 impl Metrics {
@@ -32,10 +40,11 @@ impl Metrics {
             reconcile_duration: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.001, 2.0, 14))
             }),
+            status_writes: Family::default(),
         };
         // The registry's `kubecs` prefix and the counters' `_total` are added on encoding:
         // these are kubecs_reconciliations_total, kubecs_reconcile_failures_total and
-        // kubecs_reconcile_duration_seconds.
+        // kubecs_reconcile_duration_seconds (and kubecs_status_writes_total).
         registry.register(
             "reconciliations",
             "Reconciliations started",
@@ -51,7 +60,22 @@ impl Metrics {
             "Time spent in one reconciliation",
             m.reconcile_duration.clone(),
         );
+        registry.register(
+            "status_writes",
+            "Status writes by kind: written, or skipped as unchanged",
+            m.status_writes.clone(),
+        );
         m
+    }
+
+    /// Counts a status write of `kind`: `written`, or `unchanged` when it was skipped.
+    pub fn status_write(&self, kind: &str, written: bool) {
+        self.status_writes
+            .get_or_create(&StatusWriteLabels {
+                kind: kind.into(),
+                outcome: if written { "written" } else { "unchanged" }.into(),
+            })
+            .inc();
     }
 
     /// Counts a reconciliation and times it: the duration is observed when the returned

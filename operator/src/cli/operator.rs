@@ -115,6 +115,9 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
         watcher::Config::default().fields("status.phase!=Succeeded,status.phase!=Failed"),
         &health,
         move |e| index.apply(e),
+        // The index has read its room; the store answers only whether a pod exists, where
+        // it runs and whether it is active, for every pod of the cluster (foreign ones too).
+        controllers::pod_index::trim_to_presence,
     );
     // Registered task definition revisions.
     let (revisions, revision_events) = shared_reflector(
@@ -142,6 +145,7 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
                 let _ = cluster_tx.send(controllers::cluster::cluster_of_task(pod));
             }
         },
+        |_| {},
     );
     // Capacity providers: the instance groups capacity provider strategies name.
     let (capacity_providers, _) = shared_reflector(

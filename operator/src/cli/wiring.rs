@@ -60,17 +60,25 @@ pub fn shared_reflector<K>(
 where
     K: Watched,
 {
-    indexed_reflector(api, config, health, |_: &watcher::Event<K>| {})
+    indexed_reflector(
+        api,
+        config,
+        health,
+        |_: &watcher::Event<K>| {},
+        |_: &mut K| {},
+    )
 }
 
 /// A shared reflector whose every watch event is first given to `index` (see
 /// `controllers::pod_index`): before the store applies it, so what the store holds, the index
-/// holds too.
+/// holds too. The store keeps each object less its managed fields (nobody reads them; they
+/// are often a third of an object) and less what `trim` removes.
 pub fn indexed_reflector<K>(
     api: Api<K>,
     config: watcher::Config,
     health: &Arc<WatchHealth>,
     index: impl Fn(&watcher::Event<K>) + Send + 'static,
+    trim: impl Fn(&mut K) + Send + 'static,
 ) -> (
     Store<K>,
     impl futures::Stream<Item = Arc<K>> + Clone + Send + 'static,
@@ -87,6 +95,10 @@ where
         .map_ok(move |event| {
             index(&event);
             event
+        })
+        .modify(move |obj| {
+            obj.meta_mut().managed_fields = None;
+            trim(obj);
         })
         .reflect_shared(writer)
         .for_each(move |event| {

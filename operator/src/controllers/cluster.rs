@@ -324,7 +324,7 @@ async fn write_status(
     deletion_blocked: Option<&str>,
 ) -> Result<()> {
     let status = build_status(cluster, ctx, owned, conflicts, deletion_blocked);
-    super::apply_status(&ctx.client, cluster, status).await?;
+    ctx.write_status(cluster, &status).await?;
     Ok(())
 }
 

@@ -15,6 +15,7 @@ pub mod pullsecret;
 pub mod repository;
 pub mod service;
 pub mod service_deployments;
+pub mod spec_changes;
 pub mod task;
 pub mod taskdef;
 #[cfg(test)]
@@ -286,11 +287,29 @@ impl StatusMemo {
         let Ok(v) = serde_json::to_value(status) else {
             return;
         };
+        self.remember(uid, v);
+    }
+
+    fn remember(&self, uid: &str, v: serde_json::Value) {
         let mut last = self.last.lock().expect("not poisoned");
         if last.len() >= STATUS_MEMO_LIMIT && !last.contains_key(uid) {
             last.clear();
         }
         last.insert(uid.to_string(), v);
+    }
+
+    /// Whether `status` is what the object already has: the status last written for it,
+    /// else (nothing written by this process) the stored object's own `stored`.
+    pub fn unchanged(
+        &self,
+        uid: &str,
+        status: &serde_json::Value,
+        stored: impl FnOnce() -> Option<serde_json::Value>,
+    ) -> bool {
+        if let Some(last) = self.last.lock().expect("not poisoned").get(uid) {
+            return last == status;
+        }
+        stored().as_ref() == Some(status)
     }
 
     /// The object is going: nothing to remember.
@@ -300,18 +319,34 @@ impl StatusMemo {
 }
 
 impl Context {
-    /// Writes an object's status (server-side apply) and remembers it.
+    /// Writes an object's status (server-side apply) and remembers it. A status equal to
+    /// the one the object has is not written: a write that changes nothing still costs the
+    /// API server a patch and wakes every watcher of the object.
     pub async fn write_status<K, S>(&self, obj: &K, status: &S) -> Result<()>
     where
         K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
             + Clone
             + serde::de::DeserializeOwned
+            + serde::Serialize
             + std::fmt::Debug,
         S: serde::Serialize,
     {
-        apply_status(&self.client, obj, status).await?;
-        self.statuses
-            .wrote(obj.meta().uid.as_deref().unwrap_or_default(), status);
+        let kind = K::kind(&());
+        let uid = obj.meta().uid.as_deref().unwrap_or_default();
+        let value = serde_json::to_value(status)
+            .map_err(|e| Error::InvalidSpec(format!("status does not serialize: {e}")))?;
+        let stored = || {
+            serde_json::to_value(obj)
+                .ok()
+                .and_then(|mut o| o.get_mut("status").map(serde_json::Value::take))
+        };
+        if self.statuses.unchanged(uid, &value, stored) {
+            self.metrics.status_write(&kind, false);
+            return Ok(());
+        }
+        apply_status(&self.client, obj, &value).await?;
+        self.metrics.status_write(&kind, true);
+        self.statuses.remember(uid, value);
         Ok(())
     }
 }

@@ -66,6 +66,25 @@ impl<I: PodIndex> Shared<I> {
     }
 }
 
+/// What the store of every active pod keeps of one: its identity and labels, its Node and
+/// phase. What it uses of a Node's room is in [`NodeUsage`], read before the trim; the rest
+/// (containers, volumes, conditions) of thousands of foreign pods is not kept.
+pub fn trim_to_presence(pod: &mut Pod) {
+    let node_name = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+    let phase = pod.status.as_ref().and_then(|s| s.phase.clone());
+    pod.metadata.annotations = None;
+    pod.metadata.owner_references = None;
+    pod.spec = Some(k8s_openapi::api::core::v1::PodSpec {
+        node_name,
+        containers: Vec::new(),
+        ..Default::default()
+    });
+    pod.status = Some(k8s_openapi::api::core::v1::PodStatus {
+        phase,
+        ..Default::default()
+    });
+}
+
 /// One active pod on a Node, as placement and cluster status count it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PodOnNode {

@@ -43,6 +43,9 @@ use crate::placement::instance::CLAIM_ANNOTATION;
 use crate::placement::{TaskKind, select_tasks_to_stop};
 
 const CONTROLLER: &str = "service";
+/// How long a service's reconcile waits for more events of it before running: task pods of a
+/// deployment change state within moments of each other.
+const DEBOUNCE: Duration = Duration::from_millis(500);
 /// Events kept in status, newest first (ECS shows the last 100).
 const MAX_EVENTS: usize = 100;
 /// Stopped tasks kept in status.
@@ -65,7 +68,19 @@ pub async fn run(
     let services = ctx.stores.services.clone();
     let of_cluster = ctx.stores.services.clone();
     let node_changes = super::node_changes::NodeChanges::default();
+    // A service's own status writes do not reconcile it again (see spec_changes).
+    let spec_changes = super::spec_changes::SpecChanges::default();
+    let service_events = service_events
+        .filter(move |svc| futures::future::ready(spec_changes.changed(svc.as_ref())));
+    // Nor does a cluster's status (its counts change with every task, up to once a second):
+    // a service reads only its cluster's spec and existence.
+    let cluster_changes = super::spec_changes::SpecChanges::default();
+    let cluster_events =
+        cluster_events.filter(move |c| futures::future::ready(cluster_changes.changed(c.as_ref())));
     Controller::for_shared_stream(service_events, ctx.stores.services.clone())
+        // A burst of task events (ten tasks turning RUNNING within a second) is one pass,
+        // and so one status write, not ten.
+        .with_config(kube::runtime::controller::Config::default().debounce(DEBOUNCE))
         .owns_shared_stream(task_events)
         // An instance joining, leaving, draining or freeing room concerns its cluster's
         // services (DAEMON ones follow instances; others may be waiting for room). A Node no
@@ -1883,5 +1898,34 @@ mod conversation {
             "ClusterNotFoundException: Cluster not found.",
         )
         .await;
+    }
+
+    #[tokio::test]
+    async fn a_pass_that_changes_nothing_writes_no_status() {
+        let world = World::plain();
+        let svc = Arc::new(service(1));
+        world
+            .api
+            .seed(SERVICE, serde_json::to_value(&*svc).expect("json"));
+        let status_path = format!("{SERVICE}/status");
+        for _ in 0..3 {
+            reconcile(svc.clone(), world.ctx.clone())
+                .await
+                .expect("refused, not failed");
+        }
+        assert_eq!(world.api.all(&Method::PATCH, &status_path).len(), 1);
+
+        // A restarted operator remembers nothing: the stored status is what it compares with.
+        let stored: Service =
+            serde_json::from_value(world.api.get(SERVICE).expect("the service is held"))
+                .expect("a Service");
+        let restarted = World::plain();
+        restarted
+            .api
+            .seed(SERVICE, serde_json::to_value(&stored).expect("json"));
+        reconcile(Arc::new(stored), restarted.ctx.clone())
+            .await
+            .expect("refused, not failed");
+        assert!(restarted.api.all(&Method::PATCH, &status_path).is_empty());
     }
 }

@@ -416,7 +416,7 @@ async fn write_status(
         observed_generation: generation,
         conditions: merge(&old.conditions, conds),
     };
-    super::apply_status(&ctx.client, td, status).await?;
+    ctx.write_status(td, &status).await?;
     Ok(())
 }
 

@@ -85,6 +85,15 @@ impl ApiServer {
             .insert(path.to_string(), object);
     }
 
+    /// The object the API server holds at `path`, as the reconciler left it.
+    pub fn get(&self, path: &str) -> Option<Value> {
+        self.objects
+            .lock()
+            .expect("not poisoned")
+            .get(path)
+            .cloned()
+    }
+
     /// The plain behaviour: POST creates (a name from generateName, a uid), PATCH merges into
     /// the held object (a status patch into its status), GET finds, DELETE removes.
     fn answer(&self, call: &Call) -> (StatusCode, Value) {

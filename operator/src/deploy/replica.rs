@@ -783,7 +783,9 @@ pub fn plan(
             "(service {svc}) (deployment {id}) deployment completed."
         )));
     }
-    // Drained old deployments leave the list, except the one a rollback would return to.
+    // Drained old deployments leave the list, except the one a rollback would return to,
+    // and one that failed and rolled back in this very pass: its history record learns the
+    // rollback from it (a stuck deployment may have no task left when it is stopped).
     if deps.len() > 1 {
         let primary_in_progress = deps[0].rollout_state == Some(RolloutState::InProgress);
         let keep_for_rollback = deps[1..]
@@ -800,6 +802,7 @@ pub fn plan(
         deps.retain(|d| {
             holding.contains(deployment_label(&d.id))
                 || (primary_in_progress && keep_for_rollback.as_deref() == Some(d.id.as_str()))
+                || (d.rolled_back_to.is_some() && d.updated_at.as_deref() == Some(s.now_rfc3339))
         });
         deps.insert(0, first);
     }

@@ -810,6 +810,29 @@ fn a_deployment_stopped_by_request_rolls_back_or_stays_as_it_is() {
             .contains(&format!("rolling back to deployment {good}."))
     }));
 
+    // A stuck deployment with no task left when it is stopped: the pass that rolls it back
+    // still lists it, rolled back to the good one (its history record reads that), and the
+    // next pass lets it go.
+    let mut sim = Sim::new(4, 50, 200);
+    sim.run_until_steady(5);
+    let good = sim.primary().id.clone();
+    sim.target = "web:2".into();
+    sim.step();
+    let stuck = sim.primary().id.clone();
+    let stuck_label = crate::deploy::deployment_label(&stuck).to_string();
+    sim.tasks.retain(|t| t.deployment != stuck_label);
+    sim.stop = Some((stuck.clone(), StopType::Rollback));
+    let plan = sim.step();
+    let failed = plan
+        .deployments
+        .iter()
+        .find(|d| d.id == stuck)
+        .expect("the stopped deployment is listed in the pass that rolls it back");
+    assert_eq!(failed.rolled_back_to.as_deref(), Some(good.as_str()));
+    sim.now += 1;
+    let plan = sim.step();
+    assert!(plan.deployments.iter().all(|d| d.id != stuck));
+
     // ABORT: the deployment stops where it is; nothing rolls back.
     let mut sim = Sim::new(4, 50, 200);
     sim.run_until_steady(5);

@@ -847,6 +847,7 @@ async fn registry(policy: Arc<dyn oci::AccessPolicy>) -> (RegistryLink, tempfile
         config: oci::RegistryConfig::default(),
         changes: None,
         uploads: Default::default(),
+        pull_through: None,
     }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -56,10 +56,11 @@ pub enum Unanswered {
 }
 
 /// The `Authorization` that answers `challenge` (the `WWW-Authenticate` of a 401) for pulling
-/// `repository`; None when the challenge is neither Bearer nor Basic.
+/// `repository` (None: no scope, for the API root `/v2/`); None when the challenge is neither
+/// Bearer nor Basic.
 pub async fn answer(
     challenge: Option<&str>,
-    repository: &str,
+    repository: Option<&str>,
     credentials: Option<&(String, String)>,
 ) -> Result<Option<String>, Unanswered> {
     match challenge.and_then(parse_challenge) {
@@ -78,16 +79,23 @@ pub async fn answer(
 /// The token of a Bearer challenge (distribution's token protocol) for pulling `repository`.
 async fn bearer_token(
     p: &BTreeMap<String, String>,
-    repository: &str,
+    repository: Option<&str>,
     credentials: Option<&(String, String)>,
 ) -> Result<String, String> {
     let realm = p
         .get("realm")
         .ok_or("the registry's Bearer challenge names no realm")?;
-    let mut url = format!("{realm}?scope=repository:{repository}:pull");
-    if let Some(s) = p.get("service") {
-        url.push_str(&format!("&service={s}"));
+    let mut query = Vec::new();
+    if let Some(r) = repository {
+        query.push(format!("scope=repository:{r}:pull"));
     }
+    if let Some(s) = p.get("service") {
+        query.push(format!("service={s}"));
+    }
+    let url = match query.is_empty() {
+        true => realm.clone(),
+        false => format!("{realm}?{}", query.join("&")),
+    };
     let mut b = Request::builder().method(Method::GET).uri(&url);
     if let Some((u, pw)) = credentials {
         b = b.header(header::AUTHORIZATION, basic(u, pw));
@@ -133,14 +141,14 @@ mod tests {
     async fn basic_challenges_take_the_credentials() {
         let creds = ("u".to_string(), "p".to_string());
         assert_eq!(
-            answer(Some(r#"Basic realm="r""#), "a/b", Some(&creds)).await,
+            answer(Some(r#"Basic realm="r""#), Some("a/b"), Some(&creds)).await,
             Ok(Some(basic("u", "p")))
         );
         assert_eq!(
-            answer(Some(r#"Basic realm="r""#), "a/b", None).await,
+            answer(Some(r#"Basic realm="r""#), None, None).await,
             Err(Unanswered::NeedsCredentials)
         );
-        assert_eq!(answer(Some("Negotiate"), "a/b", None).await, Ok(None));
-        assert_eq!(answer(None, "a/b", None).await, Ok(None));
+        assert_eq!(answer(Some("Negotiate"), Some("a/b"), None).await, Ok(None));
+        assert_eq!(answer(None, None, None).await, Ok(None));
     }
 }

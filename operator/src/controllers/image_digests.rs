@@ -191,7 +191,7 @@ pub async fn resolve(
             .get(header::WWW_AUTHENTICATE)
             .and_then(|v| v.to_str().ok());
         let authorization =
-            crate::challenge::answer(challenge, &r.repository, credentials.as_ref())
+            crate::challenge::answer(challenge, Some(&r.repository), credentials.as_ref())
                 .await
                 .map_err(|e| match e {
                     Unanswered::NeedsCredentials => format!(

@@ -647,8 +647,12 @@ impl PullThrough {
                 .get(header::WWW_AUTHENTICATE)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
-            match challenge::answer(challenge.as_deref(), &route.upstream, credentials.as_ref())
-                .await
+            match challenge::answer(
+                challenge.as_deref(),
+                Some(&route.upstream),
+                credentials.as_ref(),
+            )
+            .await
             {
                 Ok(Some(a)) => {
                     resp = send(&url, accept, Some(&a)).await?;
@@ -721,6 +725,7 @@ async fn store_tee(
 ) -> Result<(), String> {
     let (store_tx, store_rx) = mpsc::channel::<io::Result<Bytes>>(16);
     let put = storage.put_blob(repo, digest, receiver_stream(store_rx), limit);
+    let mut client = client;
     let feed = async {
         let mut body = body.into_data_stream();
         let mut held: Option<Bytes> = None;
@@ -741,28 +746,36 @@ async fn store_tee(
             if store_tx.send(Ok(piece.clone())).await.is_err() {
                 break;
             }
-            if let (Some(c), Some(h)) = (&client, held.replace(piece)) {
-                // A client that went away does not stop the store's copy.
-                let _ = c.send(Ok(h)).await;
+            if let Some(h) = held.replace(piece) {
+                pass(&mut client, Ok(h)).await;
             }
         }
         drop(store_tx);
         held
     };
     let (stored, held) = tokio::join!(put, feed);
-    match (stored, client) {
-        (Ok(_), Some(c)) => {
+    match stored {
+        Ok(_) => {
             if let Some(h) = held {
-                let _ = c.send(Ok(h)).await;
+                pass(&mut client, Ok(h)).await;
             }
             Ok(())
         }
-        (Ok(_), None) => Ok(()),
-        (Err(e), c) => {
-            if let Some(c) = c {
-                let _ = c.send(Err(io::Error::other(e.to_string()))).await;
-            }
+        Err(e) => {
+            pass(&mut client, Err(io::Error::other(e.to_string()))).await;
             Err(e.to_string())
+        }
+    }
+}
+
+/// Gives the client its next piece. A client that went away, or that has not taken a piece
+/// for [`IDLE`], is dropped (its transfer ends short): the store's copy goes on without it,
+/// so no client can hold up a fetch others wait for.
+async fn pass(client: &mut Option<Client>, piece: io::Result<Bytes>) {
+    if let Some(c) = client {
+        match tokio::time::timeout(IDLE, c.send(piece)).await {
+            Ok(Ok(())) => {}
+            _ => *client = None,
         }
     }
 }

@@ -305,15 +305,17 @@ impl Cache {
         Got { status, body }
     }
 
-    /// Waits for the background fill to store the manifest.
-    async fn filled(&self, repo: &str, d: &Digest) {
+    /// Waits for the background fill to store the manifest and point `tag` at it.
+    async fn filled(&self, repo: &str, tag: &str, d: &Digest) {
         for _ in 0..500 {
-            if let Ok(Some(_)) = self.storage.get_manifest(repo, d).await {
+            if let Ok(Some(t)) = self.storage.resolve_tag(repo, tag).await
+                && &t == d
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        panic!("{repo}@{d} was never stored");
+        panic!("{repo}:{tag} never named {d}");
     }
 }
 
@@ -333,13 +335,14 @@ async fn a_miss_is_fetched_byte_exact_and_served_again_with_the_upstream_stopped
         assert_eq!(b.status, StatusCode::OK);
         assert_eq!(b.bytes(), blob, "byte-exact");
     }
-    c.filled("hub/library/app", &img.manifest_digest).await;
-    assert_eq!(
+    c.filled("hub/library/app", "v1", &img.manifest_digest)
+        .await;
+    assert!(
         c.storage
-            .resolve_tag("hub/library/app", "v1")
+            .get_manifest("hub/library/app", &img.manifest_digest)
             .await
-            .unwrap(),
-        Some(img.manifest_digest.clone())
+            .unwrap()
+            .is_some()
     );
     let layer_path = format!("/v2/library/app/blobs/{}", Digest::sha256(&img.layer));
     assert_eq!(
@@ -399,7 +402,8 @@ async fn concurrent_cold_pulls_fetch_each_blob_and_manifest_once() {
     }
     assert_eq!(up.hits("/v2/library/app/manifests/v1"), 1);
     // Within the re-check interval the cached tag is not checked again.
-    c.filled("hub/library/app", &up.image.manifest_digest).await;
+    c.filled("hub/library/app", "v1", &up.image.manifest_digest)
+        .await;
     c.get("hub/library/app/manifests/v1").await;
     assert_eq!(up.hits("/v2/library/app/manifests/v1"), 1);
 }

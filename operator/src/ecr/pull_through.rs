@@ -158,6 +158,24 @@ pub fn credential_secret(credential_arn: &str) -> Result<String, String> {
     Ok(crate::taskdef::secrets::pull_secret_name(credential_arn))
 }
 
+/// ECR's name (`upstreamRegistry`) of a well-known upstream registry URL.
+pub fn upstream_registry_name(url: &str) -> Option<&'static str> {
+    let host = url.split_once("://").map_or(url, |(_, h)| h);
+    let host = host.trim_end_matches('/');
+    Some(match host {
+        "registry-1.docker.io" => "docker-hub",
+        "public.ecr.aws" => "ecr-public",
+        "quay.io" => "quay",
+        "registry.k8s.io" => "k8s",
+        "ghcr.io" => "github-container-registry",
+        "registry.gitlab.com" => "gitlab-container-registry",
+        "cgr.dev" => "chainguard",
+        h if h.ends_with(".azurecr.io") => "azure-container-registry",
+        h if h.contains(".dkr.ecr.") && h.ends_with(".amazonaws.com") => "ecr",
+        _ => return None,
+    })
+}
+
 /// Whether a cached tag last checked at `checked` is due for a check with the upstream.
 pub fn tag_due(checked: Option<SystemTime>, now: SystemTime, interval: Duration) -> bool {
     match checked {
@@ -250,6 +268,27 @@ mod tests {
         ] {
             assert!(credential_secret(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn well_known_upstreams_have_ecrs_names() {
+        assert_eq!(
+            upstream_registry_name("registry-1.docker.io"),
+            Some("docker-hub")
+        );
+        assert_eq!(
+            upstream_registry_name("https://ghcr.io/"),
+            Some("github-container-registry")
+        );
+        assert_eq!(
+            upstream_registry_name("x.azurecr.io"),
+            Some("azure-container-registry")
+        );
+        assert_eq!(
+            upstream_registry_name("1.dkr.ecr.us-east-1.amazonaws.com"),
+            Some("ecr")
+        );
+        assert_eq!(upstream_registry_name("http://127.0.0.1:5000"), None);
     }
 
     #[test]

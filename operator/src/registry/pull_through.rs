@@ -296,7 +296,10 @@ impl PullThrough {
         {
             return Ok(c.clone());
         }
-        match self.manifest_flight(route, tag, exists).await {
+        match self
+            .manifest_flight(route, tag, exists, cached.clone())
+            .await
+        {
             Ok(d) => Ok(d),
             Err(f) => match cached {
                 Some(c) => {
@@ -320,7 +323,7 @@ impl PullThrough {
             return Ok(m.clone());
         }
         let reference = digest.to_string();
-        self.manifest_flight(route, &reference, exists)
+        self.manifest_flight(route, &reference, exists, None)
             .await
             .map_err(|f| f.api_error(route, Asked::Manifest(&reference)))?;
         if let Some(m) = self.pending.lock().expect("pending").get(&key) {
@@ -344,6 +347,7 @@ impl PullThrough {
         route: &CacheRoute,
         reference: &str,
         exists: bool,
+        cached: Option<Digest>,
     ) -> Outcome<Digest> {
         let sep = if reference.contains(':') { '@' } else { ':' };
         let key = format!("{}{sep}{reference}", route.repo);
@@ -353,7 +357,9 @@ impl PullThrough {
                 let rx = lead.tx.subscribe();
                 let (this, route, reference) = (self.clone(), route.clone(), reference.to_string());
                 tokio::spawn(async move {
-                    let outcome = this.fetch_manifest(&route, &reference, exists).await;
+                    let outcome = this
+                        .fetch_manifest(&route, &reference, exists, cached)
+                        .await;
                     lead.land(outcome);
                 });
                 wait(rx).await?
@@ -361,15 +367,33 @@ impl PullThrough {
         }
     }
 
-    /// Fetches a manifest, verifies it, makes it servable (pending) and starts its fill.
+    /// Fetches a manifest, verifies it, makes it servable (pending) and starts its fill. A
+    /// tag whose `cached` digest the upstream still names (a HEAD, which Docker Hub does not
+    /// count as a pull) is only marked checked.
     async fn fetch_manifest(
         self: &Arc<Self>,
         route: &CacheRoute,
         reference: &str,
         exists: bool,
+        cached: Option<Digest>,
     ) -> Outcome<Digest> {
+        let path = format!("manifests/{reference}");
+        if let Some(c) = cached {
+            let head = self
+                .get(Method::HEAD, route, &path, Some(PULL_ACCEPT))
+                .await?;
+            if head.status() == StatusCode::OK
+                && announced_digest(head.headers()) == Some(c.clone())
+            {
+                self.checked.lock().expect("checked").insert(
+                    (route.repo.clone(), reference.to_string()),
+                    SystemTime::now(),
+                );
+                return Ok(c);
+            }
+        }
         let resp = self
-            .get(route, &format!("manifests/{reference}"), Some(PULL_ACCEPT))
+            .get(Method::GET, route, &path, Some(PULL_ACCEPT))
             .await?;
         if resp.status() != StatusCode::OK {
             return Err(failure_of(resp).await);
@@ -380,11 +404,10 @@ impl PullThrough {
             .await
             .map_err(|e| Failure::Unavailable(format!("reading the manifest: {e}")))?
             .to_bytes();
-        let told = headers
-            .get("docker-content-digest")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|d| d.parse::<Digest>().ok());
-        let wanted = reference.parse::<Digest>().ok().or(told);
+        let wanted = reference
+            .parse::<Digest>()
+            .ok()
+            .or_else(|| announced_digest(&headers));
         let digest = verify_manifest(&bytes, wanted.as_ref())?;
         let content_type = headers
             .get(header::CONTENT_TYPE)
@@ -593,7 +616,10 @@ impl PullThrough {
             tell(head, Ok(Head::Stored));
             return Ok(());
         }
-        let resp = match self.get(route, &format!("blobs/{digest}"), None).await {
+        let resp = match self
+            .get(Method::GET, route, &format!("blobs/{digest}"), None)
+            .await
+        {
             Ok(r) if r.status() == StatusCode::OK => r,
             Ok(r) => {
                 let f = failure_of(r).await;
@@ -623,10 +649,12 @@ impl PullThrough {
         .map_err(Failure::Unavailable)
     }
 
-    /// GET `path` of the upstream repository, answering its challenge and following
+    /// `method` (GET or HEAD) of `path` of the upstream repository, answering its challenge
+    /// and following
     /// redirects (without credentials: they go to another host).
     async fn get(
         &self,
+        method: Method,
         route: &CacheRoute,
         path: &str,
         accept: Option<&str>,
@@ -635,7 +663,7 @@ impl PullThrough {
         let url = format!("{base}/v2/{}/{path}", route.upstream);
         let scope = format!("{base}/{}", route.upstream);
         let known = self.auth.lock().expect("auth").get(&scope).cloned();
-        let mut resp = send(&url, accept, known.as_deref()).await?;
+        let mut resp = send(&method, &url, accept, known.as_deref()).await?;
         if resp.status() == StatusCode::UNAUTHORIZED {
             let credentials = self
                 .rules
@@ -655,7 +683,7 @@ impl PullThrough {
             .await
             {
                 Ok(Some(a)) => {
-                    resp = send(&url, accept, Some(&a)).await?;
+                    resp = send(&method, &url, accept, Some(&a)).await?;
                     self.auth.lock().expect("auth").insert(scope, a);
                 }
                 Ok(None) => {}
@@ -680,7 +708,7 @@ impl PullThrough {
                 break;
             };
             url = redirect_target(&url, location);
-            resp = send(&url, accept, None).await?;
+            resp = send(&method, &url, accept, None).await?;
         }
         Ok(resp)
     }
@@ -808,11 +836,12 @@ fn redirect_target(url: &str, location: &str) -> String {
 }
 
 async fn send(
+    method: &Method,
     url: &str,
     accept: Option<&str>,
     authorization: Option<&str>,
 ) -> Outcome<Response<Incoming>> {
-    let mut b = Request::builder().method(Method::GET).uri(url);
+    let mut b = Request::builder().method(method.clone()).uri(url);
     if let Some(a) = accept {
         b = b.header(header::ACCEPT, a);
     }
@@ -825,6 +854,14 @@ async fn send(
     crate::http::open(req, "the upstream registry", TIMEOUT)
         .await
         .map_err(|e| Failure::Unavailable(e.to_string()))
+}
+
+/// The digest an answer announces (`Docker-Content-Digest`).
+fn announced_digest(headers: &axum::http::HeaderMap) -> Option<Digest> {
+    headers
+        .get("docker-content-digest")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|d| d.parse().ok())
 }
 
 /// The failure an upstream's error answer stands for, with its message when it sent one.

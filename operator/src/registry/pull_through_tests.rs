@@ -41,7 +41,7 @@ struct Front {
     addr: SocketAddr,
     token: String,
     inner: axum::Router,
-    /// Authorized GETs and HEADs, by path.
+    /// Authorized requests, by `METHOD path`.
     hits: Mutex<HashMap<String, usize>>,
     /// Serve every blob with its first byte changed.
     lie: AtomicBool,
@@ -73,7 +73,8 @@ async fn serve_front(State(f): State<Arc<Front>>, req: Request) -> Response {
         )
             .into_response();
     }
-    *f.hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+    let hit = format!("{} {path}", req.method());
+    *f.hits.lock().unwrap().entry(hit).or_default() += 1;
     let (mut parts, body) = req.into_parts();
     parts.headers.insert(
         header::AUTHORIZATION,
@@ -100,6 +101,7 @@ async fn serve_front(State(f): State<Arc<Front>>, req: Request) -> Response {
 /// The upstream registry on 127.0.0.1, holding `library/app:v1`.
 struct Upstream {
     front: Arc<Front>,
+    storage: Arc<dyn Storage>,
     stop: watch::Sender<bool>,
     served: tokio::task::JoinHandle<()>,
     image: Image,
@@ -164,7 +166,7 @@ impl Upstream {
             .unwrap();
         let signer = TokenSigner::new(vec![7u8; 32]).unwrap();
         let inner = router(Arc::new(Registry {
-            storage,
+            storage: storage.clone(),
             policy: Arc::new(AllowAll),
             auth: Authenticator::new(signer.clone()),
             config: RegistryConfig::default(),
@@ -198,6 +200,7 @@ impl Upstream {
         });
         Upstream {
             front,
+            storage,
             stop,
             served,
             image: Image {
@@ -214,12 +217,18 @@ impl Upstream {
         format!("http://{}", self.front.addr)
     }
 
+    /// Authorized GETs of `path`.
     fn hits(&self, path: &str) -> usize {
+        self.requests("GET", path)
+    }
+
+    fn requests(&self, method: &str, path: &str) -> usize {
+        let key = format!("{method} {path}");
         self.front
             .hits
             .lock()
             .unwrap()
-            .get(path)
+            .get(&key)
             .copied()
             .unwrap_or(0)
     }
@@ -406,6 +415,56 @@ async fn concurrent_cold_pulls_fetch_each_blob_and_manifest_once() {
         .await;
     c.get("hub/library/app/manifests/v1").await;
     assert_eq!(up.hits("/v2/library/app/manifests/v1"), 1);
+}
+
+#[tokio::test]
+async fn a_due_tag_is_checked_with_a_head_and_fetched_again_only_when_it_moved() {
+    let up = Upstream::start().await;
+    let c = cache(&up.url(), Arc::new(AllowAll), Duration::ZERO);
+    let path = "/v2/library/app/manifests/v1";
+    assert_eq!(
+        c.get("hub/library/app/manifests/v1").await.status,
+        StatusCode::OK
+    );
+    c.filled("hub/library/app", "v1", &up.image.manifest_digest)
+        .await;
+    for _ in 0..3 {
+        let m = c.get("hub/library/app/manifests/v1").await;
+        assert_eq!(m.bytes(), &up.image.manifest);
+    }
+    assert_eq!(up.hits(path), 1, "the unchanged tag was not fetched again");
+    assert_eq!(up.requests("HEAD", path), 3, "each due pull checked it");
+    // The upstream moves the tag: the next pull follows it.
+    let config = Bytes::from_static(br#"{"architecture":"arm64","os":"linux"}"#);
+    let upstream_store = up.storage.clone();
+    put_blob(&upstream_store, "library/app", &config).await;
+    let moved: Bytes = json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": Digest::sha256(&config).to_string(), "size": config.len()},
+        "layers": [],
+    })
+    .to_string()
+    .into();
+    let d = Digest::sha256(&moved);
+    let parsed = manifest::parse_manifest(&moved, Some(OCI_MANIFEST)).unwrap();
+    upstream_store
+        .put_manifest(
+            "library/app",
+            &d,
+            moved.clone(),
+            ManifestRecord::of(&parsed, &d, moved.len()),
+        )
+        .await
+        .unwrap();
+    upstream_store
+        .put_tag("library/app", "v1", &d, true)
+        .await
+        .unwrap();
+    let m = c.get("hub/library/app/manifests/v1").await;
+    assert_eq!(m.bytes(), &moved);
+    c.filled("hub/library/app", "v1", &d).await;
+    assert_eq!(up.hits(path), 2);
 }
 
 #[tokio::test]

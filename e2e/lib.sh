@@ -225,3 +225,40 @@ stop_alertmanager() {
   [ -z "${ALERTMANAGER_TMP:-}" ] || rm -rf "$ALERTMANAGER_TMP"
   unset ALERTMANAGER_PID ALERTMANAGER_URL ALERTMANAGER_TMP
 }
+
+# build_image LAYOUT TAG CONTENT [RANDOM_BYTES]: an image built from scratch with umoci (no
+# daemon, no base image) into an OCI layout: /hello.txt holding CONTENT and, with
+# RANDOM_BYTES, /random.bin in a second layer.
+build_image() {
+  local dir="$1" tag="$2" root
+  root="$(mktemp -d)"
+  printf '%s\n' "$3" > "$root/hello.txt"
+  [ -f "$dir/index.json" ] || umoci init --layout "$dir"
+  umoci new --image "$dir:$tag"
+  umoci insert --rootless --image "$dir:$tag" "$root/hello.txt" /hello.txt
+  if [ -n "${4:-}" ]; then
+    head -c "$4" /dev/urandom > "$root/random.bin"
+    umoci insert --rootless --image "$dir:$tag" "$root/random.bin" /random.bin
+  fi
+  umoci config --image "$dir:$tag" --config.cmd /hello.txt
+  rm -rf "$root"
+}
+
+# The reference registry, distribution, built from its Go module (pinned): the peer of
+# e2e/bench registry and the upstream of e2e/registry-pull-through.
+DISTRIBUTION_MODULE=github.com/distribution/distribution/v3/cmd/registry
+DISTRIBUTION_VERSION=v3.1.2
+# distribution_bin: builds it into the cache once; prints its path.
+distribution_bin() {
+  local bin="$CACHE_ROOT/distribution-$DISTRIBUTION_VERSION/registry" gobin
+  if [ ! -x "$bin" ]; then
+    command -v go >/dev/null || { log "go is required to build distribution"; return 1; }
+    log "building distribution $DISTRIBUTION_VERSION from its Go module"
+    gobin="$(mktemp -d)"
+    GOBIN="$gobin" GOFLAGS=-mod=mod go install -ldflags "-s -w" "$DISTRIBUTION_MODULE@$DISTRIBUTION_VERSION" >&2 || return 1
+    mkdir -p "$(dirname "$bin")"
+    mv "$gobin/registry" "$bin"
+    rmdir "$gobin"
+  fi
+  printf '%s\n' "$bin"
+}

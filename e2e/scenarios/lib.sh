@@ -177,24 +177,6 @@ gateway_api_crds() {
   wait_until "the HTTPRoute CRD established" 60 field_eq crd httproutes.gateway.networking.k8s.io '{.status.conditions[?(@.type=="Established")].status}' True
 }
 
-# build_image LAYOUT TAG CONTENT [RANDOM_BYTES]: an image built from scratch with umoci (no
-# daemon, no base image) into an OCI layout: /hello.txt holding CONTENT and, with
-# RANDOM_BYTES, /random.bin in a second layer.
-build_image() {
-  local dir="$1" tag="$2" root
-  root="$(mktemp -d)"
-  printf '%s\n' "$3" > "$root/hello.txt"
-  [ -f "$dir/index.json" ] || umoci init --layout "$dir"
-  umoci new --image "$dir:$tag"
-  umoci insert --rootless --image "$dir:$tag" "$root/hello.txt" /hello.txt
-  if [ -n "${4:-}" ]; then
-    head -c "$4" /dev/urandom > "$root/random.bin"
-    umoci insert --rootless --image "$dir:$tag" "$root/random.bin" /random.bin
-  fi
-  umoci config --image "$dir:$tag" --config.cmd /hello.txt
-  rm -rf "$root"
-}
-
 # ci_registry_token NS: a registry token of the ServiceAccount NS:ci (a pipeline's identity).
 ci_registry_token() {
   "$KUBECS_BIN" registry-token --token-key-file "$E2E_REGISTRY_KEY" --user "system:serviceaccount:$1:ci" --group "system:serviceaccounts:$1"

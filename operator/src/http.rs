@@ -5,9 +5,10 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use axum::http::{HeaderMap, Request, StatusCode};
+use axum::http::{HeaderMap, Request, Response, StatusCode};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -50,18 +51,18 @@ pub enum SendError {
     Stalled { what: String, url: String },
 }
 
-/// Sends `req` and reads the whole answer, each half within `timeout`.
-pub async fn send(
+/// Sends `req` and waits, within `timeout`, for the answer's head; its body streams.
+pub async fn open(
     req: Request<Full<Bytes>>,
     what: &str,
     timeout: Duration,
-) -> Result<Answer, SendError> {
+) -> Result<Response<Incoming>, SendError> {
     let url = req.uri().to_string();
     let c = client().map_err(|detail| SendError::Unreachable {
         what: what.into(),
         detail,
     })?;
-    let resp = tokio::time::timeout(timeout, c.request(req))
+    tokio::time::timeout(timeout, c.request(req))
         .await
         .map_err(|_| SendError::Timeout {
             what: what.into(),
@@ -70,8 +71,17 @@ pub async fn send(
         .map_err(|e| SendError::Unreachable {
             what: what.into(),
             detail: format!("{url}: {e}"),
-        })?;
-    let (parts, body) = resp.into_parts();
+        })
+}
+
+/// Sends `req` and reads the whole answer, each half within `timeout`.
+pub async fn send(
+    req: Request<Full<Bytes>>,
+    what: &str,
+    timeout: Duration,
+) -> Result<Answer, SendError> {
+    let url = req.uri().to_string();
+    let (parts, body) = open(req, what, timeout).await?.into_parts();
     let body = tokio::time::timeout(timeout, body.collect())
         .await
         .map_err(|_| SendError::Stalled {

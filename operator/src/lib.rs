@@ -13,6 +13,7 @@
 pub mod api;
 pub mod arn;
 pub mod aws;
+pub mod challenge;
 pub mod cli;
 pub mod controllers;
 pub mod deploy;

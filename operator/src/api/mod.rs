@@ -4,6 +4,7 @@
 pub mod capacity_provider;
 pub mod cluster;
 pub mod common;
+pub mod pull_through_cache_rule;
 pub mod repository;
 pub mod service;
 pub mod service_deployment;
@@ -16,6 +17,7 @@ use kube::CustomResourceExt;
 
 pub use capacity_provider::{CapacityProvider, CapacityProviderSpec};
 pub use cluster::{EcsCluster, EcsClusterSpec, EcsClusterStatus};
+pub use pull_through_cache_rule::{PullThroughCacheRule, PullThroughCacheRuleSpec};
 pub use repository::{Repository, RepositorySpec, RepositoryStatus};
 pub use service::{Service, ServiceSpec, ServiceStatus};
 pub use service_deployment::{ServiceDeployment, ServiceDeploymentSpec, ServiceDeploymentStatus};
@@ -37,6 +39,7 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
         Repository::crd(),
         CapacityProvider::crd(),
         ServiceDeployment::crd(),
+        PullThroughCacheRule::crd(),
     ]
 }
 
@@ -73,7 +76,8 @@ mod tests {
                 "tasks.ecs.kubecs.io",
                 "repositories.ecr.kubecs.io",
                 "capacityproviders.ecs.kubecs.io",
-                "servicedeployments.ecs.kubecs.io"
+                "servicedeployments.ecs.kubecs.io",
+                "pullthroughcacherules.ecr.kubecs.io"
             ]
         );
     }

@@ -45,6 +45,23 @@ pub fn page(
     Ok((taken, next))
 }
 
+/// [`page`] over `items` named by `key`: the page's items (the first of each key), in key
+/// order, and the next token.
+pub fn page_by<'a, T>(
+    items: &'a [T],
+    key: impl Fn(&T) -> String,
+    max: Option<i32>,
+    token: Option<&str>,
+    limit: usize,
+) -> Result<(Vec<&'a T>, Option<String>), AwsError> {
+    let (keys, next) = page(items.iter().map(&key).collect(), max, token, limit)?;
+    let taken = keys
+        .iter()
+        .filter_map(|k| items.iter().find(|i| key(i) == *k))
+        .collect();
+    Ok((taken, next))
+}
+
 #[cfg(test)]
 mod tests {
     use super::page;

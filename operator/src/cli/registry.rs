@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::StreamExt;
 use futures::future::BoxFuture;
 use kube::Client;
 use kube::api::Api;
@@ -20,8 +21,10 @@ use tracing::info;
 use super::Fatal;
 use super::operator::LeaseArgs;
 use super::wiring::{shared_reflector, shutdown_signal};
+use crate::api::pull_through_cache_rule::PullThroughCacheRule;
 use crate::api::repository::Repository;
 use crate::controllers::{self, WatchHealth};
+use crate::ecr::pull_through::{CacheRule, TAG_RECHECK};
 use crate::registry::{self as oci, DEFAULT_MAX_UPLOAD_BYTES};
 
 /// The Lease whose holder runs the registry's background work.
@@ -87,6 +90,19 @@ pub struct Args {
         default_value_t = 60
     )]
     body_idle_timeout_seconds: u64,
+    /// A pull through cache rule without Kubernetes (repeatable): `PREFIX=URL` or
+    /// `PREFIX=URL/UPSTREAM_PREFIX`, e.g. `docker-hub=registry-1.docker.io` or
+    /// `hub=http://127.0.0.1:5001/library`; pulled from anonymously. With --kubernetes the
+    /// PullThroughCacheRule objects add theirs.
+    #[arg(long = "pull-through-cache", env = "KUBECS_REGISTRY_PULL_THROUGH_CACHE", value_delimiter = ',', value_parser = static_rule)]
+    pull_through_cache: Vec<CacheRule>,
+    /// Seconds between checks of a cached tag with its upstream (ECR: 24 hours).
+    #[arg(
+        long,
+        env = "KUBECS_REGISTRY_PULL_THROUGH_TAG_RECHECK_SECONDS",
+        default_value_t = TAG_RECHECK.as_secs()
+    )]
+    pull_through_tag_recheck_seconds: u64,
     /// Connections served at once; more wait to be accepted.
     #[arg(long, env = "KUBECS_REGISTRY_MAX_CONNECTIONS", default_value_t = 1024)]
     max_connections: usize,
@@ -107,6 +123,19 @@ fn grace_seconds(s: &str) -> Result<u64, String> {
         ),
         n => Ok(n),
     }
+}
+
+/// `PREFIX=URL[/UPSTREAM_PREFIX]`, checked as ECR checks a rule.
+fn static_rule(s: &str) -> Result<CacheRule, String> {
+    let (prefix, url) = s
+        .split_once('=')
+        .ok_or("expected PREFIX=URL or PREFIX=URL/UPSTREAM_PREFIX")?;
+    let host_start = url.find("://").map_or(0, |i| i + 3);
+    let (url, upstream_prefix) = match url[host_start..].split_once('/') {
+        Some((host, p)) if !p.is_empty() => (&url[..host_start + host.len()], Some(p)),
+        _ => (url, None),
+    };
+    CacheRule::new(prefix, url, upstream_prefix, None, None)
 }
 
 #[derive(clap::Subcommand)]
@@ -298,6 +327,8 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
     )?;
     let mut auth = oci::Authenticator::new(signer);
     let mut policy: Arc<dyn oci::AccessPolicy> = Arc::new(oci::AllowAll);
+    let mut rules: Arc<dyn oci::pull_through::CacheRules> =
+        Arc::new(oci::pull_through::StaticRules(a.pull_through_cache.clone()));
     let mut changes = None;
     let mut leadership = None;
     let mut work = Background {
@@ -316,6 +347,19 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
         );
         info!("waiting for the first list of Repository objects");
         repos.wait_until_ready().await?;
+        let (cache_rules, rule_events) = shared_reflector(
+            Api::<PullThroughCacheRule>::all(client.clone()),
+            watcher::Config::default(),
+            &health,
+        );
+        // Only the store is read: the events are drained so the reflector never waits.
+        tokio::spawn(rule_events.for_each(|_| futures::future::ready(())));
+        cache_rules.wait_until_ready().await?;
+        rules = Arc::new(oci::cache_rules::KubeCacheRules {
+            store: cache_rules,
+            client: client.clone(),
+            extra: a.pull_through_cache.clone(),
+        });
         auth = auth.with_external(Arc::new(oci::tokenreview::TokenReviewVerifier::new(
             client.clone(),
         )));
@@ -353,6 +397,13 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
             );
         }
     }
+    let pull_through = oci::pull_through::PullThrough::new(
+        rules,
+        storage.clone(),
+        Duration::from_secs(a.pull_through_tag_recheck_seconds),
+        config.max_upload_bytes,
+        changes.clone(),
+    );
     let state = Arc::new(oci::Registry {
         storage,
         policy,
@@ -360,6 +411,7 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
         config,
         changes,
         uploads: Default::default(),
+        pull_through: Some(pull_through),
     });
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let background = tokio::spawn(supervise(Arc::new(work), leadership, stopped));
@@ -503,5 +555,23 @@ async fn route_changes(
             Some(tx) if tx.send(name.clone()).is_ok() => {}
             _ => controllers::repository::announce_change(&client, &repos, &name).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn static_rules_name_a_prefix_an_upstream_and_its_prefix() {
+        let r = static_rule("hub=http://127.0.0.1:5001/library").unwrap();
+        assert_eq!(r.ecr_repository_prefix, "hub");
+        assert_eq!(r.upstream_registry_url, "http://127.0.0.1:5001");
+        assert_eq!(r.upstream_repository_prefix.as_deref(), Some("library"));
+        let r = static_rule("docker-hub=registry-1.docker.io").unwrap();
+        assert_eq!(r.upstream_registry_url, "https://registry-1.docker.io");
+        assert_eq!(r.upstream_repository_prefix, None);
+        assert!(static_rule("registry-1.docker.io").is_err());
+        assert!(static_rule("H=quay.io").is_err());
     }
 }

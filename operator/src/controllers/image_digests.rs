@@ -10,7 +10,6 @@
 //! When a tag cannot be resolved, the deployment's tasks use the image as written (the pull
 //! then fails in ECS's words if the image is missing) and an event says why.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use axum::http::{Method, Request, StatusCode, header};
@@ -25,16 +24,11 @@ use super::pullsecret::{RegistryPull, image_in_registry, task_principal};
 use crate::api::TaskDefinitionSpec;
 use crate::api::service::ContainerImage;
 use crate::api::taskdef::VersionConsistency;
+use crate::challenge::{Unanswered, basic};
 use crate::registry::auth::TOKEN_USERNAME;
 
 /// How long one registry request may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Every manifest type a runtime may pull: the digest is the one the pull will get.
-const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
-    application/vnd.docker.distribution.manifest.list.v2+json, \
-    application/vnd.oci.image.manifest.v1+json, \
-    application/vnd.docker.distribution.manifest.v2+json";
 
 /// An image reference taken apart as Docker normalises it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -140,32 +134,6 @@ pub fn pin_pod(pod: &mut Pod, images: &[ContainerImage]) {
     }
 }
 
-/// The parameters of a `WWW-Authenticate` challenge: its scheme and `key="value"` pairs.
-pub fn parse_challenge(h: &str) -> Option<(String, BTreeMap<String, String>)> {
-    let h = h.trim();
-    let (scheme, rest) = h.split_once(' ').unwrap_or((h, ""));
-    let mut params = BTreeMap::new();
-    let mut rest = rest.trim();
-    while !rest.is_empty() {
-        let (key, after) = rest.split_once('=')?;
-        let key = key
-            .trim()
-            .trim_start_matches(',')
-            .trim()
-            .to_ascii_lowercase();
-        let after = after.trim_start();
-        let (value, tail) = if let Some(q) = after.strip_prefix('"') {
-            let end = q.find('"')?;
-            (&q[..end], &q[end + 1..])
-        } else {
-            after.split_once(',').unwrap_or((after, ""))
-        };
-        params.insert(key, value.to_string());
-        rest = tail.trim_start().trim_start_matches(',').trim_start();
-    }
-    Some((scheme.to_ascii_lowercase(), params))
-}
-
 /// The user and password a `.dockerconfigjson` holds for `registry`.
 pub fn docker_config_credentials(json: &[u8], registry: &str) -> Option<(String, String)> {
     let v: serde_json::Value = serde_json::from_slice(json).ok()?;
@@ -187,10 +155,6 @@ pub fn docker_config_credentials(json: &[u8], registry: &str) -> Option<(String,
     let auth = STANDARD.decode(entry.get("auth")?.as_str()?).ok()?;
     let (u, p) = std::str::from_utf8(&auth).ok()?.split_once(':')?;
     Some((u.to_string(), p.to_string()))
-}
-
-fn basic(user: &str, password: &str) -> String {
-    format!("Basic {}", STANDARD.encode(format!("{user}:{password}")))
 }
 
 /// Where the kubecs registry is: its host as images name it, and the URL the operator uses.
@@ -225,23 +189,17 @@ pub async fn resolve(
         let challenge = answer
             .headers
             .get(header::WWW_AUTHENTICATE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_challenge);
-        let authorization = match challenge {
-            Some((scheme, p)) if scheme == "bearer" => {
-                Some(bearer_token(&p, &r.repository, credentials.as_ref()).await?)
-            }
-            Some((scheme, _)) if scheme == "basic" => {
-                let (u, pw) = credentials.as_ref().ok_or_else(|| {
-                    format!(
+            .and_then(|v| v.to_str().ok());
+        let authorization =
+            crate::challenge::answer(challenge, Some(&r.repository), credentials.as_ref())
+                .await
+                .map_err(|e| match e {
+                    Unanswered::NeedsCredentials => format!(
                         "{} asks for credentials and the task has none the operator may read",
                         r.registry
-                    )
+                    ),
+                    Unanswered::Token(e) => e,
                 })?;
-                Some(basic(u, pw))
-            }
-            _ => None,
-        };
         match authorization {
             Some(a) => head(&url, Some(&a)).await?,
             None => answer,
@@ -269,7 +227,7 @@ async fn head(url: &str, authorization: Option<&str>) -> Result<crate::http::Ans
     let mut b = Request::builder()
         .method(Method::HEAD)
         .uri(url)
-        .header(header::ACCEPT, ACCEPT);
+        .header(header::ACCEPT, crate::registry::manifest::PULL_ACCEPT);
     if let Some(a) = authorization {
         b = b.header(header::AUTHORIZATION, a);
     }
@@ -277,42 +235,6 @@ async fn head(url: &str, authorization: Option<&str>) -> Result<crate::http::Ans
     crate::http::send(req, "the registry", TIMEOUT)
         .await
         .map_err(|e| e.to_string())
-}
-
-/// The token of a Bearer challenge (distribution's token protocol) for pulling `repository`.
-async fn bearer_token(
-    p: &BTreeMap<String, String>,
-    repository: &str,
-    credentials: Option<&(String, String)>,
-) -> Result<String, String> {
-    let realm = p
-        .get("realm")
-        .ok_or("the registry's Bearer challenge names no realm")?;
-    let mut url = format!("{realm}?scope=repository:{repository}:pull");
-    if let Some(s) = p.get("service") {
-        url.push_str(&format!("&service={s}"));
-    }
-    let mut b = Request::builder().method(Method::GET).uri(&url);
-    if let Some((u, pw)) = credentials {
-        b = b.header(header::AUTHORIZATION, basic(u, pw));
-    }
-    let req = b.body(Full::new(Bytes::new())).map_err(|e| e.to_string())?;
-    let answer = crate::http::send(req, "the registry's token service", TIMEOUT)
-        .await
-        .map_err(|e| e.to_string())?;
-    if !answer.status.is_success() {
-        return Err(format!(
-            "the registry's token service refused a pull token ({})",
-            answer.status
-        ));
-    }
-    let v: serde_json::Value =
-        serde_json::from_slice(&answer.body).map_err(|e| format!("token answer: {e}"))?;
-    v.get("token")
-        .or_else(|| v.get("access_token"))
-        .and_then(|t| t.as_str())
-        .map(|t| format!("Bearer {t}"))
-        .ok_or_else(|| "the registry's token service sent no token".to_string())
 }
 
 /// A container whose tag could not be resolved, and why.
@@ -489,18 +411,7 @@ mod tests {
     }
 
     #[test]
-    fn challenges_and_docker_configs_are_read() {
-        let (scheme, p) = parse_challenge(
-            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull""#,
-        )
-        .unwrap();
-        assert_eq!(scheme, "bearer");
-        assert_eq!(p["realm"], "https://auth.docker.io/token");
-        assert_eq!(p["service"], "registry.docker.io");
-        assert_eq!(p["scope"], "repository:library/busybox:pull");
-        let (scheme, p) = parse_challenge(r#"Basic realm="kubecs""#).unwrap();
-        assert_eq!((scheme.as_str(), p["realm"].as_str()), ("basic", "kubecs"));
-
+    fn docker_configs_are_read() {
         let cfg = serde_json::json!({"auths": {
             "ghcr.io": {"username": "u", "password": "p"},
             "https://index.docker.io/v1/": {"auth": STANDARD.encode("hub:secret")},

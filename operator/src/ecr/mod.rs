@@ -1,5 +1,5 @@
 //! ECR semantics as pure decisions: repository policies, tag mutability, lifecycle policies,
-//! blob garbage collection and repository names. No I/O: the registry and the Repository
+//! blob garbage collection, repository names and pull through cache rules. No I/O: the registry and the Repository
 //! controller gather the facts (images, blobs, identities), call these, and act on the answer.
 
 pub mod gc;
@@ -7,6 +7,7 @@ pub mod lifecycle;
 pub mod mutability;
 pub mod names;
 pub mod policy;
+pub mod pull_through;
 mod wildcard;
 
 pub use gc::{GcPlan, StoredBlob, plan_blob_deletions};

@@ -44,6 +44,7 @@ pub const KNOWN_ACTIONS: &[&str] = &[
     "ecr:ListImages",
     "ecr:DescribeImages",
     "ecr:DescribeRepositories",
+    "ecr:BatchImportUpstreamImage",
 ];
 
 /// A Kubernetes identity, as TokenReview or the registry's token reports it.

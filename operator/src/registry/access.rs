@@ -22,6 +22,8 @@ pub mod actions {
     pub const LIST_IMAGES: &str = "ecr:ListImages";
     pub const DESCRIBE_IMAGES: &str = "ecr:DescribeImages";
     pub const DESCRIBE_REPOSITORIES: &str = "ecr:DescribeRepositories";
+    /// A pull that a pull through cache rule fills from its upstream.
+    pub const BATCH_IMPORT_UPSTREAM_IMAGE: &str = "ecr:BatchImportUpstreamImage";
 }
 
 /// What the registry needs to know about a repository.

@@ -23,6 +23,8 @@ pub enum ErrorCode {
     TooManyRequests,
     /// ECR's code for an immutable tag that a push would move.
     TagInvalid,
+    /// A pull through cache's upstream failed (502).
+    Unavailable,
 }
 
 impl ErrorCode {
@@ -43,6 +45,7 @@ impl ErrorCode {
             ErrorCode::Unsupported => "UNSUPPORTED",
             ErrorCode::TooManyRequests => "TOOMANYREQUESTS",
             ErrorCode::TagInvalid => "TAG_INVALID",
+            ErrorCode::Unavailable => "UNAVAILABLE",
         }
     }
 
@@ -64,6 +67,7 @@ impl ErrorCode {
             ErrorCode::Denied => StatusCode::FORBIDDEN,
             ErrorCode::Unsupported => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::Unavailable => StatusCode::BAD_GATEWAY,
         }
     }
 }

@@ -19,6 +19,7 @@ use super::errors::{ApiError, ErrorCode};
 use super::manifest::{self, MAX_MANIFEST_BYTES, OCI_INDEX, ParsedManifest};
 use super::names::{Route, parse_route, valid_repository_name, valid_tag};
 use super::negotiation;
+use super::pull_through::{Blob, CacheRoute, PullThrough};
 use super::ranges::{RangeDecision, decide_range, parse_content_range, upload_range};
 use super::storage::{ByteStream, ManifestRecord, StorageError, TagWrite};
 
@@ -205,6 +206,11 @@ impl<'a> Op<'a> {
         })
     }
 
+    /// Reads an image: what a pull through cache fills.
+    fn is_pull(&self) -> bool {
+        matches!(self, Op::GetManifest { .. } | Op::GetBlob { .. })
+    }
+
     /// The ECR actions the operation needs on its repository.
     fn actions(&self) -> &'static [&'static str] {
         use actions::*;
@@ -331,10 +337,16 @@ async fn handle(reg: &Registry, req: Request) -> ApiResult {
             .authorize(&principal, name, action)
             .map_err(|m| ApiError::new(ErrorCode::Denied, m))?;
     }
-    let settings = reg
-        .policy
-        .repository(name)
+    // A repository under a pull through cache rule exists once its first pull creates it.
+    let cache = reg
+        .pull_through
+        .as_ref()
+        .and_then(|p| Some((p.clone(), p.route(name)?)));
+    let known = reg.policy.repository(name);
+    let exists = known.is_some();
+    let settings = known
         .or_else(|| reg.config.create_on_push.then(RepositorySettings::default))
+        .or_else(|| (cache.is_some() && op.is_pull()).then(RepositorySettings::default))
         .ok_or_else(|| {
             ApiError::new(
                 ErrorCode::NameUnknown,
@@ -372,6 +384,8 @@ async fn handle(reg: &Registry, req: Request) -> ApiResult {
         name,
         principal: &principal,
         settings: &settings,
+        cache,
+        exists,
     };
     match op {
         Op::GetManifest { reference, head } => {
@@ -405,6 +419,29 @@ struct Ctx<'a> {
     name: &'a str,
     principal: &'a Principal,
     settings: &'a RepositorySettings,
+    /// The pull through cache and the rule the repository falls under.
+    cache: Option<(Arc<PullThrough>, CacheRoute)>,
+    /// Whether the repository exists (else a pull through cache's first pull creates it).
+    exists: bool,
+}
+
+impl Ctx<'_> {
+    /// The pull through cache, when the repository is under a rule and the principal may
+    /// fill it from the upstream (ECR's `ecr:BatchImportUpstreamImage`); else why not.
+    fn importer(&self) -> Option<Result<(&Arc<PullThrough>, &CacheRoute), ApiError>> {
+        let (pt, route) = self.cache.as_ref()?;
+        Some(
+            self.reg
+                .policy
+                .authorize(
+                    self.principal,
+                    self.name,
+                    actions::BATCH_IMPORT_UPSTREAM_IMAGE,
+                )
+                .map(|()| (pt, route))
+                .map_err(|m| ApiError::new(ErrorCode::Denied, m)),
+        )
+    }
 }
 
 fn storage_error(e: StorageError) -> ApiError {
@@ -524,20 +561,35 @@ async fn get_manifest(
     let storage = &ctx.reg.storage;
     let (digest, by_digest) = match parse_reference(reference)? {
         Reference::Digest(d) => (d, true),
-        Reference::Tag(t) => (
-            storage
+        Reference::Tag(t) => {
+            let cached = storage
                 .resolve_tag(ctx.name, &t)
                 .await
-                .map_err(storage_error)?
-                .ok_or_else(|| manifest_unknown(reference))?,
-            false,
-        ),
+                .map_err(storage_error)?;
+            let d = match (ctx.importer(), cached) {
+                (Some(Ok((pt, route))), cached) => {
+                    Some(pt.resolve_tag(route, &t, cached, ctx.exists).await?)
+                }
+                (Some(Err(denied)), None) => return Err(denied),
+                (_, cached) => cached,
+            };
+            (d.ok_or_else(|| manifest_unknown(reference))?, false)
+        }
     };
-    let m = storage
+    let m = match storage
         .get_manifest(ctx.name, &digest)
         .await
         .map_err(storage_error)?
-        .ok_or_else(|| manifest_unknown(reference))?;
+    {
+        Some(m) => m,
+        None => match ctx.importer() {
+            Some(importer) => {
+                let (pt, route) = importer?;
+                pt.manifest(route, &digest, ctx.exists).await?
+            }
+            None => return Err(manifest_unknown(reference)),
+        },
+    };
     if !negotiation::acceptable(request, &m.media_type) {
         return Err(ApiError::new(
             ErrorCode::ManifestUnknown,
@@ -783,19 +835,7 @@ async fn store_manifest(
     bytes: Bytes,
     parsed: &ParsedManifest,
 ) -> Result<(), ApiError> {
-    let record = ManifestRecord {
-        media_type: parsed.media_type.clone(),
-        blobs: parsed.blobs.clone(),
-        children: parsed.children.clone(),
-        subject: parsed.subject.clone().map(|s| {
-            (
-                s,
-                parsed.referrer_descriptor(digest.clone(), bytes.len() as u64),
-            )
-        }),
-        artifact_type: parsed.artifact_type.clone(),
-        content_size: parsed.content_size,
-    };
+    let record = ManifestRecord::of(parsed, digest, bytes.len());
     ctx.reg
         .storage
         .put_manifest(ctx.name, digest, bytes, record)
@@ -873,18 +913,46 @@ fn content_headers(d: &Digest, immutable: bool) -> Vec<(header::HeaderName, Stri
 async fn get_blob(ctx: &Ctx<'_>, digest: &str, head: bool, headers: &HeaderMap) -> ApiResult {
     let d = parse_digest(digest)?;
     let storage = &ctx.reg.storage;
-    let Some(size) = storage
+    let mut size = storage
         .blob_size(ctx.name, &d)
         .await
-        .map_err(storage_error)?
-    else {
-        // Manifests are content too: clients may fetch one by digest from the blob
-        // endpoint (distribution serves it there; oras relies on it).
-        let m = storage
+        .map_err(storage_error)?;
+    let local_manifest = match size {
+        Some(_) => None,
+        None => storage
             .get_manifest(ctx.name, &d)
             .await
-            .map_err(storage_error)?
-            .ok_or_else(|| blob_unknown(&d))?;
+            .map_err(storage_error)?,
+    };
+    if size.is_none()
+        && local_manifest.is_none()
+        && let Some(importer) = ctx.importer()
+    {
+        let (pt, route) = importer?;
+        // A whole GET streams from the upstream as it is stored; a HEAD or a range waits
+        // for the blob and is answered from the store.
+        let whole = !head && !headers.contains_key(header::RANGE);
+        match pt.blob(route, &d, whole).await? {
+            Blob::Streaming { size, stream } => {
+                let mut out = content_headers(&d, true);
+                out.push((header::CONTENT_TYPE, "application/octet-stream".to_string()));
+                if let Some(n) = size {
+                    out.push((header::CONTENT_LENGTH, n.to_string()));
+                }
+                return Ok(response(StatusCode::OK, out, Body::from_stream(stream)));
+            }
+            Blob::Stored => {
+                size = storage
+                    .blob_size(ctx.name, &d)
+                    .await
+                    .map_err(storage_error)?;
+            }
+        }
+    }
+    let Some(size) = size else {
+        // Manifests are content too: clients may fetch one by digest from the blob
+        // endpoint (distribution serves it there; oras relies on it).
+        let m = local_manifest.ok_or_else(|| blob_unknown(&d))?;
         let mut out = content_headers(&d, true);
         if negotiation::not_modified(headers, &d) {
             return Ok(response(StatusCode::NOT_MODIFIED, out, Body::empty()));

@@ -13,6 +13,13 @@ pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
+/// Every manifest type a runtime may pull, for an `Accept` header: the digest answered is
+/// the one the pull gets.
+pub const PULL_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
+    application/vnd.docker.distribution.manifest.list.v2+json, \
+    application/vnd.oci.image.manifest.v1+json, \
+    application/vnd.docker.distribution.manifest.v2+json";
+
 /// The largest manifest accepted (the spec's suggested floor, and ECR's limit).
 pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 

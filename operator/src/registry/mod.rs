@@ -16,12 +16,18 @@
 //! - `handlers`: the HTTP API, mapping each request to its ECR action, and
 //!   `POST /kubecs/v1/token` (a registry token for a Kubernetes identity); `images`: the
 //!   image list the ECR API's DescribeImages and ListImages read.
+//! - `pull_through`: pull through cache rules: misses under a rule's prefix filled from its
+//!   upstream registry (streamed, verified, fetched once), cached tags re-checked on ECR's
+//!   schedule.
 //! - `repositories`: Repository objects as the access policy; `tokenreview`: Kubernetes
-//!   tokens as credentials. These two are the registry's only Kubernetes dependencies.
+//!   tokens as credentials; `cache_rules`: PullThroughCacheRule objects (and their Secrets)
+//!   as the pull through cache's rules. These three are the registry's only Kubernetes
+//!   dependencies.
 
 pub mod access;
 pub mod auth;
 pub mod backend;
+pub mod cache_rules;
 pub mod crashpoint;
 pub mod digest;
 pub mod errors;
@@ -37,6 +43,9 @@ pub mod names;
 pub mod negotiation;
 #[cfg(test)]
 mod parser_props;
+pub mod pull_through;
+#[cfg(test)]
+mod pull_through_tests;
 pub mod ranges;
 pub mod repositories;
 pub mod s3;
@@ -96,6 +105,8 @@ pub struct Registry {
     pub changes: Option<tokio::sync::mpsc::UnboundedSender<String>>,
     /// The blob upload requests in progress, by identity.
     pub uploads: UploadSlots,
+    /// Pull through cache rules, when any may be configured.
+    pub pull_through: Option<Arc<pull_through::PullThrough>>,
 }
 
 /// Counts blob upload requests in progress per identity, against

@@ -26,6 +26,7 @@ use kube::runtime::reflector::Store;
 
 use crate::api::repository::Repository;
 use crate::ecr::{self, Decision};
+use crate::taskdef::names::{dns_subdomain, fnv64, is_dns_subdomain};
 
 use super::access::{AccessPolicy, RepositorySettings};
 use super::auth::Principal;
@@ -38,10 +39,22 @@ pub fn repository_name(r: &Repository) -> String {
         .unwrap_or_else(|| r.name_any())
 }
 
-/// Orders claimants of one name: oldest first, then by `namespace/name`.
-fn claim_key(r: &Repository) -> (Option<i64>, String, String) {
+/// The object name of a repository the API or a pull through cache creates: the repository
+/// name when it is one, otherwise a DNS subdomain made of it with a hash (so `a/b` and `a-b`
+/// never collide).
+pub fn object_name(repository_name: &str) -> String {
+    if is_dns_subdomain(repository_name) {
+        return repository_name.to_string();
+    }
+    let base = repository_name.replace(['/', '_'], "-");
+    dns_subdomain(&format!("{base}-{:08x}", fnv64(repository_name) as u32))
+}
+
+/// Orders claimants of one name (a repository's, a cache rule's prefix): oldest first, then
+/// by `namespace/name`.
+pub fn claim_key<K: kube::Resource>(r: &K) -> (Option<i64>, String, String) {
     (
-        r.metadata
+        r.meta()
             .creation_timestamp
             .as_ref()
             .map(|t| t.0.as_millisecond()),
@@ -55,13 +68,13 @@ pub fn lookup<'a>(repos: &'a [Arc<Repository>], name: &str) -> Option<&'a Arc<Re
     repos
         .iter()
         .filter(|r| repository_name(r) == name)
-        .min_by_key(|r| claim_key(r))
+        .min_by_key(|r| claim_key(&***r))
 }
 
 /// When `r` is not the owner of its name: the owner's `namespace/name`.
 pub fn shadowed_by(repos: &[Arc<Repository>], r: &Repository) -> Option<String> {
     let owner = lookup(repos, &repository_name(r))?;
-    (owner.uid() != r.uid() || claim_key(owner) != claim_key(r)).then(|| {
+    (owner.uid() != r.uid() || claim_key(&**owner) != claim_key(r)).then(|| {
         format!(
             "{}/{}",
             owner.namespace().unwrap_or_default(),

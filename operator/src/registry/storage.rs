@@ -18,7 +18,7 @@ use futures::Stream;
 use futures::future::BoxFuture;
 
 use super::digest::Digest;
-use super::manifest::Descriptor;
+use super::manifest::{Descriptor, ParsedManifest};
 
 /// Bytes arriving from a client.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
@@ -52,6 +52,23 @@ pub struct ManifestRecord {
     pub artifact_type: Option<String>,
     /// Config plus layers (image) or the listed manifests (index).
     pub content_size: u64,
+}
+
+impl ManifestRecord {
+    /// The record of a parsed manifest stored as `digest` (`len` bytes).
+    pub fn of(parsed: &ParsedManifest, digest: &Digest, len: usize) -> ManifestRecord {
+        ManifestRecord {
+            media_type: parsed.media_type.clone(),
+            blobs: parsed.blobs.clone(),
+            children: parsed.children.clone(),
+            subject: parsed
+                .subject
+                .clone()
+                .map(|s| (s, parsed.referrer_descriptor(digest.clone(), len as u64))),
+            artifact_type: parsed.artifact_type.clone(),
+            content_size: parsed.content_size,
+        }
+    }
 }
 
 /// One image (manifest) of a repository, for Repository status and lifecycle policies.

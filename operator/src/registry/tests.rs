@@ -208,6 +208,7 @@ fn harness_in(medium: Medium, policy: Arc<dyn AccessPolicy>, config: RegistryCon
         config,
         changes: None,
         uploads: Default::default(),
+        pull_through: None,
     }));
     Harness {
         medium,
@@ -1935,6 +1936,7 @@ async fn token_endpoint_exchanges_kubernetes_tokens_only(k: Kind) {
         config: RegistryConfig::default(),
         changes: None,
         uploads: Default::default(),
+        pull_through: None,
     }));
     let call = |auth: Option<String>| {
         let mut req = Request::builder()

@@ -6,8 +6,6 @@
 //! ECR deletes an image when its last tag is deleted, where the OCI API only drops the tag:
 //! BatchDeleteImage deletes the manifest too when no tag is left.
 
-use std::collections::BTreeSet;
-
 use axum::http::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -15,7 +13,7 @@ use serde_json::{Value, json};
 use super::registry_client::{RegistryClient, Reply, common_error, unexpected};
 use super::token::registry;
 use super::{DEFAULT_REGISTRY_ID, Ecr, RepositoryRef, list_repositories, registry_id};
-use crate::aws::page::page;
+use crate::aws::page::page_by;
 use crate::aws::registry::RegistryLink;
 use crate::aws::{AwsError, Caller};
 use crate::registry::digest::Digest;
@@ -197,16 +195,15 @@ pub async fn describe_images(e: &Ecr<'_>, i: DescribeImages) -> Result<Value, Aw
         .iter()
         .filter(|im| tag_status_matches(im, tag_status))
         .collect();
-    let keys: Vec<String> = selected.iter().map(|im| im.digest.clone()).collect();
-    let (keys, next) = page(
-        keys,
+    let (taken, next) = page_by(
+        &selected,
+        |im| im.digest.clone(),
         Some(i.max_results.unwrap_or(100)),
         i.next_token.as_deref(),
         1000,
     )?;
-    let out: Vec<Value> = keys
-        .iter()
-        .filter_map(|k| selected.iter().find(|im| im.digest == *k))
+    let out: Vec<Value> = taken
+        .into_iter()
         .map(|im| image_detail(im, &rid, &r.name))
         .collect();
     Ok(json!({ "imageDetails": out, "nextToken": next }))
@@ -261,16 +258,13 @@ pub async fn list_images(e: &Ecr<'_>, i: ListImages) -> Result<Value, AwsError> 
             id.image_tag.as_deref().unwrap_or_default()
         )
     };
-    let keys: Vec<String> = ids.iter().map(key).collect();
-    let (keys, next) = page(
-        keys,
+    let (out, next) = page_by(
+        &ids,
+        key,
         Some(i.max_results.unwrap_or(100)),
         i.next_token.as_deref(),
         1000,
     )?;
-    let keys: BTreeSet<String> = keys.into_iter().collect();
-    let mut out: Vec<&ImageId> = ids.iter().filter(|id| keys.contains(&key(id))).collect();
-    out.sort_by_key(|id| key(id));
     Ok(json!({ "imageIds": out, "nextToken": next }))
 }
 

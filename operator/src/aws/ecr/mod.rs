@@ -5,12 +5,14 @@
 //! - `policies`: lifecycle and repository policies, carried as JSON text and stored typed.
 //! - `images`: image operations over the registry's HTTP API (`registry_client`).
 //! - `token`: GetAuthorizationToken, the caller's own registry token.
+//! - `pull_through`: pull through cache rules (PullThroughCacheRule objects).
 //!
 //! The registry id in answers and messages is the one the registry writes into Repository
 //! status (`--registry-id` of `kubecs registry`), [`DEFAULT_REGISTRY_ID`] until it has.
 
 mod images;
 mod policies;
+mod pull_through;
 mod registry_client;
 mod repositories;
 mod token;
@@ -50,6 +52,11 @@ pub const OPERATIONS: &[&str] = &[
     "BatchDeleteImage",
     "PutImage",
     "BatchCheckLayerAvailability",
+    "CreatePullThroughCacheRule",
+    "DescribePullThroughCacheRules",
+    "DeletePullThroughCacheRule",
+    "UpdatePullThroughCacheRule",
+    "ValidatePullThroughCacheRule",
 ];
 
 /// The registry's id until its status says otherwise (`kubecs registry`'s default).
@@ -92,6 +99,11 @@ pub async fn call(
         "BatchDeleteImage" => images::batch_delete_image,
         "PutImage" => images::put_image,
         "BatchCheckLayerAvailability" => images::batch_check_layer_availability,
+        "CreatePullThroughCacheRule" => pull_through::create,
+        "DescribePullThroughCacheRules" => pull_through::describe,
+        "DeletePullThroughCacheRule" => pull_through::delete,
+        "UpdatePullThroughCacheRule" => pull_through::update,
+        "ValidatePullThroughCacheRule" => pull_through::validate,
     });
     out.map(compact)
 }

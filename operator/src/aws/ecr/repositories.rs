@@ -23,8 +23,8 @@ use crate::api::repository::{
 use crate::aws::AwsError;
 use crate::aws::page::page;
 use crate::aws::time::epoch_of;
+pub use crate::registry::repositories::object_name;
 use crate::registry::repositories::{lookup, repository_name};
-use crate::taskdef::names::{dns_subdomain, fnv64, is_dns_subdomain};
 
 /// ECR's `Repository` of a Repository object.
 pub fn repository_json(r: &Repository, public_host: Option<&str>) -> Value {
@@ -53,16 +53,6 @@ pub fn repository_json(r: &Repository, public_host: Option<&str>) -> Value {
 
 fn host<'a>(e: &'a Ecr<'_>) -> Option<&'a str> {
     e.registry.map(|l| l.public_host.as_str())
-}
-
-/// The object name of a repository created through the API: the repository name when it is
-/// one, otherwise a DNS subdomain made of it with a hash (so `a/b` and `a-b` never collide).
-pub fn object_name(repository_name: &str) -> String {
-    if is_dns_subdomain(repository_name) {
-        return repository_name.to_string();
-    }
-    let base = repository_name.replace(['/', '_'], "-");
-    dns_subdomain(&format!("{base}-{:08x}", fnv64(repository_name) as u32))
 }
 
 #[derive(Deserialize, Default)]

@@ -847,6 +847,7 @@ async fn registry(policy: Arc<dyn oci::AccessPolicy>) -> (RegistryLink, tempfile
         config: oci::RegistryConfig::default(),
         changes: None,
         uploads: Default::default(),
+        pull_through: None,
     }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -1197,4 +1198,239 @@ async fn a_preview_of_another_policy_is_evaluated_over_the_registrys_images() {
     // With images, DeleteRepository asks the registry and refuses.
     let e = refused(&c, l, "DeleteRepository", json!({"repositoryName": "web"})).await;
     assert_eq!(e.code, "RepositoryNotEmptyException");
+}
+
+// --- pull through cache rules ---------------------------------------------------------------
+
+fn rules_in(ns: &str) -> String {
+    format!("/apis/ecr.kubecs.io/v1alpha1/namespaces/{ns}/pullthroughcacherules")
+}
+
+fn rule_object(ns: &str, prefix: &str, url: &str, credential_arn: Option<&str>) -> Value {
+    json!({
+        "apiVersion": "ecr.kubecs.io/v1alpha1", "kind": "PullThroughCacheRule",
+        "metadata": {"name": object_name(prefix), "namespace": ns,
+                     "creationTimestamp": "2026-12-01T00:00:01Z"},
+        "spec": {"ecrRepositoryPrefix": prefix, "upstreamRegistryUrl": url,
+                 "credentialArn": credential_arn},
+    })
+}
+
+/// A world whose account `team-a` holds the rules `held` (listed and seeded).
+fn world_with_rules(held: Vec<Value>) -> World {
+    let listed = held.clone();
+    let world = World::new(Box::new(move |call: &Call| {
+        (call.method == Method::GET && call.path == rules_in("team-a")).then(|| {
+            (
+                StatusCode::OK,
+                json!({"apiVersion": "ecr.kubecs.io/v1alpha1", "kind": "PullThroughCacheRuleList",
+                       "metadata": {"resourceVersion": "1"}, "items": listed}),
+            )
+        })
+    }));
+    for r in held {
+        let name = r["metadata"]["name"].as_str().unwrap().to_string();
+        world.api.seed(&format!("{}/{name}", rules_in("team-a")), r);
+    }
+    world
+}
+
+/// The members of botocore's PullThroughCacheRule (and of Create's answer, which lacks
+/// updatedAt).
+const RULE_MEMBERS: &[&str] = &[
+    "createdAt",
+    "credentialArn",
+    "customRoleArn",
+    "ecrRepositoryPrefix",
+    "registryId",
+    "updatedAt",
+    "upstreamRegistry",
+    "upstreamRegistryUrl",
+    "upstreamRepositoryPrefix",
+];
+
+#[tokio::test]
+async fn pull_through_cache_rules_are_objects_of_the_account() {
+    let world = world_with_rules(vec![]);
+    let c = caller(&world, "team-a", "CreatePullThroughCacheRule");
+    let out = ecr(
+        &c,
+        None,
+        "CreatePullThroughCacheRule",
+        json!({"ecrRepositoryPrefix": "docker-hub/", "upstreamRegistryUrl": "registry-1.docker.io",
+               "upstreamRepositoryPrefix": "library"}),
+    )
+    .await
+    .unwrap();
+    assert!(keys(&out).iter().all(|k| RULE_MEMBERS.contains(k)), "{out}");
+    assert_eq!(out["ecrRepositoryPrefix"], "docker-hub");
+    assert_eq!(out["upstreamRegistry"], "docker-hub");
+    assert_eq!(out["upstreamRepositoryPrefix"], "library");
+    assert_eq!(out["registryId"], DEFAULT_REGISTRY_ID);
+    let posts = world.api.all(&Method::POST, &rules_in("team-a"));
+    assert_eq!(posts.len(), 1);
+    assert_eq!(
+        posts[0].body["spec"],
+        json!({"ecrRepositoryPrefix": "docker-hub", "upstreamRegistryUrl": "registry-1.docker.io",
+               "upstreamRepositoryPrefix": "library"})
+    );
+    for (input, code) in [
+        (
+            json!({"ecrRepositoryPrefix": "a", "upstreamRegistryUrl": "quay.io"}),
+            "InvalidParameterException",
+        ),
+        (
+            json!({"ecrRepositoryPrefix": "ROOT", "upstreamRegistryUrl": "quay.io"}),
+            "InvalidParameterException",
+        ),
+        (
+            json!({"ecrRepositoryPrefix": "quay", "upstreamRegistryUrl": "quay.io",
+                   "credentialArn": "arn:aws:secretsmanager:us-east-1:1:secret:quay"}),
+            "InvalidParameterException",
+        ),
+        (
+            json!({"ecrRepositoryPrefix": "quay", "upstreamRegistryUrl": "quay.io",
+                   "upstreamRegistry": "docker-hub"}),
+            "UnsupportedUpstreamRegistryException",
+        ),
+        (
+            json!({"ecrRepositoryPrefix": "quay", "upstreamRegistryUrl": "quay.io",
+                   "credentialArn": "arn:aws:secretsmanager:us-east-1:1:secret:ecr-pullthroughcache/quay"}),
+            "SecretNotFoundException",
+        ),
+    ] {
+        let e = refused(&c, None, "CreatePullThroughCacheRule", input.clone()).await;
+        assert_eq!(e.code, code, "{input}: {}", e.message);
+    }
+    assert_eq!(world.api.all(&Method::POST, &rules_in("team-a")).len(), 1);
+
+    let world = world_with_rules(vec![rule_object(
+        "team-a",
+        "hub",
+        "registry-1.docker.io",
+        None,
+    )]);
+    let c = caller(&world, "team-a", "CreatePullThroughCacheRule");
+    let e = refused(
+        &c,
+        None,
+        "CreatePullThroughCacheRule",
+        json!({"ecrRepositoryPrefix": "hub", "upstreamRegistryUrl": "quay.io"}),
+    )
+    .await;
+    assert_eq!(e.code, "PullThroughCacheRuleAlreadyExistsException");
+    let all = ecr(&c, None, "DescribePullThroughCacheRules", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(
+        all["pullThroughCacheRules"][0]["ecrRepositoryPrefix"],
+        "hub"
+    );
+    assert_eq!(
+        all["pullThroughCacheRules"][0]["upstreamRepositoryPrefix"],
+        "ROOT"
+    );
+    let e = refused(
+        &c,
+        None,
+        "DescribePullThroughCacheRules",
+        json!({"ecrRepositoryPrefixes": ["hub", "quay"]}),
+    )
+    .await;
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            "PullThroughCacheRuleNotFoundException",
+            "The pull through cache rule with the ecrRepositoryPrefix 'quay' does not exist in the registry with id '000000000000'"
+        )
+    );
+    let updated = ecr(
+        &c,
+        None,
+        "UpdatePullThroughCacheRule",
+        json!({"ecrRepositoryPrefix": "hub", "upstreamRepositoryPrefix": "library"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(updated["upstreamRepositoryPrefix"], "library");
+    assert!(updated.get("updatedAt").is_some(), "{updated}");
+    let path = format!("{}/{}", rules_in("team-a"), object_name("hub"));
+    assert_eq!(world.api.all(&Method::PATCH, &path).len(), 1);
+    let deleted = ecr(
+        &c,
+        None,
+        "DeletePullThroughCacheRule",
+        json!({"ecrRepositoryPrefix": "hub"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(deleted["upstreamRegistryUrl"], "registry-1.docker.io");
+    assert_eq!(world.api.all(&Method::DELETE, &path).len(), 1);
+    let e = refused(
+        &c,
+        None,
+        "DeletePullThroughCacheRule",
+        json!({"ecrRepositoryPrefix": "nope"}),
+    )
+    .await;
+    assert_eq!(e.code, "PullThroughCacheRuleNotFoundException");
+}
+
+#[tokio::test]
+async fn validation_reaches_the_upstream_with_the_rules_credentials() {
+    // The upstream: a kubecs registry, which asks for Basic credentials.
+    let (link, _dir) = registry(Arc::new(oci::AllowAll)).await;
+    let arn = "arn:aws:secretsmanager:us-east-1:1:secret:ecr-pullthroughcache/up";
+    let world = world_with_rules(vec![
+        rule_object("team-a", "anon", &link.url, None),
+        rule_object("team-a", "with-creds", &link.url, Some(arn)),
+        rule_object("team-a", "nowhere", "http://127.0.0.1:1", None),
+    ]);
+    let upstream_user = oci::Principal {
+        username: "upstream".into(),
+        groups: vec![],
+    };
+    let token = link.token(&upstream_user, SystemTime::now());
+    world.api.seed(
+        "/api/v1/namespaces/team-a/secrets/ecr-pullthroughcache-up",
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": "ecr-pullthroughcache-up", "namespace": "team-a"},
+               "data": {"username": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "AWS"),
+                        "accessToken": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &token)}}),
+    );
+    let c = caller(&world, "team-a", "ValidatePullThroughCacheRule");
+    let validate = |prefix: &'static str| {
+        let c = c.clone();
+        async move {
+            ecr(
+                &c,
+                None,
+                "ValidatePullThroughCacheRule",
+                json!({"ecrRepositoryPrefix": prefix}),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let ok = validate("with-creds").await;
+    assert_eq!(ok["isValid"], true, "{ok}");
+    assert_eq!(ok["credentialArn"], arn);
+    let anon = validate("anon").await;
+    assert_eq!(anon["isValid"], false);
+    assert!(
+        anon["failure"]
+            .as_str()
+            .unwrap()
+            .contains("asks for credentials"),
+        "{anon}"
+    );
+    let nowhere = validate("nowhere").await;
+    assert_eq!(nowhere["isValid"], false);
+    assert!(
+        nowhere["failure"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach"),
+        "{nowhere}"
+    );
 }

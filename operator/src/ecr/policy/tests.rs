@@ -314,7 +314,7 @@ fn validation_messages() {
 
 #[test]
 fn known_actions_are_ecr_actions() {
-    assert_eq!(KNOWN_ACTIONS.len(), 11);
+    assert_eq!(KNOWN_ACTIONS.len(), 12);
     let p = policy(
         json!({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": KNOWN_ACTIONS}]}),
     );

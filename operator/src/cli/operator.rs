@@ -108,8 +108,7 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
     // Pods that hold node resources: not Succeeded, not Failed.
     let node_usage = Arc::new(controllers::pod_index::Shared::default());
     let index = node_usage.clone();
-    // Its event stream is dropped at once: a subscriber held but never polled fills the
-    // reflector's broadcast buffer and then stops the reflector (and its store) for good.
+    // Only the store and the index are read: nothing subscribes to its events.
     let (pods, _) = indexed_reflector(
         Api::<Pod>::all(client.clone()),
         watcher::Config::default().fields("status.phase!=Succeeded,status.phase!=Failed"),
@@ -211,9 +210,9 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
     tokio::join!(
         controllers::cluster::run(
             ctx.clone(),
-            cluster_events.clone(),
-            node_events.clone(),
-            service_events.clone(),
+            cluster_events.subscribe(),
+            node_events.subscribe(),
+            service_events.subscribe(),
             futures::stream::unfold(cluster_rx, |mut rx| async move {
                 rx.recv().await.map(|r| (r, rx))
             })
@@ -222,18 +221,18 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
         controllers::taskdef::run(
             ctx.clone(),
             taskdefs,
-            taskdef_events.clone(),
-            revision_events
+            taskdef_events.subscribe(),
+            revision_events.subscribe()
         ),
         controllers::service::run(
             ctx.clone(),
-            service_events,
-            task_events.clone(),
-            node_events,
-            cluster_events,
-            taskdef_events
+            service_events.subscribe(),
+            task_events.subscribe(),
+            node_events.subscribe(),
+            cluster_events.subscribe(),
+            taskdef_events.subscribe()
         ),
-        controllers::task::run(ctx, task_events),
+        controllers::task::run(ctx, task_events.subscribe()),
     );
     admin.abort();
     Ok(())

@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
 use futures::future::BoxFuture;
 use kube::Client;
 use kube::api::Api;
@@ -347,13 +346,12 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
         );
         info!("waiting for the first list of Repository objects");
         repos.wait_until_ready().await?;
-        let (cache_rules, rule_events) = shared_reflector(
+        // Only the store is read: nothing subscribes to its events.
+        let (cache_rules, _) = shared_reflector(
             Api::<PullThroughCacheRule>::all(client.clone()),
             watcher::Config::default(),
             &health,
         );
-        // Only the store is read: the events are drained so the reflector never waits.
-        tokio::spawn(rule_events.for_each(|_| futures::future::ready(())));
         cache_rules.wait_until_ready().await?;
         rules = Arc::new(oci::cache_rules::KubeCacheRules {
             store: cache_rules,
@@ -380,7 +378,7 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
         ));
         work.repositories = Some(RepositoryWork {
             ctx,
-            events: Box::new(move || Box::pin(repo_events.clone())),
+            events: Box::new(move || Box::pin(repo_events.subscribe())),
             lifecycle_interval: Duration::from_secs(a.cluster.lifecycle_interval_seconds),
         });
         tokio::spawn(route_changes(

@@ -53,10 +53,7 @@ pub fn shared_reflector<K>(
     api: Api<K>,
     config: watcher::Config,
     health: &Arc<WatchHealth>,
-) -> (
-    Store<K>,
-    impl futures::Stream<Item = Arc<K>> + Clone + Send + 'static,
-)
+) -> (Store<K>, Subscribers<K>)
 where
     K: Watched,
 {
@@ -79,15 +76,16 @@ pub fn indexed_reflector<K>(
     health: &Arc<WatchHealth>,
     index: impl Fn(&watcher::Event<K>) + Send + 'static,
     trim: impl Fn(&mut K) + Send + 'static,
-) -> (
-    Store<K>,
-    impl futures::Stream<Item = Arc<K>> + Clone + Send + 'static,
-)
+) -> (Store<K>, Subscribers<K>)
 where
     K: Watched,
 {
-    let (reader, writer) = reflector::store_shared(1024);
-    let subscriber = writer.subscribe().expect("a shared store has a dispatcher");
+    let (reader, writer) = reflector::store();
+    let subscribers = Subscribers {
+        senders: Default::default(),
+        store: reader.clone(),
+    };
+    let fan_out = subscribers.clone();
     let kind = format!("{}.{}", K::plural(&()), K::group(&()));
     let health = health.clone();
     let watch = watcher(api, config.any_semantic())
@@ -100,19 +98,82 @@ where
             obj.meta_mut().managed_fields = None;
             trim(obj);
         })
-        .reflect_shared(writer)
+        .reflect(writer)
         .for_each(move |event| {
             match event {
                 Err(e) => {
                     tracing::warn!(watch = %kind, error = %e, "watch failed; retrying");
                     health.failing(&kind, e.to_string());
                 }
-                Ok(_) => health.recovered(&kind),
+                Ok(event) => {
+                    health.recovered(&kind);
+                    fan_out.dispatch(&event);
+                }
             }
             futures::future::ready(())
         });
     tokio::spawn(watch);
-    (reader, subscriber)
+    (reader, subscribers)
+}
+
+/// The objects a reflector applied, passed on to each subscriber (the controllers it
+/// triggers) as the store holds them.
+///
+/// Not kube's shared-store dispatcher: its subscriber stream answers `Pending` without a
+/// waker when the object it was told of has left the store by the time it reads (a pod
+/// deleted a moment after its update), so a subscriber whose task nothing else wakes (the
+/// RunTask controller when no Task changes) stops reading; its bounded buffer then fills
+/// and holds the reflector, and every store of that kind goes stale (services saw none of
+/// their new tasks and started more). Here each subscriber has an unbounded channel: the
+/// watch never waits for a reader, and a reader is only ever late.
+pub struct Subscribers<K: Watched> {
+    senders: Arc<std::sync::Mutex<Vec<tokio::sync::mpsc::UnboundedSender<Arc<K>>>>>,
+    store: Store<K>,
+}
+
+impl<K: Watched> Clone for Subscribers<K> {
+    fn clone(&self) -> Self {
+        Self {
+            senders: self.senders.clone(),
+            store: self.store.clone(),
+        }
+    }
+}
+
+impl<K: Watched> Subscribers<K> {
+    /// A stream of the objects applied from now on, starting with every object the store
+    /// holds: a subscriber that comes late (a controller started on gaining a lease) still
+    /// sees each object once.
+    pub fn subscribe(&self) -> impl futures::Stream<Item = Arc<K>> + Send + 'static {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        // Under the lock: an object applied after this snapshot is sent to `tx` too.
+        let mut senders = self.senders.lock().expect("not poisoned");
+        for obj in self.store.state() {
+            let _ = tx.send(obj);
+        }
+        senders.push(tx);
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|o| (o, rx)) })
+    }
+
+    /// Passes on what a watch event put in the store: the object applied, or after a
+    /// (re)list every object.
+    fn dispatch(&self, event: &watcher::Event<K>) {
+        let objects: Vec<Arc<K>> = match event {
+            watcher::Event::Apply(obj) => self
+                .store
+                .get(&reflector::ObjectRef::from_obj(obj))
+                .into_iter()
+                .collect(),
+            watcher::Event::InitDone => self.store.state(),
+            _ => return,
+        };
+        let mut senders = self.senders.lock().expect("not poisoned");
+        if senders.is_empty() {
+            return;
+        }
+        // A subscriber that has gone (its stream dropped) is forgotten.
+        senders.retain(|tx| objects.iter().all(|o| tx.send(o.clone()).is_ok()));
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -24,6 +24,9 @@ use crate::deploy::history::Decision;
 pub struct RecordMemo {
     created: Mutex<HashSet<String>>,
     statuses: Mutex<HashMap<String, Value>>,
+    /// How many records each service (by uid) has, as last listed and counted since: a new
+    /// record lists the service's records only when that may exceed what is retained.
+    counts: Mutex<HashMap<String, usize>>,
 }
 
 impl RecordMemo {
@@ -44,6 +47,26 @@ impl RecordMemo {
             .lock()
             .expect("not poisoned")
             .insert(key, patch);
+    }
+
+    /// Counts `created` new records of service `uid`: whether the known count stays within
+    /// what is retained (no need to list and prune).
+    fn within_retained(&self, uid: &str, created: usize) -> bool {
+        let mut counts = self.counts.lock().expect("not poisoned");
+        match counts.get_mut(uid) {
+            Some(n) if *n + created <= RETAINED => {
+                *n += created;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn note_count(&self, uid: &str, n: usize) {
+        self.counts
+            .lock()
+            .expect("not poisoned")
+            .insert(uid.to_string(), n);
     }
 
     fn forget(&self, key: &str) {
@@ -72,7 +95,7 @@ async fn try_sync(
     let ns = svc.namespace().unwrap_or_default();
     let api: Api<ServiceDeployment> = Api::namespaced(client.clone(), &ns);
     let owner = svc.controller_owner_ref(&()).expect("stored object");
-    let mut created_any = false;
+    let mut created = 0;
     for r in decision.records {
         let key = format!("{ns}/{}", r.name);
         if !memo.is_created(&key) {
@@ -94,7 +117,7 @@ async fn try_sync(
                 status: None,
             };
             match api.create(&PostParams::default(), &obj).await {
-                Ok(_) => created_any = true,
+                Ok(_) => created += 1,
                 Err(e) if is_code(&e, 409) => {}
                 Err(e) => return Err(e),
             }
@@ -128,25 +151,28 @@ async fn try_sync(
         }
         memo.note_status(key, patch);
     }
-    if created_any {
-        prune(&api, memo, &ns, &svc.name_any()).await?;
+    let uid = svc.uid().unwrap_or_default();
+    if created > 0 && !memo.within_retained(&uid, created) {
+        let kept = prune(&api, memo, &ns, &svc.name_any()).await?;
+        memo.note_count(&uid, kept);
     }
     Ok(())
 }
 
-/// Deletes the service's oldest records beyond the retained number.
+/// Deletes the service's oldest records beyond the retained number; returns how many are
+/// kept.
 async fn prune(
     api: &Api<ServiceDeployment>,
     memo: &RecordMemo,
     ns: &str,
     service: &str,
-) -> Result<(), kube::Error> {
+) -> Result<usize, kube::Error> {
     let mut all = api
         .list(&ListParams::default().labels(&format!("{}={service}", labels::SERVICE)))
         .await?
         .items;
     if all.len() <= RETAINED {
-        return Ok(());
+        return Ok(all.len());
     }
     all.sort_by(|a, b| b.spec.created_at.cmp(&a.spec.created_at));
     for old in &all[RETAINED..] {
@@ -158,5 +184,25 @@ async fn prune(
         }
         memo.forget(&format!("{ns}/{name}"));
     }
-    Ok(())
+    Ok(RETAINED)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_listed_only_when_a_service_may_have_more_than_are_retained() {
+        let memo = RecordMemo::default();
+        // Never listed: the first new record lists.
+        assert!(!memo.within_retained("svc-1", 1));
+        memo.note_count("svc-1", 1);
+        // Counted since: no list until the count would pass what is retained.
+        for _ in 1..RETAINED {
+            assert!(memo.within_retained("svc-1", 1));
+        }
+        assert!(!memo.within_retained("svc-1", 1));
+        // Another service has its own count.
+        assert!(!memo.within_retained("svc-2", 1));
+    }
 }

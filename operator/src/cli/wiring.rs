@@ -253,3 +253,64 @@ async fn metrics_handler(State(s): State<Arc<Admin>>) -> impl IntoResponse {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::runtime::reflector::{self, ObjectRef};
+    use kube::runtime::watcher::Event;
+
+    use super::Subscribers;
+
+    fn pod(name: &str) -> Pod {
+        let mut p = Pod::default();
+        p.metadata.name = Some(name.into());
+        p.metadata.namespace = Some("shop".into());
+        p
+    }
+
+    fn names(objects: &[std::sync::Arc<Pod>]) -> Vec<String> {
+        let mut n: Vec<String> = objects
+            .iter()
+            .map(|p| p.metadata.name.clone().unwrap_or_default())
+            .collect();
+        n.sort();
+        n
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_never_holds_the_watch_and_a_late_one_sees_the_store() {
+        let (store, mut writer) = reflector::store::<Pod>();
+        let subs = Subscribers {
+            senders: Default::default(),
+            store: store.clone(),
+        };
+        // A subscriber nobody polls while thousands of events go by: dispatching never
+        // waits for it (kube's dispatcher would stop at its buffer of 1,024).
+        let idle = subs.subscribe();
+        for i in 0..3000 {
+            let ev = Event::Apply(pod(&format!("t{i}")));
+            writer.apply_watcher_event(&ev);
+            subs.dispatch(&ev);
+        }
+        // An object gone from the store by the time it is read is simply not in the stream.
+        let gone = Event::Delete(pod("t0"));
+        writer.apply_watcher_event(&gone);
+        subs.dispatch(&gone);
+        let first: Vec<_> = idle.take(3000).collect().await;
+        assert_eq!(first.len(), 3000);
+
+        // A late subscriber starts with every object the store holds, then what follows.
+        let late = subs.subscribe();
+        let next = Event::Apply(pod("new"));
+        writer.apply_watcher_event(&next);
+        subs.dispatch(&next);
+        let seen: Vec<_> = late.take(3000).collect().await;
+        assert!(names(&seen).contains(&"new".to_string()) && !names(&seen).contains(&"t0".into()));
+        assert!(store.get(&ObjectRef::new("new").within("shop")).is_some());
+        // Both subscriptions were dropped: they are forgotten on the next dispatch.
+        subs.dispatch(&next);
+        assert!(subs.senders.lock().unwrap().is_empty());
+    }
+}

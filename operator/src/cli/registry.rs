@@ -103,6 +103,16 @@ pub struct Args {
         default_value_t = TAG_RECHECK.as_secs()
     )]
     pull_through_tag_recheck_seconds: u64,
+    /// Seconds between writes of the pull times (ECR's lastRecordedPullTime) noted in
+    /// memory: each image pulled meanwhile costs one write, however often it was pulled. A
+    /// crash loses at most this interval's pulls.
+    #[arg(
+        long,
+        env = "KUBECS_REGISTRY_PULL_TIME_FLUSH_SECONDS",
+        default_value_t = 20,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pull_time_flush_seconds: u64,
     /// Connections served at once; more wait to be accepted.
     #[arg(long, env = "KUBECS_REGISTRY_MAX_CONNECTIONS", default_value_t = 1024)]
     max_connections: usize,
@@ -404,6 +414,15 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
         config.max_upload_bytes,
         changes.clone(),
     );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let pulls = Arc::new(oci::pulls::PullTimes::default());
+    // Every replica records the pulls it serves, leader or not.
+    let flusher = tokio::spawn(flush_pulls(
+        pulls.clone(),
+        storage.clone(),
+        Duration::from_secs(a.pull_time_flush_seconds),
+        stopped.clone(),
+    ));
     let state = Arc::new(oci::Registry {
         storage,
         policy,
@@ -411,9 +430,9 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
         config,
         changes,
         uploads: Default::default(),
+        pulls: pulls.clone(),
         pull_through: Some(pull_through),
     });
-    let (stop, stopped) = tokio::sync::watch::channel(false);
     let background = tokio::spawn(supervise(Arc::new(work), leadership, stopped));
     let listener = tokio::net::TcpListener::bind(a.listen).await?;
     info!(
@@ -429,7 +448,32 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
     .await?;
     let _ = stop.send(true);
     let _ = background.await;
+    let _ = flusher.await;
     Ok(())
+}
+
+/// Writes the noted pull times every `interval` (see `registry::pulls`), and once more when
+/// `stopped` (the server has finished its requests).
+async fn flush_pulls(
+    pulls: Arc<oci::pulls::PullTimes>,
+    storage: Arc<dyn oci::Storage>,
+    interval: Duration,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let last = tokio::select! {
+            _ = tick.tick() => false,
+            _ = stopped.wait_for(|s| *s) => true,
+        };
+        if let Err(e) = pulls.flush(&*storage).await {
+            tracing::warn!(error = %e, "recording pull times failed; kept for the next try");
+        }
+        if last {
+            return;
+        }
+    }
 }
 
 /// The registry's background work, started for each term of leadership.

@@ -532,6 +532,7 @@ mod tests {
             manifest_size: 100,
             content_size: 1000,
             pushed_at: UNIX_EPOCH + Duration::from_secs(secs),
+            last_pulled_at: None,
             subject: None,
         }
     }

@@ -599,6 +599,12 @@ async fn get_manifest(
             ),
         ));
     }
+    if !head {
+        // A GET is a pull (a 304 too: the client asked for the image); a HEAD only checks.
+        ctx.reg
+            .pulls
+            .record(ctx.name, &m.digest, std::time::SystemTime::now());
+    }
     // By tag, the answer changes when the tag moves: not cacheable as immutable.
     let mut headers = content_headers(&m.digest, by_digest);
     if negotiation::not_modified(request, &m.digest) {

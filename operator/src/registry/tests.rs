@@ -75,6 +75,7 @@ on_both_backends!(
     killed_upload_leaves_nothing_visible,
     upload_session_survives_a_restart,
     list_images_reports_tags_sizes_and_push_time,
+    pulls_are_coalesced_flushed_and_survive_a_restart,
     gc_expires_idle_upload_sessions_only,
     token_endpoint_exchanges_kubernetes_tokens_only,
     the_ecr_image_list_hides_platform_manifests_and_needs_its_action,
@@ -144,6 +145,8 @@ struct Harness {
     signer: TokenSigner,
     storage: Arc<dyn Storage>,
     auth: String,
+    /// The pulls the router noted, written by `flush` (the registry's loop).
+    pulls: Arc<pulls::PullTimes>,
 }
 
 struct Resp {
@@ -201,6 +204,7 @@ fn harness_in(medium: Medium, policy: Arc<dyn AccessPolicy>, config: RegistryCon
     let storage = opened.storage();
     let signer = TokenSigner::new(vec![42u8; 32]).unwrap();
     let auth = basic("AWS", &signer.issue(&alice(), SystemTime::now()));
+    let pulls = Arc::new(pulls::PullTimes::default());
     let router = router(Arc::new(Registry {
         storage: storage.clone(),
         policy,
@@ -208,6 +212,7 @@ fn harness_in(medium: Medium, policy: Arc<dyn AccessPolicy>, config: RegistryCon
         config,
         changes: None,
         uploads: Default::default(),
+        pulls: pulls.clone(),
         pull_through: None,
     }));
     Harness {
@@ -217,6 +222,7 @@ fn harness_in(medium: Medium, policy: Arc<dyn AccessPolicy>, config: RegistryCon
         signer,
         storage,
         auth,
+        pulls,
     }
 }
 
@@ -1856,6 +1862,66 @@ async fn upload_session_survives_a_restart(k: Kind) {
     );
 }
 
+async fn pulls_are_coalesced_flushed_and_survive_a_restart(k: Kind) {
+    let h = harness(k);
+    let (pulled, _) = h.push_image("r", "v1", "one").await;
+    let (idle, _) = h.push_image("r", "v2", "two").await;
+    // Pushes are not pulls, and a HEAD only checks.
+    let head = h.send(Method::HEAD, "/v2/r/manifests/v2", &[], b"").await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert_eq!(h.pulls.flush(&*h.storage).await.unwrap(), 0);
+    let before = SystemTime::now();
+    for i in 0..50 {
+        let uri = if i % 2 == 0 {
+            "/v2/r/manifests/v1".to_string()
+        } else {
+            format!("/v2/r/manifests/{pulled}")
+        };
+        assert_eq!(h.get(&uri).await.status, StatusCode::OK);
+    }
+    let after = SystemTime::now();
+    let listed = h.storage.list_images("r").await.unwrap();
+    assert!(
+        listed.iter().all(|i| i.last_pulled_at.is_none()),
+        "noted in memory only until the flush"
+    );
+    // Fifty pulls of one image: one write.
+    assert_eq!(h.pulls.flush(&*h.storage).await.unwrap(), 1);
+    assert_eq!(h.pulls.flush(&*h.storage).await.unwrap(), 0, "nothing left");
+    let h = h.reopen();
+    let listed = h.storage.list_images("r").await.unwrap();
+    let at = |d: &Digest| {
+        listed
+            .iter()
+            .find(|i| &i.digest == d)
+            .unwrap()
+            .last_pulled_at
+    };
+    let t = at(&pulled).expect("recorded, across a restart");
+    assert!(t >= before && t <= after, "{t:?}");
+    assert_eq!(at(&idle), None);
+    // A deleted image takes its pull time with it: pushed again, it was never pulled.
+    let by_digest = format!("/v2/r/manifests/{pulled}");
+    let deleted = h.send(Method::DELETE, &by_digest, &[], b"").await;
+    assert_eq!(deleted.status, StatusCode::ACCEPTED);
+    let (again, _) = h.push_image("r", "v1", "one").await;
+    assert_eq!(again, pulled);
+    let listed = h.storage.list_images("r").await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .find(|i| i.digest == pulled)
+            .unwrap()
+            .last_pulled_at,
+        None
+    );
+    // A pull noted for an image deleted before the flush records nothing.
+    assert_eq!(h.get("/v2/r/manifests/v2").await.status, StatusCode::OK);
+    h.send(Method::DELETE, &format!("/v2/r/manifests/{idle}"), &[], b"")
+        .await;
+    assert_eq!(h.pulls.flush(&*h.storage).await.unwrap(), 0);
+}
+
 async fn list_images_reports_tags_sizes_and_push_time(k: Kind) {
     let h = harness(k);
     let before = SystemTime::now() - Duration::from_secs(1);
@@ -1936,6 +2002,7 @@ async fn token_endpoint_exchanges_kubernetes_tokens_only(k: Kind) {
         config: RegistryConfig::default(),
         changes: None,
         uploads: Default::default(),
+        pulls: Default::default(),
         pull_through: None,
     }));
     let call = |auth: Option<String>| {

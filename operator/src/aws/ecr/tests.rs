@@ -215,6 +215,7 @@ fn entry(n: u8, tags: &[&str]) -> ImageEntry {
         artifact_type: None,
         size_in_bytes: Some(1234),
         pushed_at: Some("2026-12-01T00:00:01.5Z".into()),
+        last_recorded_pull_time: (n == 1).then(|| "2026-12-02T00:00:00Z".into()),
         subject: None,
     }
 }
@@ -230,9 +231,14 @@ fn image_entries_become_image_details_and_ids() {
     assert_eq!(d["imageTags"], json!(["latest", "v1"]));
     assert_eq!(d["imageSizeInBytes"], 1234);
     assert_eq!(d["imagePushedAt"], 1_796_083_201.5);
+    assert_eq!(d["lastRecordedPullTime"], 1_796_169_600.0);
     assert_eq!(d["imageManifestMediaType"], oci::manifest::OCI_MANIFEST);
     let untagged = compact(image_detail(&images[1], "0", "web"));
     assert!(untagged.get("imageTags").is_none(), "{untagged}");
+    assert!(
+        untagged.get("lastRecordedPullTime").is_none(),
+        "never pulled: {untagged}"
+    );
     let all = image_ids(&images, None);
     assert_eq!(all.len(), 3, "one id per tag, one for the untagged image");
     assert_eq!(image_ids(&images, Some("TAGGED")).len(), 2);
@@ -838,15 +844,32 @@ async fn image_operations_need_a_registry() {
 /// A registry on 127.0.0.1 knowing the repository `web` (images pushed through it as
 /// anyone), and the link the API would have to it.
 async fn registry(policy: Arc<dyn oci::AccessPolicy>) -> (RegistryLink, tempfile::TempDir) {
+    let r = registry_recording_pulls(policy).await;
+    (r.link, r.dir)
+}
+
+/// A test registry with what a test needs to write the pulls it noted.
+struct TestRegistry {
+    link: RegistryLink,
+    dir: tempfile::TempDir,
+    pulls: Arc<oci::pulls::PullTimes>,
+    storage: Arc<dyn oci::Storage>,
+}
+
+async fn registry_recording_pulls(policy: Arc<dyn oci::AccessPolicy>) -> TestRegistry {
     let dir = tempfile::tempdir().unwrap();
     let signer = TokenSigner::new(vec![9; 32]).unwrap();
+    let storage: Arc<dyn oci::Storage> =
+        Arc::new(oci::FsStorage::open(dir.path().join("store")).unwrap());
+    let pulls = Arc::new(oci::pulls::PullTimes::default());
     let router = oci::router(Arc::new(oci::Registry {
-        storage: Arc::new(oci::FsStorage::open(dir.path().join("store")).unwrap()),
+        storage: storage.clone(),
         policy,
         auth: oci::Authenticator::new(signer.clone()),
         config: oci::RegistryConfig::default(),
         changes: None,
         uploads: Default::default(),
+        pulls: pulls.clone(),
         pull_through: None,
     }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -866,7 +889,12 @@ async fn registry(policy: Arc<dyn oci::AccessPolicy>) -> (RegistryLink, tempfile
         public_host: format!("{addr}"),
         signer,
     };
-    (link, dir)
+    TestRegistry {
+        link,
+        dir,
+        pulls,
+        storage,
+    }
 }
 
 fn web_only() -> Arc<oci::StaticPolicy> {
@@ -899,6 +927,20 @@ async fn manifest(link: &RegistryLink, c: &Caller, salt: &str) -> String {
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer, "size": 6 + salt.len()}]
     })
     .to_string()
+}
+
+/// Pushes an image's blobs and PutImage's its manifest into `web` under `tag`; its digest.
+async fn put_image(link: &RegistryLink, c: &Caller, tag: &str, salt: &str) -> String {
+    let m = manifest(link, c, salt).await;
+    ecr(
+        c,
+        Some(link),
+        "PutImage",
+        json!({"repositoryName": "web", "imageManifest": m, "imageTag": tag}),
+    )
+    .await
+    .unwrap();
+    oci::digest::Digest::sha256(m.as_bytes()).to_string()
 }
 
 #[tokio::test]
@@ -1145,6 +1187,50 @@ async fn the_registrys_refusals_are_the_callers() {
 }
 
 #[tokio::test]
+async fn describe_images_reports_the_last_recorded_pull_time_of_pulled_images_only() {
+    let r = registry_recording_pulls(web_only()).await;
+    let web = object(&json!({"ns": "team-a", "object": "web", "spec": {}, "status": null}));
+    let world = World::new(Box::new(move |call: &Call| {
+        (call.path == repos_in("team-a")).then(|| list(vec![web.clone()]))
+    }));
+    let c = caller(&world, "team-a", "x");
+    let l = Some(&r.link);
+    for (tag, salt) in [("pulled", "one"), ("idle", "two")] {
+        put_image(&r.link, &c, tag, salt).await;
+    }
+    let before = SystemTime::now();
+    // BatchGetImage is how ECR's API pulls: the registry notes it, the flush records it.
+    ecr(
+        &c,
+        l,
+        "BatchGetImage",
+        json!({"repositoryName": "web", "imageIds": [{"imageTag": "pulled"}]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.pulls.flush(&*r.storage).await.unwrap(), 1);
+    let described = ecr(&c, l, "DescribeImages", json!({"repositoryName": "web"}))
+        .await
+        .unwrap();
+    let details = described["imageDetails"].as_array().unwrap();
+    let by_tag = |t: &str| {
+        details
+            .iter()
+            .find(|d| d["imageTags"] == json!([t]))
+            .unwrap_or_else(|| panic!("{t} in {described}"))
+    };
+    let pulled = by_tag("pulled")["lastRecordedPullTime"]
+        .as_f64()
+        .expect("epoch seconds");
+    let since = before.duration_since(std::time::UNIX_EPOCH).unwrap();
+    assert!(pulled >= since.as_secs_f64() - 1.0, "{pulled}");
+    assert!(
+        by_tag("idle").get("lastRecordedPullTime").is_none(),
+        "{described}"
+    );
+}
+
+#[tokio::test]
 async fn a_preview_of_another_policy_is_evaluated_over_the_registrys_images() {
     let (link, _dir) = registry(web_only()).await;
     let keep_one = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}"#;
@@ -1158,16 +1244,7 @@ async fn a_preview_of_another_policy_is_evaluated_over_the_registrys_images() {
     let l = Some(&link);
     let mut digests = Vec::new();
     for (tag, salt) in [("old", "one"), ("new", "two")] {
-        let m = manifest(&link, &c, salt).await;
-        ecr(
-            &c,
-            l,
-            "PutImage",
-            json!({"repositoryName": "web", "imageManifest": m, "imageTag": tag}),
-        )
-        .await
-        .unwrap();
-        digests.push(oci::digest::Digest::sha256(m.as_bytes()).to_string());
+        digests.push(put_image(&link, &c, tag, salt).await);
         // Push times in milliseconds: the second is the newer.
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

@@ -6,6 +6,17 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{Condition, Tag};
 
+/// ECR's rule that exclusion filters go with a `*_WITH_EXCLUSION` mutability (Repository and
+/// RepositoryCreationTemplate).
+pub(crate) fn exclusion_filters_need_an_exclusion_mutability() -> kube::core::Rule {
+    kube::core::Rule::new("!has(self.imageTagMutabilityExclusionFilters) || size(self.imageTagMutabilityExclusionFilters) == 0 || (has(self.imageTagMutability) && self.imageTagMutability.endsWith('_WITH_EXCLUSION'))").message("imageTagMutabilityExclusionFilters require imageTagMutability IMMUTABLE_WITH_EXCLUSION or MUTABLE_WITH_EXCLUSION.")
+}
+
+/// ECR's rule that a `*_WITH_EXCLUSION` mutability has 1 to 5 filters.
+pub(crate) fn an_exclusion_mutability_needs_filters() -> kube::core::Rule {
+    kube::core::Rule::new("!has(self.imageTagMutability) || !self.imageTagMutability.endsWith('_WITH_EXCLUSION') || (has(self.imageTagMutabilityExclusionFilters) && size(self.imageTagMutabilityExclusionFilters) >= 1)").message("imageTagMutability with exclusion requires 1 to 5 imageTagMutabilityExclusionFilters.")
+}
+
 /// An ECR repository in the in-cluster registry: tag mutability, lifecycle policy and
 /// repository policy, with its URI, image count and size in status.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
@@ -53,8 +64,8 @@ use super::common::{Condition, Tag};
     )
 )]
 #[x_kube(validation = Rule::new("!has(oldSelf.repositoryName) || (has(self.repositoryName) && self.repositoryName == oldSelf.repositoryName)").message("repositoryName cannot be changed."))]
-#[x_kube(validation = Rule::new("!has(self.imageTagMutabilityExclusionFilters) || size(self.imageTagMutabilityExclusionFilters) == 0 || (has(self.imageTagMutability) && self.imageTagMutability.endsWith('_WITH_EXCLUSION'))").message("imageTagMutabilityExclusionFilters require imageTagMutability IMMUTABLE_WITH_EXCLUSION or MUTABLE_WITH_EXCLUSION."))]
-#[x_kube(validation = Rule::new("!has(self.imageTagMutability) || !self.imageTagMutability.endsWith('_WITH_EXCLUSION') || (has(self.imageTagMutabilityExclusionFilters) && size(self.imageTagMutabilityExclusionFilters) >= 1)").message("imageTagMutability with exclusion requires 1 to 5 imageTagMutabilityExclusionFilters."))]
+#[x_kube(validation = exclusion_filters_need_an_exclusion_mutability())]
+#[x_kube(validation = an_exclusion_mutability_needs_filters())]
 #[serde(rename_all = "camelCase")]
 pub struct RepositorySpec {
     /// The repository name, e.g. `team-a/web-app` (ECR's pattern, 2-256 characters). Defaults

@@ -23,6 +23,7 @@ use super::operator::LeaseArgs;
 use super::wiring::{shared_reflector, shutdown_signal};
 use crate::api::pull_through_cache_rule::PullThroughCacheRule;
 use crate::api::repository::Repository;
+use crate::api::repository_creation_template::RepositoryCreationTemplate;
 use crate::controllers::{self, WatchHealth};
 use crate::ecr::pull_through::{CacheRule, TAG_RECHECK};
 use crate::registry::{self as oci, DEFAULT_MAX_UPLOAD_BYTES};
@@ -54,9 +55,19 @@ pub struct Args {
     /// The registry (account) id in ECR's messages.
     #[arg(long, env = "KUBECS_REGISTRY_ID", default_value = "000000000000")]
     registry_id: String,
-    /// Accept pushes to repositories that do not exist (instead of NAME_UNKNOWN).
+    /// Accept pushes to repositories that do not exist (instead of NAME_UNKNOWN). With
+    /// --kubernetes the push creates the Repository object, with the CREATE_ON_PUSH
+    /// repository creation template whose prefix matches.
     #[arg(long, env = "KUBECS_REGISTRY_CREATE_ON_PUSH")]
     create_on_push: bool,
+    /// The namespace of a Repository created on push when no template applies and the
+    /// pusher is not a ServiceAccount (whose namespace is used otherwise).
+    #[arg(
+        long,
+        env = "KUBECS_REGISTRY_CREATE_ON_PUSH_NAMESPACE",
+        default_value = "default"
+    )]
+    create_on_push_namespace: String,
     /// The largest blob accepted, in bytes.
     #[arg(long, env = "KUBECS_REGISTRY_MAX_UPLOAD_BYTES", default_value_t = DEFAULT_MAX_UPLOAD_BYTES)]
     max_upload_bytes: u64,
@@ -365,16 +376,30 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
         // Only the store is read: the events are drained so the reflector never waits.
         tokio::spawn(rule_events.for_each(|_| futures::future::ready(())));
         cache_rules.wait_until_ready().await?;
+        let (templates, template_events) = shared_reflector(
+            Api::<RepositoryCreationTemplate>::all(client.clone()),
+            watcher::Config::default(),
+            &health,
+        );
+        tokio::spawn(template_events.for_each(|_| futures::future::ready(())));
+        templates.wait_until_ready().await?;
+        let creator = Arc::new(oci::creation::Creator {
+            client: client.clone(),
+            templates,
+            default_namespace: a.create_on_push_namespace.clone(),
+        });
         rules = Arc::new(oci::cache_rules::KubeCacheRules {
             store: cache_rules,
             client: client.clone(),
             extra: a.pull_through_cache.clone(),
+            creator: creator.clone(),
         });
         auth = auth.with_external(Arc::new(oci::tokenreview::TokenReviewVerifier::new(
             client.clone(),
         )));
         policy = Arc::new(oci::repositories::KubeRepositories {
             store: repos.clone(),
+            creator: a.create_on_push.then_some(creator),
         });
         let (tx, rx) = unbounded_channel();
         changes = Some(tx);

@@ -30,6 +30,7 @@ pub mod auth;
 pub mod backend;
 pub mod cache_rules;
 pub mod crashpoint;
+pub mod creation;
 pub mod digest;
 pub mod errors;
 pub mod file_chunks;

@@ -64,6 +64,7 @@ on_both_backends!(
     immutable_tags_cannot_move,
     tag_mutability_exclusions,
     unknown_repository_is_name_unknown_with_ecr_message,
+    create_on_push_creates_the_repository_with_its_template_settings_first,
     invalid_names_and_denied_actions,
     upload_size_cap,
     uploads_over_the_per_identity_cap_are_too_many_requests,
@@ -1447,6 +1448,68 @@ async fn unknown_repository_is_name_unknown_with_ecr_message(k: Kind) {
         },
     );
     h.push_image("nope", "v1", "x").await;
+}
+
+/// A policy whose unknown repositories are created IMMUTABLE (as a template would make them),
+/// counting the creations.
+#[derive(Default)]
+struct CreatesImmutable(std::sync::Mutex<Vec<String>>);
+
+impl AccessPolicy for CreatesImmutable {
+    fn repository(&self, _: &str) -> Option<RepositorySettings> {
+        None
+    }
+
+    fn authorize(&self, _: &Principal, _: &str, _: &str) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn create_on_push<'a>(
+        &'a self,
+        _: &'a Principal,
+        repo: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<RepositorySettings, String>> {
+        self.0.lock().unwrap().push(repo.to_string());
+        Box::pin(async {
+            Ok(RepositorySettings {
+                tag_mutability: ImageTagMutability::Immutable,
+                exclusion_filters: vec![],
+            })
+        })
+    }
+}
+
+async fn create_on_push_creates_the_repository_with_its_template_settings_first(k: Kind) {
+    let policy = Arc::new(CreatesImmutable::default());
+    let h = harness_with(
+        k,
+        policy.clone(),
+        RegistryConfig {
+            create_on_push: true,
+            ..Default::default()
+        },
+    );
+    // A pull of an unknown name creates nothing.
+    let r = h.get("/v2/prod/web/manifests/v1").await;
+    assert_eq!(r.error_code(), "MANIFEST_UNKNOWN");
+    assert!(policy.0.lock().unwrap().is_empty());
+    h.push_image("prod/web", "v1", "one").await;
+    let created = policy.0.lock().unwrap().clone();
+    assert!(!created.is_empty() && created.iter().all(|r| r == "prod/web"));
+    // The created settings hold from the first push: the tag cannot move.
+    let config = "{\"salt\":\"two\"}";
+    let cfg = h.push_blob("prod/web", config.as_bytes()).await;
+    let layer = h.push_blob("prod/web", b"layer-two").await;
+    let m = image_manifest(&cfg, config.len(), &layer, 9, None);
+    let r = h
+        .send(
+            Method::PUT,
+            "/v2/prod/web/manifests/v1",
+            &[("content-type", OCI_MANIFEST)],
+            &m,
+        )
+        .await;
+    assert_eq!(r.error_code(), "TAG_INVALID");
 }
 
 async fn invalid_names_and_denied_actions(k: Kind) {

@@ -1295,19 +1295,25 @@ fn rule_object(ns: &str, prefix: &str, url: &str, credential_arn: Option<&str>) 
 
 /// A world whose account `team-a` holds the rules `held` (listed and seeded).
 fn world_with_rules(held: Vec<Value>) -> World {
+    world_holding(rules_in("team-a"), "PullThroughCacheRuleList", held)
+}
+
+/// A world whose API server lists `held` at `collection` (a `kind` list) and holds each.
+fn world_holding(collection: String, kind: &'static str, held: Vec<Value>) -> World {
     let listed = held.clone();
+    let path = collection.clone();
     let world = World::new(Box::new(move |call: &Call| {
-        (call.method == Method::GET && call.path == rules_in("team-a")).then(|| {
+        (call.method == Method::GET && call.path == path).then(|| {
             (
                 StatusCode::OK,
-                json!({"apiVersion": "ecr.kubecs.io/v1alpha1", "kind": "PullThroughCacheRuleList",
+                json!({"apiVersion": "ecr.kubecs.io/v1alpha1", "kind": kind,
                        "metadata": {"resourceVersion": "1"}, "items": listed}),
             )
         })
     }));
     for r in held {
         let name = r["metadata"]["name"].as_str().unwrap().to_string();
-        world.api.seed(&format!("{}/{name}", rules_in("team-a")), r);
+        world.api.seed(&format!("{collection}/{name}"), r);
     }
     world
 }
@@ -1510,4 +1516,195 @@ async fn validation_reaches_the_upstream_with_the_rules_credentials() {
             .contains("cannot reach"),
         "{nowhere}"
     );
+}
+
+// --- repository creation templates ------------------------------------------------------------
+
+fn templates_in(ns: &str) -> String {
+    format!("/apis/ecr.kubecs.io/v1alpha1/namespaces/{ns}/repositorycreationtemplates")
+}
+
+fn templates_world(held: Vec<Value>) -> World {
+    world_holding(
+        templates_in("team-a"),
+        "RepositoryCreationTemplateList",
+        held,
+    )
+}
+
+/// The members of botocore's RepositoryCreationTemplate.
+const TEMPLATE_MEMBERS: &[&str] = &[
+    "appliedFor",
+    "createdAt",
+    "customRoleArn",
+    "description",
+    "encryptionConfiguration",
+    "imageTagMutability",
+    "imageTagMutabilityExclusionFilters",
+    "lifecyclePolicy",
+    "prefix",
+    "repositoryPolicy",
+    "resourceTags",
+    "updatedAt",
+];
+
+fn template_object(prefix: &str, spec: Value) -> Value {
+    let mut spec = spec;
+    spec["prefix"] = json!(prefix);
+    json!({
+        "apiVersion": "ecr.kubecs.io/v1alpha1", "kind": "RepositoryCreationTemplate",
+        "metadata": {"name": object_name(&prefix.to_lowercase()), "namespace": "team-a",
+                     "creationTimestamp": "2026-12-01T00:00:01Z"},
+        "spec": spec,
+    })
+}
+
+#[tokio::test]
+async fn repository_creation_templates_are_objects_of_the_account() {
+    let world = templates_world(vec![]);
+    let c = caller(&world, "team-a", "CreateRepositoryCreationTemplate");
+    let lifecycle = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"sinceImagePulled","countUnit":"days","countNumber":30},"action":{"type":"expire"}}]}"#;
+    let out = ecr(
+        &c,
+        None,
+        "CreateRepositoryCreationTemplate",
+        json!({"prefix": "prod/", "appliedFor": ["CREATE_ON_PUSH", "PULL_THROUGH_CACHE"],
+               "imageTagMutability": "IMMUTABLE", "lifecyclePolicy": lifecycle,
+               "resourceTags": [{"Key": "team", "Value": "a"}], "description": "prod"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out["registryId"], DEFAULT_REGISTRY_ID);
+    let t = &out["repositoryCreationTemplate"];
+    assert!(keys(t).iter().all(|k| TEMPLATE_MEMBERS.contains(k)), "{t}");
+    assert_eq!(t["prefix"], "prod");
+    assert_eq!(
+        t["appliedFor"],
+        json!(["CREATE_ON_PUSH", "PULL_THROUGH_CACHE"])
+    );
+    assert_eq!(t["resourceTags"], json!([{"Key": "team", "Value": "a"}]));
+    let text: Value = serde_json::from_str(t["lifecyclePolicy"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        text["rules"][0]["selection"]["countType"],
+        "sinceImagePulled"
+    );
+    let posts = world.api.all(&Method::POST, &templates_in("team-a"));
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0].body["spec"]["imageTagMutability"], "IMMUTABLE");
+    assert_eq!(
+        posts[0].body["spec"]["resourceTags"],
+        json!([{"key": "team", "value": "a"}])
+    );
+    for (input, code, words) in [
+        (
+            json!({"prefix": "Prod", "appliedFor": ["CREATE_ON_PUSH"]}),
+            "InvalidParameterException",
+            "Invalid parameter at 'prefix'",
+        ),
+        (
+            json!({"prefix": "dev", "appliedFor": []}),
+            "InvalidParameterException",
+            "appliedFor",
+        ),
+        (
+            json!({"prefix": "dev", "appliedFor": ["CREATE_ON_PUSH"],
+                   "lifecyclePolicy": r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"sinceImagePulled","countUnit":"days","countNumber":1},"action":{"type":"transition","targetStorageClass":"archive"}}]}"#}),
+            "InvalidParameterException",
+            "archive storage class is not supported",
+        ),
+    ] {
+        let e = refused(&c, None, "CreateRepositoryCreationTemplate", input).await;
+        assert_eq!(e.code, code);
+        assert!(e.message.contains(words), "{}", e.message);
+    }
+
+    // With a template held: create again, describe, update, delete.
+    let held = template_object(
+        "prod",
+        json!({"appliedFor": ["CREATE_ON_PUSH"], "imageTagMutability": "IMMUTABLE"}),
+    );
+    let world = templates_world(vec![
+        held,
+        template_object("ROOT", json!({"appliedFor": ["PULL_THROUGH_CACHE"]})),
+    ]);
+    let c = caller(&world, "team-a", "x");
+    let e = refused(
+        &c,
+        None,
+        "CreateRepositoryCreationTemplate",
+        json!({"prefix": "prod", "appliedFor": ["CREATE_ON_PUSH"]}),
+    )
+    .await;
+    assert_eq!(e.code, "TemplateAlreadyExistsException");
+    let all = ecr(&c, None, "DescribeRepositoryCreationTemplates", json!({}))
+        .await
+        .unwrap();
+    let prefixes: Vec<&str> = all["repositoryCreationTemplates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["prefix"].as_str().unwrap())
+        .collect();
+    assert_eq!(prefixes, ["ROOT", "prod"]);
+    let some = ecr(
+        &c,
+        None,
+        "DescribeRepositoryCreationTemplates",
+        json!({"prefixes": ["prod/", "nothing"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        some["repositoryCreationTemplates"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let updated = ecr(
+        &c,
+        None,
+        "UpdateRepositoryCreationTemplate",
+        json!({"prefix": "prod", "imageTagMutability": "MUTABLE", "description": "now mutable"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        updated["repositoryCreationTemplate"]["imageTagMutability"],
+        "MUTABLE"
+    );
+    assert_eq!(
+        updated["repositoryCreationTemplate"]["appliedFor"],
+        json!(["CREATE_ON_PUSH"])
+    );
+    let patch = &world
+        .api
+        .all(&Method::PATCH, &format!("{}/prod", templates_in("team-a")))[0];
+    assert_eq!(patch.body["spec"]["description"], "now mutable");
+    assert_eq!(patch.body["spec"]["imageTagMutability"], "MUTABLE");
+    assert!(patch.body["metadata"]["annotations"][super::templates::UPDATED_AT].is_string());
+    let deleted = ecr(
+        &c,
+        None,
+        "DeleteRepositoryCreationTemplate",
+        json!({"prefix": "ROOT"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(deleted["repositoryCreationTemplate"]["prefix"], "ROOT");
+    assert_eq!(
+        world
+            .api
+            .all(&Method::DELETE, &format!("{}/root", templates_in("team-a")))
+            .len(),
+        1
+    );
+    for op in [
+        "UpdateRepositoryCreationTemplate",
+        "DeleteRepositoryCreationTemplate",
+    ] {
+        let e = refused(&c, None, op, json!({"prefix": "dev"})).await;
+        assert_eq!(e.code, "TemplateNotFoundException", "{op}");
+        assert!(e.message.contains("'dev'"), "{}", e.message);
+    }
 }

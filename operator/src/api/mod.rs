@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod common;
 pub mod pull_through_cache_rule;
 pub mod repository;
+pub mod repository_creation_template;
 pub mod service;
 pub mod service_deployment;
 pub mod states;
@@ -19,6 +20,9 @@ pub use capacity_provider::{CapacityProvider, CapacityProviderSpec};
 pub use cluster::{EcsCluster, EcsClusterSpec, EcsClusterStatus};
 pub use pull_through_cache_rule::{PullThroughCacheRule, PullThroughCacheRuleSpec};
 pub use repository::{Repository, RepositorySpec, RepositoryStatus};
+pub use repository_creation_template::{
+    RepositoryCreationTemplate, RepositoryCreationTemplateSpec,
+};
 pub use service::{Service, ServiceSpec, ServiceStatus};
 pub use service_deployment::{ServiceDeployment, ServiceDeploymentSpec, ServiceDeploymentStatus};
 pub use task::{Task, TaskSpec, TaskStatus};
@@ -40,6 +44,7 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
         CapacityProvider::crd(),
         ServiceDeployment::crd(),
         PullThroughCacheRule::crd(),
+        RepositoryCreationTemplate::crd(),
     ]
 }
 
@@ -77,7 +82,8 @@ mod tests {
                 "repositories.ecr.kubecs.io",
                 "capacityproviders.ecs.kubecs.io",
                 "servicedeployments.ecs.kubecs.io",
-                "pullthroughcacherules.ecr.kubecs.io"
+                "pullthroughcacherules.ecr.kubecs.io",
+                "repositorycreationtemplates.ecr.kubecs.io"
             ]
         );
     }

@@ -6,6 +6,17 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{Condition, Tag};
 
+/// ECR's rule that exclusion filters go with a `*_WITH_EXCLUSION` mutability (Repository and
+/// RepositoryCreationTemplate).
+pub(crate) fn exclusion_filters_need_an_exclusion_mutability() -> kube::core::Rule {
+    kube::core::Rule::new("!has(self.imageTagMutabilityExclusionFilters) || size(self.imageTagMutabilityExclusionFilters) == 0 || (has(self.imageTagMutability) && self.imageTagMutability.endsWith('_WITH_EXCLUSION'))").message("imageTagMutabilityExclusionFilters require imageTagMutability IMMUTABLE_WITH_EXCLUSION or MUTABLE_WITH_EXCLUSION.")
+}
+
+/// ECR's rule that a `*_WITH_EXCLUSION` mutability has 1 to 5 filters.
+pub(crate) fn an_exclusion_mutability_needs_filters() -> kube::core::Rule {
+    kube::core::Rule::new("!has(self.imageTagMutability) || !self.imageTagMutability.endsWith('_WITH_EXCLUSION') || (has(self.imageTagMutabilityExclusionFilters) && size(self.imageTagMutabilityExclusionFilters) >= 1)").message("imageTagMutability with exclusion requires 1 to 5 imageTagMutabilityExclusionFilters.")
+}
+
 /// An ECR repository in the in-cluster registry: tag mutability, lifecycle policy and
 /// repository policy, with its URI, image count and size in status.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
@@ -41,14 +52,20 @@ use super::common::{Condition, Tag};
     ),
     printcolumn(name = "Last Push", type_ = "date", json_path = ".status.lastPushedAt"),
     printcolumn(
+        name = "Last Pull",
+        type_ = "date",
+        json_path = ".status.lastPulledAt",
+        priority = 1
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
     )
 )]
 #[x_kube(validation = Rule::new("!has(oldSelf.repositoryName) || (has(self.repositoryName) && self.repositoryName == oldSelf.repositoryName)").message("repositoryName cannot be changed."))]
-#[x_kube(validation = Rule::new("!has(self.imageTagMutabilityExclusionFilters) || size(self.imageTagMutabilityExclusionFilters) == 0 || (has(self.imageTagMutability) && self.imageTagMutability.endsWith('_WITH_EXCLUSION'))").message("imageTagMutabilityExclusionFilters require imageTagMutability IMMUTABLE_WITH_EXCLUSION or MUTABLE_WITH_EXCLUSION."))]
-#[x_kube(validation = Rule::new("!has(self.imageTagMutability) || !self.imageTagMutability.endsWith('_WITH_EXCLUSION') || (has(self.imageTagMutabilityExclusionFilters) && size(self.imageTagMutabilityExclusionFilters) >= 1)").message("imageTagMutability with exclusion requires 1 to 5 imageTagMutabilityExclusionFilters."))]
+#[x_kube(validation = exclusion_filters_need_an_exclusion_mutability())]
+#[x_kube(validation = an_exclusion_mutability_needs_filters())]
 #[serde(rename_all = "camelCase")]
 pub struct RepositorySpec {
     /// The repository name, e.g. `team-a/web-app` (ECR's pattern, 2-256 characters). Defaults
@@ -161,7 +178,8 @@ pub struct LifecycleRule {
 #[x_kube(validation = Rule::new("self.tagStatus != 'tagged' || (has(self.tagPrefixList) && size(self.tagPrefixList) > 0) || (has(self.tagPatternList) && size(self.tagPatternList) > 0)").message("Lifecycle policy validation failure: tagPrefixList or tagPatternList is required when tagStatus is 'tagged'."))]
 #[x_kube(validation = Rule::new("self.tagStatus == 'tagged' || ((!has(self.tagPrefixList) || size(self.tagPrefixList) == 0) && (!has(self.tagPatternList) || size(self.tagPatternList) == 0))").message("Lifecycle policy validation failure: tagPrefixList and tagPatternList are only allowed when tagStatus is 'tagged'."))]
 #[x_kube(validation = Rule::new("!(has(self.tagPrefixList) && size(self.tagPrefixList) > 0 && has(self.tagPatternList) && size(self.tagPatternList) > 0)").message("Lifecycle policy validation failure: tagPrefixList and tagPatternList cannot be used together."))]
-#[x_kube(validation = Rule::new("self.countType == 'sinceImagePushed' ? has(self.countUnit) : !has(self.countUnit)").message("Lifecycle policy validation failure: countUnit is required with countType 'sinceImagePushed' and not allowed with 'imageCountMoreThan'."))]
+#[x_kube(validation = Rule::new("self.countType == 'imageCountMoreThan' ? !has(self.countUnit) : has(self.countUnit)").message("Lifecycle policy validation failure: countUnit is required with countType 'sinceImagePushed' or 'sinceImagePulled' and not allowed with 'imageCountMoreThan'."))]
+#[x_kube(validation = Rule::new("self.countType != 'sinceImageTransitioned' && (!has(self.storageClass) || self.storageClass == 'standard')").message("Lifecycle policy validation failure: the archive storage class is not supported: storageClass must be 'standard' and countType cannot be 'sinceImageTransitioned'."))]
 #[x_kube(validation = Rule::new("!has(self.tagPatternList) || self.tagPatternList.all(p, size(p) - size(p.replace('*', '')) <= 4)").message("Lifecycle policy validation failure: a tag pattern may contain at most 4 wildcards."))]
 #[serde(rename_all = "camelCase")]
 pub struct LifecycleSelection {
@@ -175,9 +193,13 @@ pub struct LifecycleSelection {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 100), inner(length(max = 128)))]
     pub tag_pattern_list: Vec<String>,
-    /// imageCountMoreThan or sinceImagePushed.
+    /// imageCountMoreThan, sinceImagePushed or sinceImagePulled (sinceImageTransitioned is
+    /// refused: kubecs has no archive storage class).
     pub count_type: CountType,
-    /// `days`, with sinceImagePushed only.
+    /// `standard` (the default); `archive` is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<StorageClass>,
+    /// `days`, with sinceImagePushed and sinceImagePulled only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count_unit: Option<CountUnit>,
     /// The image count or the age in days.
@@ -200,6 +222,19 @@ pub enum CountType {
     #[default]
     ImageCountMoreThan,
     SinceImagePushed,
+    /// Counted from the last recorded pull, or from the push for an image never pulled.
+    SinceImagePulled,
+    /// ECR's archive rules; refused until kubecs has an archive.
+    SinceImageTransitioned,
+}
+
+/// ECR's image storage classes.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageClass {
+    Standard,
+    /// Refused: kubecs has no archive storage class.
+    Archive,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
@@ -208,11 +243,16 @@ pub enum CountUnit {
     Days,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[x_kube(validation = Rule::new("self.type == 'expire'").message("Lifecycle policy validation failure: the archive storage class is not supported: the action type must be 'expire'."))]
+#[serde(rename_all = "camelCase")]
 pub struct LifecycleAction {
-    /// Always `expire`.
+    /// `expire`; `transition` (to the archive) is refused.
     #[serde(rename = "type")]
     pub type_: LifecycleActionType,
+    /// With `transition` only: `archive`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_storage_class: Option<StorageClass>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
@@ -220,6 +260,8 @@ pub struct LifecycleAction {
 pub enum LifecycleActionType {
     #[default]
     Expire,
+    /// ECR's move to the archive storage class; refused until kubecs has an archive.
+    Transition,
 }
 
 /// An IAM-style repository policy.
@@ -292,6 +334,10 @@ pub struct RepositoryStatus {
     pub size_in_bytes: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_pushed_at: Option<String>,
+    /// The latest lastRecordedPullTime of the repository's images (per image:
+    /// `aws ecr describe-images`). Recorded in batches, so up to a flush interval late.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_pulled_at: Option<String>,
     /// What the lifecycle policy would expire now.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lifecycle_policy_preview: Vec<LifecyclePreviewResult>,

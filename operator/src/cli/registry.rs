@@ -22,6 +22,7 @@ use super::operator::LeaseArgs;
 use super::wiring::{shared_reflector, shutdown_signal};
 use crate::api::pull_through_cache_rule::PullThroughCacheRule;
 use crate::api::repository::Repository;
+use crate::api::repository_creation_template::RepositoryCreationTemplate;
 use crate::controllers::{self, WatchHealth};
 use crate::ecr::pull_through::{CacheRule, TAG_RECHECK};
 use crate::registry::{self as oci, DEFAULT_MAX_UPLOAD_BYTES};
@@ -53,9 +54,19 @@ pub struct Args {
     /// The registry (account) id in ECR's messages.
     #[arg(long, env = "KUBECS_REGISTRY_ID", default_value = "000000000000")]
     registry_id: String,
-    /// Accept pushes to repositories that do not exist (instead of NAME_UNKNOWN).
+    /// Accept pushes to repositories that do not exist (instead of NAME_UNKNOWN). With
+    /// --kubernetes the push creates the Repository object, with the CREATE_ON_PUSH
+    /// repository creation template whose prefix matches.
     #[arg(long, env = "KUBECS_REGISTRY_CREATE_ON_PUSH")]
     create_on_push: bool,
+    /// The namespace of a Repository created on push when no template applies and the
+    /// pusher is not a ServiceAccount (whose namespace is used otherwise).
+    #[arg(
+        long,
+        env = "KUBECS_REGISTRY_CREATE_ON_PUSH_NAMESPACE",
+        default_value = "default"
+    )]
+    create_on_push_namespace: String,
     /// The largest blob accepted, in bytes.
     #[arg(long, env = "KUBECS_REGISTRY_MAX_UPLOAD_BYTES", default_value_t = DEFAULT_MAX_UPLOAD_BYTES)]
     max_upload_bytes: u64,
@@ -102,6 +113,16 @@ pub struct Args {
         default_value_t = TAG_RECHECK.as_secs()
     )]
     pull_through_tag_recheck_seconds: u64,
+    /// Seconds between writes of the pull times (ECR's lastRecordedPullTime) noted in
+    /// memory: each image pulled meanwhile costs one write, however often it was pulled. A
+    /// crash loses at most this interval's pulls.
+    #[arg(
+        long,
+        env = "KUBECS_REGISTRY_PULL_TIME_FLUSH_SECONDS",
+        default_value_t = 20,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pull_time_flush_seconds: u64,
     /// Connections served at once; more wait to be accepted.
     #[arg(long, env = "KUBECS_REGISTRY_MAX_CONNECTIONS", default_value_t = 1024)]
     max_connections: usize,
@@ -353,16 +374,30 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
             &health,
         );
         cache_rules.wait_until_ready().await?;
+        let (templates, template_events) = shared_reflector(
+            Api::<RepositoryCreationTemplate>::all(client.clone()),
+            watcher::Config::default(),
+            &health,
+        );
+        tokio::spawn(template_events.for_each(|_| futures::future::ready(())));
+        templates.wait_until_ready().await?;
+        let creator = Arc::new(oci::creation::Creator {
+            client: client.clone(),
+            templates,
+            default_namespace: a.create_on_push_namespace.clone(),
+        });
         rules = Arc::new(oci::cache_rules::KubeCacheRules {
             store: cache_rules,
             client: client.clone(),
             extra: a.pull_through_cache.clone(),
+            creator: creator.clone(),
         });
         auth = auth.with_external(Arc::new(oci::tokenreview::TokenReviewVerifier::new(
             client.clone(),
         )));
         policy = Arc::new(oci::repositories::KubeRepositories {
             store: repos.clone(),
+            creator: a.create_on_push.then_some(creator),
         });
         let (tx, rx) = unbounded_channel();
         changes = Some(tx);
@@ -402,6 +437,15 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
         config.max_upload_bytes,
         changes.clone(),
     );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let pulls = Arc::new(oci::pulls::PullTimes::default());
+    // Every replica records the pulls it serves, leader or not.
+    let flusher = tokio::spawn(flush_pulls(
+        pulls.clone(),
+        storage.clone(),
+        Duration::from_secs(a.pull_time_flush_seconds),
+        stopped.clone(),
+    ));
     let state = Arc::new(oci::Registry {
         storage,
         policy,
@@ -409,9 +453,9 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
         config,
         changes,
         uploads: Default::default(),
+        pulls: pulls.clone(),
         pull_through: Some(pull_through),
     });
-    let (stop, stopped) = tokio::sync::watch::channel(false);
     let background = tokio::spawn(supervise(Arc::new(work), leadership, stopped));
     let listener = tokio::net::TcpListener::bind(a.listen).await?;
     info!(
@@ -427,7 +471,32 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
     .await?;
     let _ = stop.send(true);
     let _ = background.await;
+    let _ = flusher.await;
     Ok(())
+}
+
+/// Writes the noted pull times every `interval` (see `registry::pulls`), and once more when
+/// `stopped` (the server has finished its requests).
+async fn flush_pulls(
+    pulls: Arc<oci::pulls::PullTimes>,
+    storage: Arc<dyn oci::Storage>,
+    interval: Duration,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let last = tokio::select! {
+            _ = tick.tick() => false,
+            _ = stopped.wait_for(|s| *s) => true,
+        };
+        if let Err(e) = pulls.flush(&*storage).await {
+            tracing::warn!(error = %e, "recording pull times failed; kept for the next try");
+        }
+        if last {
+            return;
+        }
+    }
 }
 
 /// The registry's background work, started for each term of leadership.

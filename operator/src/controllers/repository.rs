@@ -128,6 +128,7 @@ pub fn lifecycle_records(images: &[&ImageInfo]) -> Vec<ImageRecord> {
             digest: i.digest.to_string(),
             tags: i.tags.clone(),
             pushed_at: unix_ms(i.pushed_at),
+            last_pulled_at: i.last_pulled_at.map(unix_ms),
             size_bytes: i.manifest_size + i.content_size,
         })
         .collect()
@@ -178,6 +179,8 @@ pub fn status_for(
         })
         .sum();
     let last = content.images.iter().map(|i| i.pushed_at).max();
+    // One summary, not a time per image: a repository may hold thousands.
+    let last_pull = content.images.iter().filter_map(|i| i.last_pulled_at).max();
     let mut conditions: Vec<Condition> = Vec::new();
     match shadowed {
         Some(owner) => {
@@ -236,6 +239,9 @@ pub fn status_for(
         image_count: images.len() as i64,
         size_in_bytes: i64::try_from(size).unwrap_or(i64::MAX),
         last_pushed_at: last
+            .and_then(|t| Timestamp::try_from(t).ok())
+            .map(|t| t.to_string()),
+        last_pulled_at: last_pull
             .and_then(|t| Timestamp::try_from(t).ok())
             .map(|t| t.to_string()),
         lifecycle_policy_preview: lifecycle::preview(&expirations(r, &images, now)),
@@ -532,6 +538,7 @@ mod tests {
             manifest_size: 100,
             content_size: 1000,
             pushed_at: UNIX_EPOCH + Duration::from_secs(secs),
+            last_pulled_at: None,
             subject: None,
         }
     }
@@ -582,6 +589,7 @@ mod tests {
         assert_eq!(s.image_count, 4);
         assert_eq!(s.size_in_bytes, 4 * 1100 + 100);
         assert_eq!(s.last_pushed_at.as_deref(), Some("1970-01-01T00:00:40Z"));
+        assert_eq!(s.last_pulled_at, None, "nothing pulled yet");
         let expired: Vec<_> = s
             .lifecycle_policy_preview
             .iter()
@@ -594,6 +602,32 @@ mod tests {
         );
         assert_eq!(s.conditions[0].status, "True");
         assert_eq!(s.observed_generation, Some(3));
+    }
+
+    #[test]
+    fn status_shows_the_latest_pull_and_since_image_pulled_keeps_pulled_images() {
+        let r = repo(
+            serde_json::json!({"lifecyclePolicy": {"rules": [{"rulePriority": 1,
+            "selection": {"tagStatus": "any", "countType": "sinceImagePulled", "countUnit": "days",
+                          "countNumber": 1},
+            "action": {"type": "expire"}}]}}),
+        );
+        let day = 86_400;
+        let mut used = image(1, &["used"], 0, IMG);
+        used.last_pulled_at = Some(UNIX_EPOCH + Duration::from_secs(2 * day));
+        let content = Content {
+            images: vec![used, image(2, &["idle"], 0, IMG)],
+            children: Default::default(),
+        };
+        let now = UNIX_EPOCH + Duration::from_secs(5 * day / 2);
+        let s = status_for(&r, &content, None, "0", "reg", now);
+        assert_eq!(s.last_pulled_at.as_deref(), Some("1970-01-03T00:00:00Z"));
+        let expired: Vec<_> = s
+            .lifecycle_policy_preview
+            .iter()
+            .map(|p| p.image_tags.clone())
+            .collect();
+        assert_eq!(expired, vec![vec!["idle".to_string()]]);
     }
 
     #[test]

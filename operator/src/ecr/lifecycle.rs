@@ -8,7 +8,12 @@
 //!   expired": they count towards its `imageCountMoreThan` but it never marks them;
 //! - expiration is ordered by push time, older images first; with `imageCountMoreThan N` the
 //!   newest N identified images are kept; with `sinceImagePushed N days` images pushed more
-//!   than N days before `now` expire (an image exactly N days old is kept);
+//!   than N days before `now` expire (an image exactly N days old is kept); with
+//!   `sinceImagePulled N days` the same counts from the image's `lastRecordedPullTime`, or
+//!   from its push for an image never pulled (ECR's reading: an image pushed and never used
+//!   ages like one last used at its push);
+//! - ECR's archive rules (`transition`, `storageClass: archive`, `sinceImageTransitioned`)
+//!   are refused by [`validate`]: kubecs has no archive storage class;
 //! - `tagPrefixList` / `tagPatternList` select an image only if *every* entry matches one of
 //!   its tags.
 //!
@@ -22,7 +27,8 @@
 use std::collections::HashSet;
 
 use crate::api::repository::{
-    CountType, CountUnit, LifecyclePolicy, LifecyclePreviewResult, LifecycleRule, TagStatus,
+    CountType, CountUnit, LifecycleActionType, LifecyclePolicy, LifecyclePreviewResult,
+    LifecycleRule, StorageClass, TagStatus,
 };
 
 use super::wildcard;
@@ -39,7 +45,16 @@ pub struct ImageRecord {
     /// Push time, unix milliseconds: two pushes within one second still have an order
     /// (`imageCountMoreThan` keeps the newest).
     pub pushed_at: i64,
+    /// ECR's lastRecordedPullTime, unix milliseconds; None when never pulled.
+    pub last_pulled_at: Option<i64>,
     pub size_bytes: u64,
+}
+
+impl ImageRecord {
+    /// Where `sinceImagePulled` counts from: the last recorded pull, else the push.
+    fn last_used_at(&self) -> i64 {
+        self.last_pulled_at.unwrap_or(self.pushed_at)
+    }
 }
 
 /// An image a lifecycle policy expires, and the rule that expires it.
@@ -125,17 +140,23 @@ pub fn evaluate(policy: &LifecyclePolicy, images: &[ImageRecord], now: i64) -> V
                 .copied()
                 .skip(usize::try_from(n).unwrap_or(usize::MAX))
                 .collect(),
-            CountType::SinceImagePushed => {
+            CountType::SinceImagePushed | CountType::SinceImagePulled => {
                 let unit = match rule.selection.count_unit {
                     Some(CountUnit::Days) | None => DAY,
                 };
                 let max_age = n.saturating_mul(unit);
+                let since = |i: &ImageRecord| match rule.selection.count_type {
+                    CountType::SinceImagePulled => i.last_used_at(),
+                    _ => i.pushed_at,
+                };
                 identified
                     .iter()
                     .copied()
-                    .filter(|&i| now.saturating_sub(images[i].pushed_at) > max_age)
+                    .filter(|&i| now.saturating_sub(since(&images[i])) > max_age)
                     .collect()
             }
+            // Refused by validate(): no image is ever in the archive.
+            CountType::SinceImageTransitioned => Vec::new(),
         };
         // Oldest first, as ECR marks them.
         let mut marked: Vec<Expiration> = candidates
@@ -156,6 +177,11 @@ pub fn evaluate(policy: &LifecyclePolicy, images: &[ImageRecord], now: i64) -> V
 }
 
 const PREFIX: &str = "Lifecycle policy validation failure: ";
+
+/// ECR's archive rules, refused (the CRD's CEL rules say the same).
+pub const NO_ARCHIVE_ACTION: &str =
+    "the archive storage class is not supported: the action type must be 'expire'.";
+pub const NO_ARCHIVE_SELECTION: &str = "the archive storage class is not supported: storageClass must be 'standard' and countType cannot be 'sinceImageTransitioned'.";
 
 /// ECR's checks of a lifecycle policy, for callers that do not go through the CRD (whose CEL
 /// rules say the same, in the same words). The first failure is reported.
@@ -179,6 +205,14 @@ pub fn validate(policy: &LifecyclePolicy) -> Result<(), String> {
     let highest = policy.rules.iter().map(|r| r.rule_priority).max();
     for r in &policy.rules {
         let s = &r.selection;
+        if r.action.type_ != LifecycleActionType::Expire {
+            return fail(NO_ARCHIVE_ACTION);
+        }
+        if s.count_type == CountType::SinceImageTransitioned
+            || s.storage_class == Some(StorageClass::Archive)
+        {
+            return fail(NO_ARCHIVE_SELECTION);
+        }
         if s.tag_status == TagStatus::Any && Some(r.rule_priority) != highest {
             return fail("a rule with tagStatus 'any' must have the highest rulePriority.");
         }
@@ -207,12 +241,12 @@ pub fn validate(policy: &LifecyclePolicy) -> Result<(), String> {
             return fail("a tag pattern may contain at most 4 wildcards.");
         }
         let unit_ok = match s.count_type {
-            CountType::SinceImagePushed => s.count_unit.is_some(),
             CountType::ImageCountMoreThan => s.count_unit.is_none(),
+            _ => s.count_unit.is_some(),
         };
         if !unit_ok {
             return fail(
-                "countUnit is required with countType 'sinceImagePushed' and not allowed with 'imageCountMoreThan'.",
+                "countUnit is required with countType 'sinceImagePushed' or 'sinceImagePulled' and not allowed with 'imageCountMoreThan'.",
             );
         }
         if s.count_number < 1 {

@@ -1,7 +1,9 @@
 //! ECR semantics as pure decisions: repository policies, tag mutability, lifecycle policies,
-//! blob garbage collection, repository names and pull through cache rules. No I/O: the registry and the Repository
+//! blob garbage collection, repository names, pull through cache rules and repository creation
+//! templates. No I/O: the registry and the Repository
 //! controller gather the facts (images, blobs, identities), call these, and act on the answer.
 
+pub mod creation_templates;
 pub mod gc;
 pub mod lifecycle;
 pub mod mutability;

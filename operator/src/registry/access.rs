@@ -4,6 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::RwLock;
 
+use futures::future::BoxFuture;
+
 use crate::api::repository::ImageTagMutability;
 
 use super::auth::Principal;
@@ -61,6 +63,15 @@ pub trait AccessPolicy: Send + Sync + 'static {
     /// May `principal` perform the ECR `action` (e.g. "ecr:BatchGetImage") on `repo`?
     /// Err -> 403 DENIED with the message.
     fn authorize(&self, principal: &Principal, repo: &str, action: &str) -> Result<(), String>;
+    /// Creates the unknown `repo` for a push by `principal` (`--create-on-push`): the settings
+    /// it was created with. By default nothing is written and ECR's defaults apply.
+    fn create_on_push<'a>(
+        &'a self,
+        _principal: &'a Principal,
+        _repo: &'a str,
+    ) -> BoxFuture<'a, Result<RepositorySettings, String>> {
+        Box::pin(async { Ok(RepositorySettings::default()) })
+    }
 }
 
 /// Every repository exists (mutable), every action is allowed: for tests and a bare registry.

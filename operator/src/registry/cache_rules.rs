@@ -4,21 +4,21 @@
 //! when objects of several namespaces claim one prefix, the oldest (creation time, then
 //! `namespace/name`) holds it. A rule's namespace is its account: its credentials are the
 //! Secret its `credentialArn` names there, and the repositories its first pulls create are
-//! Repository objects there, so `kubectl get repositories` and repository policies work on
-//! them as on any other.
+//! Repository objects there (with the PULL_THROUGH_CACHE creation template that applies, see
+//! `creation`), so `kubectl get repositories` and repository policies work on them as on any
+//! other.
 
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{ObjectMeta, PostParams};
 use kube::runtime::reflector::Store;
 use kube::{Api, Client, ResourceExt};
 
+use super::creation::Creator;
 use super::pull_through::CacheRules;
-use super::repositories::{claim_key, object_name};
+use super::repositories::claim_key;
 use crate::api::pull_through_cache_rule::PullThroughCacheRule;
-use crate::api::repository::{Repository, RepositorySpec};
 use crate::ecr::pull_through::CacheRule;
 
 /// The annotation on a Repository a pull through cache created: the rule's prefix.
@@ -70,6 +70,8 @@ pub struct KubeCacheRules {
     pub store: Store<PullThroughCacheRule>,
     pub client: Client,
     pub extra: Vec<CacheRule>,
+    /// Writes the Repository objects first pulls create, with their creation template.
+    pub creator: Arc<Creator>,
 }
 
 impl CacheRules for KubeCacheRules {
@@ -111,49 +113,13 @@ impl CacheRules for KubeCacheRules {
             let Some(ns) = &rule.namespace else {
                 return Ok(());
             };
-            let object = Repository {
-                metadata: ObjectMeta {
-                    name: Some(object_name(repo)),
-                    namespace: Some(ns.clone()),
-                    annotations: Some(
-                        [(
-                            CREATED_BY_RULE.to_string(),
-                            rule.ecr_repository_prefix.clone(),
-                        )]
-                        .into(),
-                    ),
-                    ..Default::default()
-                },
-                spec: repository_spec(repo),
-                status: None,
-            };
-            match Api::<Repository>::namespaced(self.client.clone(), ns)
-                .create(&PostParams::default(), &object)
-                .await
-            {
-                Ok(_) => {
-                    tracing::info!(repository = repo, namespace = %ns, "created the pull through cache repository");
-                    Ok(())
-                }
-                Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-                Err(e) => Err(e.to_string()),
-            }
+            let annotations = [(
+                CREATED_BY_RULE.to_string(),
+                rule.ecr_repository_prefix.clone(),
+            )]
+            .into();
+            self.creator.create_for_cache(ns, repo, annotations).await
         })
-    }
-}
-
-/// A repository with ECR's defaults (MUTABLE tags, no policies).
-fn repository_spec(name: &str) -> RepositorySpec {
-    RepositorySpec {
-        repository_name: Some(name.to_string()),
-        image_tag_mutability: None,
-        image_tag_mutability_exclusion_filters: Vec::new(),
-        image_scanning_configuration: None,
-        encryption_configuration: None,
-        lifecycle_policy: None,
-        repository_policy: None,
-        force: None,
-        tags: Vec::new(),
     }
 }
 

@@ -211,6 +211,11 @@ impl<'a> Op<'a> {
         matches!(self, Op::GetManifest { .. } | Op::GetBlob { .. })
     }
 
+    /// A push starts with an upload (or a mount) or a manifest: what creates a repository.
+    fn starts_push(&self) -> bool {
+        matches!(self, Op::StartUpload { .. } | Op::PutManifest { .. })
+    }
+
     /// The ECR actions the operation needs on its repository.
     fn actions(&self) -> &'static [&'static str] {
         use actions::*;
@@ -344,6 +349,17 @@ async fn handle(reg: &Registry, req: Request) -> ApiResult {
         .and_then(|p| Some((p.clone(), p.route(name)?)));
     let known = reg.policy.repository(name);
     let exists = known.is_some();
+    let known = match known {
+        // A push creates the repository (its object, with its creation template) before
+        // anything is stored, so the template's tag mutability holds from the first tag.
+        None if reg.config.create_on_push && op.starts_push() => Some(
+            reg.policy
+                .create_on_push(&principal, name)
+                .await
+                .map_err(|m| ApiError::new(ErrorCode::Unavailable, m))?,
+        ),
+        known => known,
+    };
     let settings = known
         .or_else(|| reg.config.create_on_push.then(RepositorySettings::default))
         .or_else(|| (cache.is_some() && op.is_pull()).then(RepositorySettings::default))
@@ -598,6 +614,12 @@ async fn get_manifest(
                 m.media_type
             ),
         ));
+    }
+    if !head {
+        // A GET is a pull (a 304 too: the client asked for the image); a HEAD only checks.
+        ctx.reg
+            .pulls
+            .record(ctx.name, &m.digest, std::time::SystemTime::now());
     }
     // By tag, the answer changes when the tag moves: not cacheable as immutable.
     let mut headers = content_headers(&m.digest, by_digest);

@@ -41,6 +41,9 @@ pub struct ImageEntry {
     /// RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pushed_at: Option<String>,
+    /// ECR's lastRecordedPullTime, RFC 3339; absent when never pulled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_recorded_pull_time: Option<String>,
     /// The manifest this one refers to (a signature, an SBOM).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
@@ -83,6 +86,10 @@ pub fn entries(images: &[ImageInfo], listed: &HashMap<Digest, Vec<Digest>>) -> V
                 artifact_type: i.artifact_type.clone(),
                 size_in_bytes: Some(size),
                 pushed_at: Timestamp::try_from(i.pushed_at).ok().map(|t| t.to_string()),
+                last_recorded_pull_time: i
+                    .last_pulled_at
+                    .and_then(|t| Timestamp::try_from(t).ok())
+                    .map(|t| t.to_string()),
                 subject: i.subject.as_ref().map(Digest::to_string),
             }
         })
@@ -115,6 +122,7 @@ pub async fn answer(storage: &dyn Storage, name: &str, ids: bool) -> Result<Resp
                 artifact_type: None,
                 size_in_bytes: None,
                 pushed_at: None,
+                last_recorded_pull_time: None,
                 subject: None,
             };
         }

@@ -11,6 +11,9 @@
 //! repositories/<name>/_layers/<alg>/<hex>                 empty: the repository links the blob
 //! repositories/<name>/_manifests/<alg>/<hex>              one JSON metadata line, then the manifest bytes
 //! repositories/<name>/_tags/<tag>                         the digest the tag points at
+//! repositories/<name>/_pulls/<alg>/<hex>                  when the manifest was last pulled
+//!                                                         (unix milliseconds, text), written
+//!                                                         in batches (`pulls`)
 //! repositories/<name>/_referrers/<alg>/<hex>/<alg>-<hex>  referrer descriptor (JSON), by subject
 //! repositories/<name>/_uploads/<id>/state                 upload session: JSON {offset, parts}
 //! repositories/<name>/_uploads/<id>/parts/<start>-<rand>  one acknowledged chunk of it
@@ -69,6 +72,15 @@ pub fn manifests(name: &str) -> String {
 
 pub fn manifest(name: &str, d: &Digest) -> String {
     by_digest(&manifests(name), d)
+}
+
+pub fn pulls(name: &str) -> String {
+    format!("{}/_pulls", repo(name))
+}
+
+/// The last recorded pull time of manifest `d`.
+pub fn pull(name: &str, d: &Digest) -> String {
+    by_digest(&pulls(name), d)
 }
 
 pub fn tags(name: &str) -> String {
@@ -293,14 +305,31 @@ pub fn plan_tag(current: Option<&Digest>, digest: &Digest, overwrite: bool) -> T
     }
 }
 
-/// A repository's images from its manifests' metadata and its tags, newest first.
-pub fn images(manifests: Vec<(Digest, ManifestMeta)>, tags: &[(String, Digest)]) -> Vec<ImageInfo> {
+/// A stored pull time: unix milliseconds as text.
+pub fn encode_pull(t: SystemTime) -> Bytes {
+    Bytes::from(millis(t).to_string())
+}
+
+/// None for anything but a stored pull time.
+pub fn decode_pull(raw: &[u8]) -> Option<SystemTime> {
+    let ms: u64 = std::str::from_utf8(raw).ok()?.trim().parse().ok()?;
+    Some(UNIX_EPOCH + Duration::from_millis(ms))
+}
+
+/// A repository's images from its manifests' metadata, its tags and its recorded pull times,
+/// newest first.
+pub fn images(
+    manifests: Vec<(Digest, ManifestMeta)>,
+    tags: &[(String, Digest)],
+    pulls: &BTreeMap<Digest, SystemTime>,
+) -> Vec<ImageInfo> {
     let by_digest: BTreeMap<Digest, Vec<String>> = super::storage::tags_by_digest(tags);
     let mut out: Vec<ImageInfo> = manifests
         .into_iter()
         .map(|(d, meta)| ImageInfo {
             tags: by_digest.get(&d).cloned().unwrap_or_default(),
             pushed_at: meta.pushed_at(),
+            last_pulled_at: pulls.get(&d).copied(),
             digest: d,
             media_type: meta.media_type,
             artifact_type: meta.artifact_type,
@@ -335,6 +364,7 @@ mod tests {
             format!("repositories/a/_manifests/sha256/{h}")
         );
         assert_eq!(tag("a/b", "v1.0"), "repositories/a/b/_tags/v1.0");
+        assert_eq!(pull("a", &x), format!("repositories/a/_pulls/sha256/{h}"));
         let m = d("m");
         assert_eq!(
             referrer("a", &x, &m),
@@ -419,9 +449,24 @@ mod tests {
             ..Default::default()
         };
         let tags = vec![("z".to_string(), a.clone()), ("y".to_string(), a.clone())];
-        let out = images(vec![(a.clone(), meta(1)), (b.clone(), meta(2))], &tags);
+        let pulled = UNIX_EPOCH + Duration::from_millis(7);
+        let pulls = BTreeMap::from([(a.clone(), pulled)]);
+        let out = images(
+            vec![(a.clone(), meta(1)), (b.clone(), meta(2))],
+            &tags,
+            &pulls,
+        );
         assert_eq!(out[0].digest, b);
         assert!(out[0].tags.is_empty());
+        assert_eq!(out[0].last_pulled_at, None);
         assert_eq!(out[1].tags, vec!["y", "z"]);
+        assert_eq!(out[1].last_pulled_at, Some(pulled));
+    }
+
+    #[test]
+    fn pull_times_round_trip_and_garbage_is_none() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        assert_eq!(decode_pull(&encode_pull(t)), Some(t));
+        assert_eq!(decode_pull(b"soon"), None);
     }
 }

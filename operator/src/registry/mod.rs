@@ -15,7 +15,8 @@
 //! - `serve`: the HTTP/1 server with its timeouts and connection cap.
 //! - `handlers`: the HTTP API, mapping each request to its ECR action, and
 //!   `POST /kubecs/v1/token` (a registry token for a Kubernetes identity); `images`: the
-//!   image list the ECR API's DescribeImages and ListImages read.
+//!   image list the ECR API's DescribeImages and ListImages read; `pulls`: manifest pulls
+//!   coalesced in memory and recorded in batches (ECR's `lastRecordedPullTime`).
 //! - `pull_through`: pull through cache rules: misses under a rule's prefix filled from its
 //!   upstream registry (streamed, verified, fetched once), cached tags re-checked on ECR's
 //!   schedule.
@@ -29,6 +30,7 @@ pub mod auth;
 pub mod backend;
 pub mod cache_rules;
 pub mod crashpoint;
+pub mod creation;
 pub mod digest;
 pub mod errors;
 pub mod file_chunks;
@@ -46,6 +48,7 @@ mod parser_props;
 pub mod pull_through;
 #[cfg(test)]
 mod pull_through_tests;
+pub mod pulls;
 pub mod ranges;
 pub mod repositories;
 pub mod s3;
@@ -107,6 +110,8 @@ pub struct Registry {
     pub uploads: UploadSlots,
     /// Pull through cache rules, when any may be configured.
     pub pull_through: Option<Arc<pull_through::PullThrough>>,
+    /// Manifest pulls not yet recorded in storage (flushed by the caller's loop).
+    pub pulls: Arc<pulls::PullTimes>,
 }
 
 /// Counts blob upload requests in progress per identity, against

@@ -172,6 +172,7 @@ impl Upstream {
             config: RegistryConfig::default(),
             changes: None,
             uploads: Default::default(),
+            pulls: Default::default(),
             pull_through: None,
         }));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -271,6 +272,7 @@ fn cache(upstream: &str, policy: Arc<dyn AccessPolicy>, tag_recheck: Duration) -
         config: RegistryConfig::default(),
         changes: None,
         uploads: Default::default(),
+        pulls: Default::default(),
         pull_through: Some(pull_through),
     }));
     Cache {

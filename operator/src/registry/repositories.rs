@@ -17,7 +17,8 @@
 //!   (cluster-wide, like IAM users) and ServiceAccounts of the repository's namespace — and
 //!   ServiceAccounts of other namespaces are refused.
 //!
-//! Unknown repositories are left to the handler (NAME_UNKNOWN, or `--create-on-push`).
+//! Unknown repositories are left to the handler (NAME_UNKNOWN, or `--create-on-push`, which
+//! writes the Repository object with its creation template: `creation`).
 
 use std::sync::Arc;
 
@@ -147,6 +148,9 @@ pub fn decide(r: &Repository, name: &str, p: &Principal, action: &str) -> Result
 /// The registry's policy over a reflector of Repository objects.
 pub struct KubeRepositories {
     pub store: Store<Repository>,
+    /// Writes the Repository objects of `--create-on-push` (None: pushes to unknown names
+    /// are refused, or, without Kubernetes, allowed with ECR's defaults).
+    pub creator: Option<Arc<super::creation::Creator>>,
 }
 
 impl AccessPolicy for KubeRepositories {
@@ -161,6 +165,19 @@ impl AccessPolicy for KubeRepositories {
             Some(r) => decide(r, name, principal, action),
             None => Ok(()),
         }
+    }
+
+    fn create_on_push<'a>(
+        &'a self,
+        principal: &'a Principal,
+        repo: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<RepositorySettings, String>> {
+        Box::pin(async move {
+            match &self.creator {
+                Some(c) => c.create_on_push(principal, repo).await,
+                None => Ok(RepositorySettings::default()),
+            }
+        })
     }
 }
 

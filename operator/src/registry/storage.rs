@@ -84,6 +84,8 @@ pub struct ImageInfo {
     /// Config + layers, or listed manifests.
     pub content_size: u64,
     pub pushed_at: SystemTime,
+    /// ECR's lastRecordedPullTime: the last pull recorded (see `pulls`), if any.
+    pub last_pulled_at: Option<SystemTime>,
     /// Set when the manifest refers to another (a signature, SBOM...).
     pub subject: Option<Digest>,
 }
@@ -297,7 +299,16 @@ pub trait Storage: Send + Sync + 'static {
     /// Repositories holding anything, sorted.
     fn list_repositories(&self) -> BoxFuture<'_, StorageResult<Vec<String>>>;
 
-    /// Every manifest of the repository with its tags, sizes and push time, newest first.
+    /// Records when manifests of `repo` were last pulled (a batch coalesced by `pulls`), for
+    /// those still stored. Returns how many were written.
+    fn record_pulls<'a>(
+        &'a self,
+        repo: &'a str,
+        pulls: &'a [(Digest, SystemTime)],
+    ) -> BoxFuture<'a, StorageResult<usize>>;
+
+    /// Every manifest of the repository with its tags, sizes, push and pull times, newest
+    /// first.
     fn list_images<'a>(&'a self, repo: &'a str) -> BoxFuture<'a, StorageResult<Vec<ImageInfo>>>;
 
     /// Frees blobs that no manifest of any repository references and whose content is older

@@ -449,6 +449,8 @@ impl<B: Backend> Store<B> {
             let entry = layout::referrer(repo, &subject, digest);
             self.backend.delete(&entry).await?;
         }
+        // So that the same digest pushed again starts as never pulled.
+        self.backend.delete(&layout::pull(repo, digest)).await?;
         Ok(self.backend.delete(&key).await?)
     }
 
@@ -946,7 +948,37 @@ impl<B: Backend> Storage for Store<B> {
                     manifests.push((d, meta));
                 }
             }
-            Ok(layout::images(manifests, &tags))
+            let mut pulls = std::collections::BTreeMap::new();
+            for (key, _) in self.backend.list(&layout::pulls(repo)).await? {
+                if let Some(d) = digest_of_key(&key)
+                    && let Some(raw) = self.read_all(&key).await?
+                    && let Some(t) = layout::decode_pull(&raw)
+                {
+                    pulls.insert(d, t);
+                }
+            }
+            Ok(layout::images(manifests, &tags, &pulls))
+        })
+    }
+
+    /// One small object per image, replaced whole: the last writer wins, which across
+    /// replicas is at most one flush interval off (ECR's own time is approximate too). A
+    /// manifest deleted meanwhile gets no record.
+    fn record_pulls<'a>(
+        &'a self,
+        repo: &'a str,
+        pulls: &'a [(Digest, SystemTime)],
+    ) -> BoxFuture<'a, StorageResult<usize>> {
+        Box::pin(async move {
+            let mut written = 0;
+            for (d, at) in pulls {
+                if self.exists(&layout::manifest(repo, d)).await? {
+                    let key = layout::pull(repo, d);
+                    self.backend.put(&key, layout::encode_pull(*at)).await?;
+                    written += 1;
+                }
+            }
+            Ok(written)
         })
     }
 

@@ -64,6 +64,7 @@ on_both_backends!(
     immutable_tags_cannot_move,
     tag_mutability_exclusions,
     unknown_repository_is_name_unknown_with_ecr_message,
+    create_on_push_creates_the_repository_with_its_template_settings_first,
     invalid_names_and_denied_actions,
     upload_size_cap,
     uploads_over_the_per_identity_cap_are_too_many_requests,
@@ -75,6 +76,7 @@ on_both_backends!(
     killed_upload_leaves_nothing_visible,
     upload_session_survives_a_restart,
     list_images_reports_tags_sizes_and_push_time,
+    pulls_are_coalesced_flushed_and_survive_a_restart,
     gc_expires_idle_upload_sessions_only,
     token_endpoint_exchanges_kubernetes_tokens_only,
     the_ecr_image_list_hides_platform_manifests_and_needs_its_action,
@@ -144,6 +146,8 @@ struct Harness {
     signer: TokenSigner,
     storage: Arc<dyn Storage>,
     auth: String,
+    /// The pulls the router noted, written by `flush` (the registry's loop).
+    pulls: Arc<pulls::PullTimes>,
 }
 
 struct Resp {
@@ -201,6 +205,7 @@ fn harness_in(medium: Medium, policy: Arc<dyn AccessPolicy>, config: RegistryCon
     let storage = opened.storage();
     let signer = TokenSigner::new(vec![42u8; 32]).unwrap();
     let auth = basic("AWS", &signer.issue(&alice(), SystemTime::now()));
+    let pulls = Arc::new(pulls::PullTimes::default());
     let router = router(Arc::new(Registry {
         storage: storage.clone(),
         policy,
@@ -208,6 +213,7 @@ fn harness_in(medium: Medium, policy: Arc<dyn AccessPolicy>, config: RegistryCon
         config,
         changes: None,
         uploads: Default::default(),
+        pulls: pulls.clone(),
         pull_through: None,
     }));
     Harness {
@@ -217,6 +223,7 @@ fn harness_in(medium: Medium, policy: Arc<dyn AccessPolicy>, config: RegistryCon
         signer,
         storage,
         auth,
+        pulls,
     }
 }
 
@@ -1443,6 +1450,68 @@ async fn unknown_repository_is_name_unknown_with_ecr_message(k: Kind) {
     h.push_image("nope", "v1", "x").await;
 }
 
+/// A policy whose unknown repositories are created IMMUTABLE (as a template would make them),
+/// counting the creations.
+#[derive(Default)]
+struct CreatesImmutable(std::sync::Mutex<Vec<String>>);
+
+impl AccessPolicy for CreatesImmutable {
+    fn repository(&self, _: &str) -> Option<RepositorySettings> {
+        None
+    }
+
+    fn authorize(&self, _: &Principal, _: &str, _: &str) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn create_on_push<'a>(
+        &'a self,
+        _: &'a Principal,
+        repo: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<RepositorySettings, String>> {
+        self.0.lock().unwrap().push(repo.to_string());
+        Box::pin(async {
+            Ok(RepositorySettings {
+                tag_mutability: ImageTagMutability::Immutable,
+                exclusion_filters: vec![],
+            })
+        })
+    }
+}
+
+async fn create_on_push_creates_the_repository_with_its_template_settings_first(k: Kind) {
+    let policy = Arc::new(CreatesImmutable::default());
+    let h = harness_with(
+        k,
+        policy.clone(),
+        RegistryConfig {
+            create_on_push: true,
+            ..Default::default()
+        },
+    );
+    // A pull of an unknown name creates nothing.
+    let r = h.get("/v2/prod/web/manifests/v1").await;
+    assert_eq!(r.error_code(), "MANIFEST_UNKNOWN");
+    assert!(policy.0.lock().unwrap().is_empty());
+    h.push_image("prod/web", "v1", "one").await;
+    let created = policy.0.lock().unwrap().clone();
+    assert!(!created.is_empty() && created.iter().all(|r| r == "prod/web"));
+    // The created settings hold from the first push: the tag cannot move.
+    let config = "{\"salt\":\"two\"}";
+    let cfg = h.push_blob("prod/web", config.as_bytes()).await;
+    let layer = h.push_blob("prod/web", b"layer-two").await;
+    let m = image_manifest(&cfg, config.len(), &layer, 9, None);
+    let r = h
+        .send(
+            Method::PUT,
+            "/v2/prod/web/manifests/v1",
+            &[("content-type", OCI_MANIFEST)],
+            &m,
+        )
+        .await;
+    assert_eq!(r.error_code(), "TAG_INVALID");
+}
+
 async fn invalid_names_and_denied_actions(k: Kind) {
     let policy = Arc::new(StaticPolicy::new().grant(
         "alice",
@@ -1856,6 +1925,66 @@ async fn upload_session_survives_a_restart(k: Kind) {
     );
 }
 
+async fn pulls_are_coalesced_flushed_and_survive_a_restart(k: Kind) {
+    let h = harness(k);
+    let (pulled, _) = h.push_image("r", "v1", "one").await;
+    let (idle, _) = h.push_image("r", "v2", "two").await;
+    // Pushes are not pulls, and a HEAD only checks.
+    let head = h.send(Method::HEAD, "/v2/r/manifests/v2", &[], b"").await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert_eq!(h.pulls.flush(&*h.storage).await.unwrap(), 0);
+    let before = SystemTime::now();
+    for i in 0..50 {
+        let uri = if i % 2 == 0 {
+            "/v2/r/manifests/v1".to_string()
+        } else {
+            format!("/v2/r/manifests/{pulled}")
+        };
+        assert_eq!(h.get(&uri).await.status, StatusCode::OK);
+    }
+    let after = SystemTime::now();
+    let listed = h.storage.list_images("r").await.unwrap();
+    assert!(
+        listed.iter().all(|i| i.last_pulled_at.is_none()),
+        "noted in memory only until the flush"
+    );
+    // Fifty pulls of one image: one write.
+    assert_eq!(h.pulls.flush(&*h.storage).await.unwrap(), 1);
+    assert_eq!(h.pulls.flush(&*h.storage).await.unwrap(), 0, "nothing left");
+    let h = h.reopen();
+    let listed = h.storage.list_images("r").await.unwrap();
+    let at = |d: &Digest| {
+        listed
+            .iter()
+            .find(|i| &i.digest == d)
+            .unwrap()
+            .last_pulled_at
+    };
+    let t = at(&pulled).expect("recorded, across a restart");
+    assert!(t >= before && t <= after, "{t:?}");
+    assert_eq!(at(&idle), None);
+    // A deleted image takes its pull time with it: pushed again, it was never pulled.
+    let by_digest = format!("/v2/r/manifests/{pulled}");
+    let deleted = h.send(Method::DELETE, &by_digest, &[], b"").await;
+    assert_eq!(deleted.status, StatusCode::ACCEPTED);
+    let (again, _) = h.push_image("r", "v1", "one").await;
+    assert_eq!(again, pulled);
+    let listed = h.storage.list_images("r").await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .find(|i| i.digest == pulled)
+            .unwrap()
+            .last_pulled_at,
+        None
+    );
+    // A pull noted for an image deleted before the flush records nothing.
+    assert_eq!(h.get("/v2/r/manifests/v2").await.status, StatusCode::OK);
+    h.send(Method::DELETE, &format!("/v2/r/manifests/{idle}"), &[], b"")
+        .await;
+    assert_eq!(h.pulls.flush(&*h.storage).await.unwrap(), 0);
+}
+
 async fn list_images_reports_tags_sizes_and_push_time(k: Kind) {
     let h = harness(k);
     let before = SystemTime::now() - Duration::from_secs(1);
@@ -1936,6 +2065,7 @@ async fn token_endpoint_exchanges_kubernetes_tokens_only(k: Kind) {
         config: RegistryConfig::default(),
         changes: None,
         uploads: Default::default(),
+        pulls: Default::default(),
         pull_through: None,
     }));
     let call = |auth: Option<String>| {

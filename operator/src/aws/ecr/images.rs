@@ -133,6 +133,10 @@ pub fn image_detail(i: &ImageEntry, registry_id: &str, name: &str) -> Value {
         "imageTags": (!i.tags.is_empty()).then_some(&i.tags),
         "imageSizeInBytes": i.size_in_bytes,
         "imagePushedAt": i.pushed_at.as_deref().and_then(crate::aws::time::epoch),
+        "lastRecordedPullTime": i
+            .last_recorded_pull_time
+            .as_deref()
+            .and_then(crate::aws::time::epoch),
         "imageManifestMediaType": i.media_type,
         "artifactMediaType": i.artifact_type,
         "subjectManifestDigest": i.subject,

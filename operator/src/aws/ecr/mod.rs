@@ -6,15 +6,18 @@
 //! - `images`: image operations over the registry's HTTP API (`registry_client`).
 //! - `token`: GetAuthorizationToken, the caller's own registry token.
 //! - `pull_through`: pull through cache rules (PullThroughCacheRule objects).
+//! - `templates`: repository creation templates (RepositoryCreationTemplate objects).
 //!
 //! The registry id in answers and messages is the one the registry writes into Repository
 //! status (`--registry-id` of `kubecs registry`), [`DEFAULT_REGISTRY_ID`] until it has.
 
+mod by_prefix;
 mod images;
 mod policies;
 mod pull_through;
 mod registry_client;
 mod repositories;
+pub(crate) mod templates;
 mod token;
 
 use kube::ResourceExt;
@@ -57,6 +60,10 @@ pub const OPERATIONS: &[&str] = &[
     "DeletePullThroughCacheRule",
     "UpdatePullThroughCacheRule",
     "ValidatePullThroughCacheRule",
+    "CreateRepositoryCreationTemplate",
+    "DescribeRepositoryCreationTemplates",
+    "UpdateRepositoryCreationTemplate",
+    "DeleteRepositoryCreationTemplate",
 ];
 
 /// The registry's id until its status says otherwise (`kubecs registry`'s default).
@@ -104,6 +111,10 @@ pub async fn call(
         "DeletePullThroughCacheRule" => pull_through::delete,
         "UpdatePullThroughCacheRule" => pull_through::update,
         "ValidatePullThroughCacheRule" => pull_through::validate,
+        "CreateRepositoryCreationTemplate" => templates::create,
+        "DescribeRepositoryCreationTemplates" => templates::describe,
+        "UpdateRepositoryCreationTemplate" => templates::update,
+        "DeleteRepositoryCreationTemplate" => templates::delete,
     });
     out.map(compact)
 }

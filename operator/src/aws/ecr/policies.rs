@@ -175,6 +175,11 @@ pub fn records(images: &[ImageEntry]) -> Vec<ImageRecord> {
                 .as_deref()
                 .and_then(crate::aws::time::epoch)
                 .map_or(0, |s| (s * 1000.0) as i64),
+            last_pulled_at: i
+                .last_recorded_pull_time
+                .as_deref()
+                .and_then(crate::aws::time::epoch)
+                .map(|s| (s * 1000.0) as i64),
             size_bytes: i.size_in_bytes.unwrap_or(0),
         })
         .collect()

@@ -9,10 +9,11 @@ use bytes::Bytes;
 use http_body_util::Full;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
-use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::by_prefix::{self, resource, same as same_prefix};
 use super::{DEFAULT_REGISTRY_ID, Ecr};
 use crate::api::pull_through_cache_rule::{PullThroughCacheRule, PullThroughCacheRuleSpec};
 use crate::aws::time::epoch_of;
@@ -49,48 +50,27 @@ pub fn rule_json(r: &PullThroughCacheRule) -> Value {
     })
 }
 
+const RULE: by_prefix::Kind = by_prefix::Kind {
+    what: "pull through cache rule",
+    field: "ecrRepositoryPrefix",
+    not_found: "PullThroughCacheRuleNotFoundException",
+    already_exists: "PullThroughCacheRuleAlreadyExistsException",
+};
+
 fn not_found(prefix: &str) -> AwsError {
-    AwsError::bad(
-        "PullThroughCacheRuleNotFoundException",
-        format!(
-            "The pull through cache rule with the ecrRepositoryPrefix '{prefix}' does not exist in the registry with id '{DEFAULT_REGISTRY_ID}'"
-        ),
-    )
+    RULE.not_found(prefix)
 }
 
 fn already_exists(prefix: &str) -> AwsError {
-    AwsError::bad(
-        "PullThroughCacheRuleAlreadyExistsException",
-        format!(
-            "A pull through cache rule with the ecrRepositoryPrefix '{prefix}' already exists in the registry with id '{DEFAULT_REGISTRY_ID}'"
-        ),
-    )
-}
-
-/// The resource a rule's RBAC refusal names: the repositories under its prefix.
-fn resource(ns: &str, prefix: &str) -> String {
-    crate::arn::repository(ns, &format!("{}/*", prefix.trim_end_matches('/')))
+    RULE.already_exists(prefix)
 }
 
 /// The rules of the caller's account, by prefix.
 async fn rules(c: &Caller) -> Result<Vec<PullThroughCacheRule>, AwsError> {
-    let ns = c.account();
-    let mut items = c
-        .api::<PullThroughCacheRule>(ns)
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| c.kube_error(e, &resource(ns, "*")))?
-        .items;
-    items.sort_by(|a, b| {
-        a.spec
-            .ecr_repository_prefix
-            .cmp(&b.spec.ecr_repository_prefix)
-    });
-    Ok(items)
-}
-
-fn same_prefix(a: &str, b: &str) -> bool {
-    a.trim_end_matches('/') == b.trim_end_matches('/')
+    by_prefix::list(c, |r: &PullThroughCacheRule| {
+        r.spec.ecr_repository_prefix.as_str()
+    })
+    .await
 }
 
 async fn find(c: &Caller, prefix: &str) -> Result<PullThroughCacheRule, AwsError> {

@@ -215,6 +215,7 @@ fn entry(n: u8, tags: &[&str]) -> ImageEntry {
         artifact_type: None,
         size_in_bytes: Some(1234),
         pushed_at: Some("2026-12-01T00:00:01.5Z".into()),
+        last_recorded_pull_time: (n == 1).then(|| "2026-12-02T00:00:00Z".into()),
         subject: None,
     }
 }
@@ -230,9 +231,14 @@ fn image_entries_become_image_details_and_ids() {
     assert_eq!(d["imageTags"], json!(["latest", "v1"]));
     assert_eq!(d["imageSizeInBytes"], 1234);
     assert_eq!(d["imagePushedAt"], 1_796_083_201.5);
+    assert_eq!(d["lastRecordedPullTime"], 1_796_169_600.0);
     assert_eq!(d["imageManifestMediaType"], oci::manifest::OCI_MANIFEST);
     let untagged = compact(image_detail(&images[1], "0", "web"));
     assert!(untagged.get("imageTags").is_none(), "{untagged}");
+    assert!(
+        untagged.get("lastRecordedPullTime").is_none(),
+        "never pulled: {untagged}"
+    );
     let all = image_ids(&images, None);
     assert_eq!(all.len(), 3, "one id per tag, one for the untagged image");
     assert_eq!(image_ids(&images, Some("TAGGED")).len(), 2);
@@ -838,15 +844,32 @@ async fn image_operations_need_a_registry() {
 /// A registry on 127.0.0.1 knowing the repository `web` (images pushed through it as
 /// anyone), and the link the API would have to it.
 async fn registry(policy: Arc<dyn oci::AccessPolicy>) -> (RegistryLink, tempfile::TempDir) {
+    let r = registry_recording_pulls(policy).await;
+    (r.link, r.dir)
+}
+
+/// A test registry with what a test needs to write the pulls it noted.
+struct TestRegistry {
+    link: RegistryLink,
+    dir: tempfile::TempDir,
+    pulls: Arc<oci::pulls::PullTimes>,
+    storage: Arc<dyn oci::Storage>,
+}
+
+async fn registry_recording_pulls(policy: Arc<dyn oci::AccessPolicy>) -> TestRegistry {
     let dir = tempfile::tempdir().unwrap();
     let signer = TokenSigner::new(vec![9; 32]).unwrap();
+    let storage: Arc<dyn oci::Storage> =
+        Arc::new(oci::FsStorage::open(dir.path().join("store")).unwrap());
+    let pulls = Arc::new(oci::pulls::PullTimes::default());
     let router = oci::router(Arc::new(oci::Registry {
-        storage: Arc::new(oci::FsStorage::open(dir.path().join("store")).unwrap()),
+        storage: storage.clone(),
         policy,
         auth: oci::Authenticator::new(signer.clone()),
         config: oci::RegistryConfig::default(),
         changes: None,
         uploads: Default::default(),
+        pulls: pulls.clone(),
         pull_through: None,
     }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -866,7 +889,12 @@ async fn registry(policy: Arc<dyn oci::AccessPolicy>) -> (RegistryLink, tempfile
         public_host: format!("{addr}"),
         signer,
     };
-    (link, dir)
+    TestRegistry {
+        link,
+        dir,
+        pulls,
+        storage,
+    }
 }
 
 fn web_only() -> Arc<oci::StaticPolicy> {
@@ -899,6 +927,20 @@ async fn manifest(link: &RegistryLink, c: &Caller, salt: &str) -> String {
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer, "size": 6 + salt.len()}]
     })
     .to_string()
+}
+
+/// Pushes an image's blobs and PutImage's its manifest into `web` under `tag`; its digest.
+async fn put_image(link: &RegistryLink, c: &Caller, tag: &str, salt: &str) -> String {
+    let m = manifest(link, c, salt).await;
+    ecr(
+        c,
+        Some(link),
+        "PutImage",
+        json!({"repositoryName": "web", "imageManifest": m, "imageTag": tag}),
+    )
+    .await
+    .unwrap();
+    oci::digest::Digest::sha256(m.as_bytes()).to_string()
 }
 
 #[tokio::test]
@@ -1145,6 +1187,50 @@ async fn the_registrys_refusals_are_the_callers() {
 }
 
 #[tokio::test]
+async fn describe_images_reports_the_last_recorded_pull_time_of_pulled_images_only() {
+    let r = registry_recording_pulls(web_only()).await;
+    let web = object(&json!({"ns": "team-a", "object": "web", "spec": {}, "status": null}));
+    let world = World::new(Box::new(move |call: &Call| {
+        (call.path == repos_in("team-a")).then(|| list(vec![web.clone()]))
+    }));
+    let c = caller(&world, "team-a", "x");
+    let l = Some(&r.link);
+    for (tag, salt) in [("pulled", "one"), ("idle", "two")] {
+        put_image(&r.link, &c, tag, salt).await;
+    }
+    let before = SystemTime::now();
+    // BatchGetImage is how ECR's API pulls: the registry notes it, the flush records it.
+    ecr(
+        &c,
+        l,
+        "BatchGetImage",
+        json!({"repositoryName": "web", "imageIds": [{"imageTag": "pulled"}]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.pulls.flush(&*r.storage).await.unwrap(), 1);
+    let described = ecr(&c, l, "DescribeImages", json!({"repositoryName": "web"}))
+        .await
+        .unwrap();
+    let details = described["imageDetails"].as_array().unwrap();
+    let by_tag = |t: &str| {
+        details
+            .iter()
+            .find(|d| d["imageTags"] == json!([t]))
+            .unwrap_or_else(|| panic!("{t} in {described}"))
+    };
+    let pulled = by_tag("pulled")["lastRecordedPullTime"]
+        .as_f64()
+        .expect("epoch seconds");
+    let since = before.duration_since(std::time::UNIX_EPOCH).unwrap();
+    assert!(pulled >= since.as_secs_f64() - 1.0, "{pulled}");
+    assert!(
+        by_tag("idle").get("lastRecordedPullTime").is_none(),
+        "{described}"
+    );
+}
+
+#[tokio::test]
 async fn a_preview_of_another_policy_is_evaluated_over_the_registrys_images() {
     let (link, _dir) = registry(web_only()).await;
     let keep_one = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}"#;
@@ -1158,16 +1244,7 @@ async fn a_preview_of_another_policy_is_evaluated_over_the_registrys_images() {
     let l = Some(&link);
     let mut digests = Vec::new();
     for (tag, salt) in [("old", "one"), ("new", "two")] {
-        let m = manifest(&link, &c, salt).await;
-        ecr(
-            &c,
-            l,
-            "PutImage",
-            json!({"repositoryName": "web", "imageManifest": m, "imageTag": tag}),
-        )
-        .await
-        .unwrap();
-        digests.push(oci::digest::Digest::sha256(m.as_bytes()).to_string());
+        digests.push(put_image(&link, &c, tag, salt).await);
         // Push times in milliseconds: the second is the newer.
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -1218,19 +1295,25 @@ fn rule_object(ns: &str, prefix: &str, url: &str, credential_arn: Option<&str>) 
 
 /// A world whose account `team-a` holds the rules `held` (listed and seeded).
 fn world_with_rules(held: Vec<Value>) -> World {
+    world_holding(rules_in("team-a"), "PullThroughCacheRuleList", held)
+}
+
+/// A world whose API server lists `held` at `collection` (a `kind` list) and holds each.
+fn world_holding(collection: String, kind: &'static str, held: Vec<Value>) -> World {
     let listed = held.clone();
+    let path = collection.clone();
     let world = World::new(Box::new(move |call: &Call| {
-        (call.method == Method::GET && call.path == rules_in("team-a")).then(|| {
+        (call.method == Method::GET && call.path == path).then(|| {
             (
                 StatusCode::OK,
-                json!({"apiVersion": "ecr.kubecs.io/v1alpha1", "kind": "PullThroughCacheRuleList",
+                json!({"apiVersion": "ecr.kubecs.io/v1alpha1", "kind": kind,
                        "metadata": {"resourceVersion": "1"}, "items": listed}),
             )
         })
     }));
     for r in held {
         let name = r["metadata"]["name"].as_str().unwrap().to_string();
-        world.api.seed(&format!("{}/{name}", rules_in("team-a")), r);
+        world.api.seed(&format!("{collection}/{name}"), r);
     }
     world
 }
@@ -1433,4 +1516,195 @@ async fn validation_reaches_the_upstream_with_the_rules_credentials() {
             .contains("cannot reach"),
         "{nowhere}"
     );
+}
+
+// --- repository creation templates ------------------------------------------------------------
+
+fn templates_in(ns: &str) -> String {
+    format!("/apis/ecr.kubecs.io/v1alpha1/namespaces/{ns}/repositorycreationtemplates")
+}
+
+fn templates_world(held: Vec<Value>) -> World {
+    world_holding(
+        templates_in("team-a"),
+        "RepositoryCreationTemplateList",
+        held,
+    )
+}
+
+/// The members of botocore's RepositoryCreationTemplate.
+const TEMPLATE_MEMBERS: &[&str] = &[
+    "appliedFor",
+    "createdAt",
+    "customRoleArn",
+    "description",
+    "encryptionConfiguration",
+    "imageTagMutability",
+    "imageTagMutabilityExclusionFilters",
+    "lifecyclePolicy",
+    "prefix",
+    "repositoryPolicy",
+    "resourceTags",
+    "updatedAt",
+];
+
+fn template_object(prefix: &str, spec: Value) -> Value {
+    let mut spec = spec;
+    spec["prefix"] = json!(prefix);
+    json!({
+        "apiVersion": "ecr.kubecs.io/v1alpha1", "kind": "RepositoryCreationTemplate",
+        "metadata": {"name": object_name(&prefix.to_lowercase()), "namespace": "team-a",
+                     "creationTimestamp": "2026-12-01T00:00:01Z"},
+        "spec": spec,
+    })
+}
+
+#[tokio::test]
+async fn repository_creation_templates_are_objects_of_the_account() {
+    let world = templates_world(vec![]);
+    let c = caller(&world, "team-a", "CreateRepositoryCreationTemplate");
+    let lifecycle = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"sinceImagePulled","countUnit":"days","countNumber":30},"action":{"type":"expire"}}]}"#;
+    let out = ecr(
+        &c,
+        None,
+        "CreateRepositoryCreationTemplate",
+        json!({"prefix": "prod/", "appliedFor": ["CREATE_ON_PUSH", "PULL_THROUGH_CACHE"],
+               "imageTagMutability": "IMMUTABLE", "lifecyclePolicy": lifecycle,
+               "resourceTags": [{"Key": "team", "Value": "a"}], "description": "prod"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out["registryId"], DEFAULT_REGISTRY_ID);
+    let t = &out["repositoryCreationTemplate"];
+    assert!(keys(t).iter().all(|k| TEMPLATE_MEMBERS.contains(k)), "{t}");
+    assert_eq!(t["prefix"], "prod");
+    assert_eq!(
+        t["appliedFor"],
+        json!(["CREATE_ON_PUSH", "PULL_THROUGH_CACHE"])
+    );
+    assert_eq!(t["resourceTags"], json!([{"Key": "team", "Value": "a"}]));
+    let text: Value = serde_json::from_str(t["lifecyclePolicy"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        text["rules"][0]["selection"]["countType"],
+        "sinceImagePulled"
+    );
+    let posts = world.api.all(&Method::POST, &templates_in("team-a"));
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0].body["spec"]["imageTagMutability"], "IMMUTABLE");
+    assert_eq!(
+        posts[0].body["spec"]["resourceTags"],
+        json!([{"key": "team", "value": "a"}])
+    );
+    for (input, code, words) in [
+        (
+            json!({"prefix": "Prod", "appliedFor": ["CREATE_ON_PUSH"]}),
+            "InvalidParameterException",
+            "Invalid parameter at 'prefix'",
+        ),
+        (
+            json!({"prefix": "dev", "appliedFor": []}),
+            "InvalidParameterException",
+            "appliedFor",
+        ),
+        (
+            json!({"prefix": "dev", "appliedFor": ["CREATE_ON_PUSH"],
+                   "lifecyclePolicy": r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"sinceImagePulled","countUnit":"days","countNumber":1},"action":{"type":"transition","targetStorageClass":"archive"}}]}"#}),
+            "InvalidParameterException",
+            "archive storage class is not supported",
+        ),
+    ] {
+        let e = refused(&c, None, "CreateRepositoryCreationTemplate", input).await;
+        assert_eq!(e.code, code);
+        assert!(e.message.contains(words), "{}", e.message);
+    }
+
+    // With a template held: create again, describe, update, delete.
+    let held = template_object(
+        "prod",
+        json!({"appliedFor": ["CREATE_ON_PUSH"], "imageTagMutability": "IMMUTABLE"}),
+    );
+    let world = templates_world(vec![
+        held,
+        template_object("ROOT", json!({"appliedFor": ["PULL_THROUGH_CACHE"]})),
+    ]);
+    let c = caller(&world, "team-a", "x");
+    let e = refused(
+        &c,
+        None,
+        "CreateRepositoryCreationTemplate",
+        json!({"prefix": "prod", "appliedFor": ["CREATE_ON_PUSH"]}),
+    )
+    .await;
+    assert_eq!(e.code, "TemplateAlreadyExistsException");
+    let all = ecr(&c, None, "DescribeRepositoryCreationTemplates", json!({}))
+        .await
+        .unwrap();
+    let prefixes: Vec<&str> = all["repositoryCreationTemplates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["prefix"].as_str().unwrap())
+        .collect();
+    assert_eq!(prefixes, ["ROOT", "prod"]);
+    let some = ecr(
+        &c,
+        None,
+        "DescribeRepositoryCreationTemplates",
+        json!({"prefixes": ["prod/", "nothing"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        some["repositoryCreationTemplates"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let updated = ecr(
+        &c,
+        None,
+        "UpdateRepositoryCreationTemplate",
+        json!({"prefix": "prod", "imageTagMutability": "MUTABLE", "description": "now mutable"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        updated["repositoryCreationTemplate"]["imageTagMutability"],
+        "MUTABLE"
+    );
+    assert_eq!(
+        updated["repositoryCreationTemplate"]["appliedFor"],
+        json!(["CREATE_ON_PUSH"])
+    );
+    let patch = &world
+        .api
+        .all(&Method::PATCH, &format!("{}/prod", templates_in("team-a")))[0];
+    assert_eq!(patch.body["spec"]["description"], "now mutable");
+    assert_eq!(patch.body["spec"]["imageTagMutability"], "MUTABLE");
+    assert!(patch.body["metadata"]["annotations"][super::templates::UPDATED_AT].is_string());
+    let deleted = ecr(
+        &c,
+        None,
+        "DeleteRepositoryCreationTemplate",
+        json!({"prefix": "ROOT"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(deleted["repositoryCreationTemplate"]["prefix"], "ROOT");
+    assert_eq!(
+        world
+            .api
+            .all(&Method::DELETE, &format!("{}/root", templates_in("team-a")))
+            .len(),
+        1
+    );
+    for op in [
+        "UpdateRepositoryCreationTemplate",
+        "DeleteRepositoryCreationTemplate",
+    ] {
+        let e = refused(&c, None, op, json!({"prefix": "dev"})).await;
+        assert_eq!(e.code, "TemplateNotFoundException", "{op}");
+        assert!(e.message.contains("'dev'"), "{}", e.message);
+    }
 }

@@ -13,7 +13,15 @@ fn image(digest: &str, tags: &[&str], pushed_at: i64) -> ImageRecord {
         digest: digest.into(),
         tags: tags.iter().map(|t| t.to_string()).collect(),
         pushed_at,
+        last_pulled_at: None,
         size_bytes: 1,
+    }
+}
+
+fn pulled(digest: &str, pushed_at: i64, pulled_at: i64) -> ImageRecord {
+    ImageRecord {
+        last_pulled_at: Some(pulled_at),
+        ..image(digest, &[], pushed_at)
     }
 }
 
@@ -306,6 +314,7 @@ fn sel(status: TagStatus, prefixes: &[&str], patterns: &[&str]) -> LifecycleSele
         tag_prefix_list: prefixes.iter().map(|s| s.to_string()).collect(),
         tag_pattern_list: patterns.iter().map(|s| s.to_string()).collect(),
         count_type: CountType::ImageCountMoreThan,
+        storage_class: None,
         count_unit: None,
         count_number: 5,
     }
@@ -368,7 +377,7 @@ fn validation_messages() {
         m("a tag pattern may contain at most 4 wildcards.")
     );
     let unit_msg = m(
-        "countUnit is required with countType 'sinceImagePushed' and not allowed with 'imageCountMoreThan'.",
+        "countUnit is required with countType 'sinceImagePushed' or 'sinceImagePulled' and not allowed with 'imageCountMoreThan'.",
     );
     let mut s = sel(Untagged, &[], &[]);
     s.count_type = CountType::SinceImagePushed;
@@ -409,8 +418,10 @@ fn validation_speaks_like_the_crd() {
         "tagPrefixList or tagPatternList is required when tagStatus is 'tagged'.",
         "tagPrefixList and tagPatternList are only allowed when tagStatus is 'tagged'.",
         "tagPrefixList and tagPatternList cannot be used together.",
-        "countUnit is required with countType 'sinceImagePushed' and not allowed with 'imageCountMoreThan'.",
+        "countUnit is required with countType 'sinceImagePushed' or 'sinceImagePulled' and not allowed with 'imageCountMoreThan'.",
         "a tag pattern may contain at most 4 wildcards.",
+        NO_ARCHIVE_ACTION,
+        NO_ARCHIVE_SELECTION,
     ] {
         let msg = format!("Lifecycle policy validation failure: {detail}");
         assert!(crds.contains(&msg), "CRD lacks: {msg}");
@@ -464,6 +475,8 @@ fn arb_images() -> impl Strategy<Value = Vec<ImageRecord>> {
                 tags: tags.into_iter().map(|t| TAGS[t].to_string()).collect(),
                 // Coarse times so that ties happen.
                 pushed_at: days_ago(age_days),
+                // Some pulled later than pushed, some never.
+                last_pulled_at: (i % 3 != 0).then(|| days_ago(age_days / (1 + (i as i64 % 4)))),
                 size_bytes: 1,
             })
             .collect()
@@ -504,11 +517,12 @@ fn arb_selection() -> impl Strategy<Value = LifecycleSelection> {
                 tag_status,
                 tag_prefix_list,
                 tag_pattern_list,
-                count_type: if by_count {
-                    CountType::ImageCountMoreThan
-                } else {
-                    CountType::SinceImagePushed
+                count_type: match (by_count, n % 2) {
+                    (true, _) => CountType::ImageCountMoreThan,
+                    (false, 0) => CountType::SinceImagePushed,
+                    (false, _) => CountType::SinceImagePulled,
                 },
+                storage_class: None,
                 count_unit: (!by_count).then_some(CountUnit::Days),
                 count_number: n,
             }
@@ -602,8 +616,14 @@ proptest! {
         let out = evaluate(&p, &images, NOW);
         for e in &out {
             let r = p.rules.iter().find(|r| r.rule_priority == e.applied_rule_priority).unwrap();
-            if r.selection.count_type == CountType::SinceImagePushed {
-                prop_assert!(NOW - e.pushed_at > i64::from(r.selection.count_number) * DAY);
+            let img = images.iter().find(|i| i.digest == e.digest).unwrap();
+            let since = match r.selection.count_type {
+                CountType::SinceImagePushed => Some(img.pushed_at),
+                CountType::SinceImagePulled => Some(img.last_pulled_at.unwrap_or(img.pushed_at)),
+                _ => None,
+            };
+            if let Some(since) = since {
+                prop_assert!(NOW - since > i64::from(r.selection.count_number) * DAY);
             }
         }
     }
@@ -623,4 +643,87 @@ fn pushes_within_one_second_keep_their_order() {
         image("aaa-newer", &["t2"], NOW + 400),
     ];
     assert_eq!(expired(&p, &images), ex(&[("zzz-older", 1)]));
+}
+
+// --- sinceImagePulled, with the clock moved ---------------------------------------------------
+
+fn since_pulled(days: i32) -> LifecyclePolicy {
+    policy(&format!(
+        r#"{{"rules":[{{"rulePriority":1,"description":"Expire images not pulled for {days} days",
+            "selection":{{"tagStatus":"any","countType":"sinceImagePulled","countUnit":"days",
+            "countNumber":{days}}},"action":{{"type":"expire"}}}}]}}"#
+    ))
+}
+
+#[test]
+fn since_image_pulled_expires_images_never_pulled_and_keeps_pulled_ones() {
+    let p = since_pulled(1);
+    // Pushed together at T; "used" pulled at T + 1.5 days; "idle" never pulled.
+    let t = NOW;
+    let images = [pulled("used", t, t + DAY + DAY / 2), image("idle", &[], t)];
+    let at = |later: i64| -> Vec<(String, i32)> {
+        evaluate(&p, &images, t + later)
+            .into_iter()
+            .map(|e| (e.digest, e.applied_rule_priority))
+            .collect()
+    };
+    // A day after the push nothing is older than a day yet (exactly a day is kept).
+    assert_eq!(at(DAY), ex(&[]));
+    // Two days on: the idle image expires, counted from its push; the pulled one is kept.
+    assert_eq!(at(2 * DAY), ex(&[("idle", 1)]));
+    // Once its last pull is over a day old, the pulled image expires too.
+    assert_eq!(at(2 * DAY + DAY / 2), ex(&[("idle", 1)]));
+    // Both pushed at T: the tie goes by digest, "used" counting as the older.
+    assert_eq!(at(2 * DAY + DAY / 2 + 1), ex(&[("used", 1), ("idle", 1)]));
+}
+
+#[test]
+fn since_image_pushed_ignores_pulls() {
+    let p = policy(
+        r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"sinceImagePushed",
+            "countUnit":"days","countNumber":1},"action":{"type":"expire"}}]}"#,
+    );
+    let images = [pulled("used", days_ago(3), NOW)];
+    assert_eq!(expired(&p, &images), ex(&[("used", 1)]));
+}
+
+#[test]
+fn since_image_pulled_needs_days_and_archive_rules_are_refused() {
+    let m = |s: &str| format!("Lifecycle policy validation failure: {s}");
+    let mut s = sel(TagStatus::Untagged, &[], &[]);
+    s.count_type = CountType::SinceImagePulled;
+    assert_eq!(
+        invalid(vec![rule(1, s.clone())]),
+        m(
+            "countUnit is required with countType 'sinceImagePushed' or 'sinceImagePulled' and not allowed with 'imageCountMoreThan'."
+        )
+    );
+    s.count_unit = Some(CountUnit::Days);
+    assert_eq!(
+        validate(&LifecyclePolicy {
+            rules: vec![rule(1, s.clone())]
+        }),
+        Ok(())
+    );
+    // storageClass 'standard' is ECR's default and accepted.
+    s.storage_class = Some(StorageClass::Standard);
+    assert_eq!(
+        validate(&LifecyclePolicy {
+            rules: vec![rule(1, s.clone())]
+        }),
+        Ok(())
+    );
+    // ECR's archive rules, as its documentation writes them.
+    let transition = parse(
+        r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"sinceImagePulled",
+            "countUnit":"days","countNumber":30},"action":{"type":"transition","targetStorageClass":"archive"}}]}"#,
+    );
+    assert_eq!(transition.unwrap_err(), m(NO_ARCHIVE_ACTION));
+    let archived = parse(
+        r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","storageClass":"archive",
+            "countType":"sinceImageTransitioned","countUnit":"days","countNumber":90},"action":{"type":"expire"}}]}"#,
+    );
+    assert_eq!(archived.unwrap_err(), m(NO_ARCHIVE_SELECTION));
+    s.storage_class = Some(StorageClass::Archive);
+    assert_eq!(invalid(vec![rule(1, s)]), m(NO_ARCHIVE_SELECTION));
 }

@@ -374,12 +374,12 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
             &health,
         );
         cache_rules.wait_until_ready().await?;
-        let (templates, template_events) = shared_reflector(
+        // Only the store is read: nothing subscribes to its events.
+        let (templates, _) = shared_reflector(
             Api::<RepositoryCreationTemplate>::all(client.clone()),
             watcher::Config::default(),
             &health,
         );
-        tokio::spawn(template_events.for_each(|_| futures::future::ready(())));
         templates.wait_until_ready().await?;
         let creator = Arc::new(oci::creation::Creator {
             client: client.clone(),

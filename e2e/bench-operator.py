@@ -15,7 +15,9 @@ kube-scheduler), and API requests per task started or stopped from the API serve
 apiserver_request_total (less KWOK's pod and node status writes and leases, which both
 sides cause alike). Prints one table; asserts no timing.
 """
-import argparse, json, os, re, subprocess, sys, threading, time
+import argparse, re, sys, time
+
+from bench_common import Followed, cpu_seconds, kubectl, peak_rss_mib, rss_mib
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--services", type=int, default=100)
@@ -24,40 +26,11 @@ ap.add_argument("--scale-in", type=int, default=3)
 ap.add_argument("--operator-pid", type=int, required=True)
 ap.add_argument("--kcm-pid", type=int, required=True)
 ap.add_argument("--scheduler-pid", type=int, required=True)
+ap.add_argument("--kubecs-only", action="store_true", help="the operator's phases alone")
 ap.add_argument("--timeout", type=int, default=1800, help="per phase, seconds")
 a = ap.parse_args()
 
 ECS_NS, DEP_NS = "bench-ecs", "bench-deploy"
-CLK = os.sysconf("SC_CLK_TCK")
-
-
-def kubectl(*args, input=None):
-    r = subprocess.run(["kubectl", *args], input=input, capture_output=True, text=True)
-    if r.returncode != 0:
-        sys.exit(f"kubectl {' '.join(args[:3])}: {r.stderr.strip()[:2000]}")
-    return r.stdout
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK
-
-
-def peak_rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 # What both sides cause alike, or what is not the controllers' own conversation.
@@ -88,54 +61,22 @@ def delta(before, after):
     return {k: v for k, v in d.items() if v > 0}
 
 
-class Converged:
+class Converged(Followed):
     """Follows a list+watch of PATH and waits until PREDICATE holds for COUNT objects."""
 
     def __init__(self, path):
-        self.path, self.objs, self.lock, self.rv = path, {}, threading.Lock(), None
-        self.changed = threading.Condition(self.lock)
-        listed = json.loads(kubectl("get", "--raw", path))
-        for o in listed["items"]:
-            self.objs[o["metadata"]["name"]] = o
-        self.rv = listed["metadata"]["resourceVersion"]
-        threading.Thread(target=self._follow, daemon=True).start()
+        self.objs = {}
+        super().__init__(path)
 
-    def _follow(self):
-        while True:
-            sep = "&" if "?" in self.path else "?"
-            p = subprocess.Popen(["kubectl", "get", "--raw", f"{self.path}{sep}watch=1&resourceVersion={self.rv}"],
-                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1 << 20)
-            for line in p.stdout:
-                try:
-                    ev = json.loads(line)
-                except ValueError:
-                    continue
-                o = ev.get("object", {})
-                if ev.get("type") == "ERROR":
-                    break
-                with self.lock:
-                    self.rv = o["metadata"].get("resourceVersion", self.rv)
-                    if ev["type"] == "DELETED":
-                        self.objs.pop(o["metadata"]["name"], None)
-                    else:
-                        self.objs[o["metadata"]["name"]] = o
-                    self.changed.notify_all()
-            p.kill()
-            p.wait()
-            time.sleep(0.5)
+    def apply(self, kind, o):
+        if kind == "DELETED":
+            self.objs.pop(o["metadata"]["name"], None)
+        else:
+            self.objs[o["metadata"]["name"]] = o
 
     def wait(self, predicate, count, timeout):
-        deadline = time.time() + timeout
-        with self.lock:
-            while True:
-                done = sum(1 for o in self.objs.values() if predicate(o))
-                if done >= count:
-                    return True
-                left = deadline - time.time()
-                if left <= 0:
-                    print(f"  timed out: {done} of {count} converged", file=sys.stderr)
-                    return False
-                self.changed.wait(min(left, 1.0))
+        done = lambda: sum(1 for o in self.objs.values() if predicate(o))
+        return self.wait_until(lambda: done() >= count, timeout, lambda: f"{done()} of {count} converged")
 
 
 def ecs_done(rev, count):
@@ -234,8 +175,9 @@ def phase(name, side, change, wait, tasks_changed):
                  "requests": total, "per_task": total / max(tasks_changed, 1), "detail": req})
     top = ", ".join(f"{v:.0f} {k[0]} {k[1]}{'/' + k[2] if k[2] else ''}" for k, v in
                     sorted(req.items(), key=lambda kv: -kv[1])[:6])
+    rss = f"  operator RSS {rss_mib(a.operator_pid):.0f} MiB, peak {peak_rss_mib(a.operator_pid):.0f}"
     print(f"  {side:11} {name:34} {secs:7.1f} s  cpu {cpu:6.1f} s  {total:7.0f} requests "
-          f"({total / max(tasks_changed, 1):.2f}/task: {top}){'' if ok else '  NOT CONVERGED'}", file=sys.stderr)
+          f"({total / max(tasks_changed, 1):.2f}/task: {top}){rss}{'' if ok else '  NOT CONVERGED'}", file=sys.stderr)
     return secs
 
 
@@ -259,6 +201,12 @@ phase("create", "kubecs", lambda: kubectl("create", "-f", "-", input="".join(ser
 phase("roll to a new revision (alone)", "kubecs",
       lambda: kubectl("apply", "-f", "-", input="".join(taskdef(i, "2") for i in range(N))),
       lambda: ecs.wait(ecs_done(2, T), N, a.timeout), 2 * N * T)
+if a.kubecs_only:
+    phase(f"scale in to {S}", "kubecs",
+          lambda: kubectl("apply", "-f", "-", input="".join(service(i, S) for i in range(N))),
+          lambda: ecs.wait(ecs_done(2, S), N, a.timeout), N * (T - S))
+    print(f"peak RSS: operator {peak_rss_mib(a.operator_pid):.0f} MiB")
+    sys.exit(0 if all(r["converged"] for r in rows) else 1)
 # Deployments: create and roll, with kubecs' tasks present.
 phase("create", "Deployments", lambda: kubectl("create", "-f", "-", input="".join(deployment(i, T, "1") for i in range(N))),
       lambda: deps.wait(deploy_done(T, "1"), N, a.timeout), N * T)

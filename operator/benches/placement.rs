@@ -58,7 +58,7 @@ fn cluster() -> Vec<InstanceState> {
                 };
                 inst.run(
                     RunningTask {
-                        id: format!("t-{i}-{k}"),
+                        id: format!("t-{i}-{k}").into(),
                         group: group.into(),
                         cpu: 128,
                         memory: 256,
@@ -112,7 +112,7 @@ fn naive_place(
             *per_zone.entry(zone).or_default() += inst
                 .tasks
                 .iter()
-                .filter(|t| t.group == request.group)
+                .filter(|t| *t.group == *request.group)
                 .count();
         }
         let mut candidates: Vec<(usize, usize, i64)> = state
@@ -126,7 +126,7 @@ fn naive_place(
                     && policy.constraints.iter().all(|c| match c {
                         Constraint::MemberOf(q) => q.matches(*inst),
                         Constraint::DistinctInstance => {
-                            !inst.tasks.iter().any(|t| t.group == request.group)
+                            !inst.tasks.iter().any(|t| *t.group == *request.group)
                         }
                     })
             })
@@ -147,8 +147,8 @@ fn naive_place(
         let chosen = candidates[(seed >> 33) as usize % tied].0;
         state[chosen].run(
             RunningTask {
-                id: format!("new-{n}"),
-                group: request.group.clone(),
+                id: format!("new-{n}").into(),
+                group: request.group.as_str().into(),
                 cpu: request.cpu,
                 memory: request.memory,
             },

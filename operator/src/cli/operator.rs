@@ -144,7 +144,7 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
                 let _ = cluster_tx.send(controllers::cluster::cluster_of_task(pod));
             }
         },
-        |_| {},
+        controllers::pod_index::trim_task,
     );
     // Capacity providers: the instance groups capacity provider strategies name.
     let (capacity_providers, _) = shared_reflector(
@@ -207,8 +207,9 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
         None
     };
     info!("kubecs operator started");
-    tokio::join!(
-        controllers::cluster::run(
+    // Each controller in its own task: the runtime's two workers run them side by side.
+    let controllers = [
+        tokio::spawn(controllers::cluster::run(
             ctx.clone(),
             cluster_events.subscribe(),
             node_events.subscribe(),
@@ -217,23 +218,26 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
                 rx.recv().await.map(|r| (r, rx))
             })
             .filter_map(futures::future::ready),
-        ),
-        controllers::taskdef::run(
+        )),
+        tokio::spawn(controllers::taskdef::run(
             ctx.clone(),
             taskdefs,
             taskdef_events.subscribe(),
-            revision_events.subscribe()
-        ),
-        controllers::service::run(
+            revision_events.subscribe(),
+        )),
+        tokio::spawn(controllers::service::run(
             ctx.clone(),
             service_events.subscribe(),
             task_events.subscribe(),
             node_events.subscribe(),
             cluster_events.subscribe(),
-            taskdef_events.subscribe()
-        ),
-        controllers::task::run(ctx, task_events.subscribe()),
-    );
+            taskdef_events.subscribe(),
+        )),
+        tokio::spawn(controllers::task::run(ctx, task_events.subscribe())),
+    ];
+    for c in controllers {
+        c.await?;
+    }
     admin.abort();
     Ok(())
 }

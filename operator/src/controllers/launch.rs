@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod, TopologySpreadConstraint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
 use kube::ResourceExt;
@@ -259,20 +260,56 @@ fn untolerated_taint(node: &Node) -> bool {
         })
 }
 
-/// Pods created but not yet seen by the reflector: placement counts them, so two decisions
-/// in a row never promise the same room twice.
+/// Pods placed but not yet seen by the reflector: placement counts them, so two decisions
+/// in a row never promise the same room twice. A placement reserves its room here before
+/// its pods are created and names them once the API server has: the lock is never held
+/// across an API call (it was, and serialized every service's launches while each waiting
+/// pass kept its copy of the cluster).
 #[derive(Default)]
 pub struct Ledger {
     in_flight: Vec<InFlight>,
+    next_ticket: u64,
 }
 
 struct InFlight {
+    ticket: u64,
     namespace: String,
-    name: String,
+    /// None while the pod is being created (`generateName`: the server names it).
+    name: Option<String>,
     node: String,
     task: RunningTask,
     ports: Vec<u16>,
     at: Instant,
+}
+
+impl Ledger {
+    /// Promises room on `node` to a pod about to be created.
+    fn reserve(&mut self, namespace: &str, node: &str, task: RunningTask, ports: Vec<u16>) -> u64 {
+        self.next_ticket += 1;
+        self.in_flight.push(InFlight {
+            ticket: self.next_ticket,
+            namespace: namespace.to_string(),
+            name: None,
+            node: node.to_string(),
+            task,
+            ports,
+            at: Instant::now(),
+        });
+        self.next_ticket
+    }
+
+    /// The pod was created: from now on the reflector's copy replaces the promise.
+    fn created(&mut self, ticket: u64, name: &str, uid: &str) {
+        if let Some(f) = self.in_flight.iter_mut().find(|f| f.ticket == ticket) {
+            f.name = Some(name.to_string());
+            f.task.id = uid.into();
+        }
+    }
+
+    /// The pod was not created (or already existed): the room is not promised.
+    fn cancel(&mut self, ticket: u64) {
+        self.in_flight.retain(|f| f.ticket != ticket);
+    }
 }
 
 /// The container instances of cluster `ns/name`, with what runs on them (every active pod on
@@ -300,18 +337,19 @@ pub fn instances(
     {
         let usage = stores.node_usage.read();
         for (node, inst) in by_node.iter_mut() {
-            for p in usage.on(node) {
-                inst.run(p.task.clone(), &p.host_ports);
+            if let Some(on) = usage.room_taken(node) {
+                inst.run_all(&on.tasks, on.reserved, &on.host_ports);
             }
         }
     }
     // An in-flight pod the reflector now holds is counted above (or has ended).
     ledger.in_flight.retain(|f| {
-        stores
-            .pods
-            .get(&kube::runtime::reflector::ObjectRef::<Pod>::new(&f.name).within(&f.namespace))
-            .is_none()
-            && f.at.elapsed() < Duration::from_secs(60)
+        f.name.as_ref().is_none_or(|name| {
+            stores
+                .pods
+                .get(&kube::runtime::reflector::ObjectRef::<Pod>::new(name).within(&f.namespace))
+                .is_none()
+        }) && f.at.elapsed() < Duration::from_secs(60)
     });
     for f in &ledger.in_flight {
         if let Some(inst) = by_node.get_mut(&f.node) {
@@ -435,63 +473,94 @@ pub async fn place_and_create(
     } = *how;
     let ns = pod.namespace().unwrap_or_default();
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let mut ledger = ctx.ledger.lock().await;
-    let nodes: Vec<Option<String>>;
+    // Decide and reserve under the ledger's lock; create without it.
     let mut outcome = None;
-    if launch_type == LaunchType::Fargate {
-        nodes = vec![None; count];
-    } else if let Some(fixed) = fixed_nodes {
-        nodes = fixed.iter().cloned().map(Some).collect();
-    } else {
-        let mut states = instances(&ctx.stores, &mut ledger, &ns, cluster);
-        if let Some(allowed) = only_on {
-            states.retain(|s| allowed.contains(&s.id));
-        }
-        let seed = Instant::now().elapsed().as_nanos() as u64 ^ count as u64;
-        let req = request_of(pod, group, count, seed ^ rand_seed());
-        let out = crate::placement::place(&states, policy, &req);
-        nodes = out
-            .placed
-            .iter()
-            .map(|&i| Some(states[i].id.clone()))
-            .collect();
-        if out.failure.is_some() {
-            outcome = Some(out);
-        }
-    }
-    let mut created = Vec::new();
-    for node in nodes {
-        let mut p = pod.clone();
-        if let Some(n) = &node {
-            p.spec.as_mut().expect("rendered").node_name = Some(n.clone());
-        }
-        let made = match api.create(&PostParams::default(), &p).await {
-            Ok(made) => made,
-            // RunTask's deterministic names: created before a crash.
-            Err(kube::Error::Api(s)) if s.code == 409 => continue,
-            Err(e) => return Err(e),
+    let placed: Vec<(Option<String>, Option<u64>)> = {
+        let mut ledger = ctx.ledger.lock().await;
+        let nodes: Vec<Option<String>> = if launch_type == LaunchType::Fargate {
+            vec![None; count]
+        } else if let Some(fixed) = fixed_nodes {
+            fixed.iter().cloned().map(Some).collect()
+        } else {
+            let mut states = instances(&ctx.stores, &mut ledger, &ns, cluster);
+            if let Some(allowed) = only_on {
+                states.retain(|s| allowed.contains(&s.id));
+            }
+            let seed = Instant::now().elapsed().as_nanos() as u64 ^ count as u64;
+            let req = request_of(pod, group, count, seed ^ rand_seed());
+            let out = crate::placement::place(&states, policy, &req);
+            let nodes = out
+                .placed
+                .iter()
+                .map(|&i| Some(states[i].id.clone()))
+                .collect();
+            if out.failure.is_some() {
+                outcome = Some(out);
+            }
+            nodes
         };
-        let name = made.name_any();
-        if let Some(n) = node {
-            let (cpu, memory) = pod_requests(&made);
-            ledger.in_flight.push(InFlight {
-                namespace: ns.to_string(),
-                name: name.clone(),
-                node: n,
-                task: RunningTask {
-                    id: made.uid().unwrap_or_default(),
-                    group: group.to_string(),
-                    cpu,
-                    memory,
-                },
-                ports: host_ports(&made),
-                at: Instant::now(),
-            });
+        let (cpu, memory) = pod_requests(pod);
+        let ports = host_ports(pod);
+        let group: std::sync::Arc<str> = group.into();
+        nodes
+            .into_iter()
+            .map(|node| {
+                let ticket = node.as_deref().map(|n| {
+                    let task = RunningTask {
+                        id: "".into(),
+                        group: group.clone(),
+                        cpu,
+                        memory,
+                    };
+                    ledger.reserve(&ns, n, task, ports.clone())
+                });
+                (node, ticket)
+            })
+            .collect()
+    };
+    let results: Vec<(Option<u64>, Result<Pod, kube::Error>)> = futures::stream::iter(placed)
+        .map(|(node, ticket)| {
+            let mut p = pod.clone();
+            if let Some(n) = node {
+                p.spec.as_mut().expect("rendered").node_name = Some(n);
+            }
+            let api = api.clone();
+            async move { (ticket, api.create(&PostParams::default(), &p).await) }
+        })
+        .buffered(CREATES_AT_ONCE)
+        .collect()
+        .await;
+    let mut ledger = ctx.ledger.lock().await;
+    let mut created = Vec::new();
+    let mut failed = None;
+    for (ticket, result) in results {
+        match result {
+            Ok(made) => {
+                let name = made.name_any();
+                if let Some(t) = ticket {
+                    ledger.created(t, &name, &made.uid().unwrap_or_default());
+                }
+                created.push(name);
+            }
+            // RunTask's deterministic names: created before a crash (the reflector counts it).
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                ticket.into_iter().for_each(|t| ledger.cancel(t))
+            }
+            Err(e) => {
+                ticket.into_iter().for_each(|t| ledger.cancel(t));
+                failed.get_or_insert(e);
+            }
         }
-        created.push(name);
     }
-    Ok((created, outcome))
+    match failed {
+        Some(e) => Err(e),
+        None => Ok((created, outcome)),
+    }
 }
+
+/// Pods of one placement created at once: a service's new tasks cost about one round trip,
+/// not one each, while the API server is not flooded by a large batch.
+const CREATES_AT_ONCE: usize = 8;
 
 /// Stops a task: deletes its pod (only that incarnation, by uid).
 pub async fn stop(ctx: &Context, ns: &str, name: &str, uid: &str) -> Result<(), kube::Error> {
@@ -521,4 +590,83 @@ fn rand_seed() -> u64 {
             .as_nanos(),
     );
     h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controllers::testing::{World, failure, node};
+    use crate::placement::TaskKind;
+    use serde_json::json;
+
+    fn task(cpu: i64, memory: i64) -> RunningTask {
+        RunningTask {
+            id: "".into(),
+            group: "service:web".into(),
+            cpu,
+            memory,
+        }
+    }
+
+    fn room(world: &World, ledger: &mut Ledger) -> (i64, i64) {
+        let states = instances(&world.ctx.stores, ledger, "ns", "c");
+        (states[0].remaining_cpu, states[0].remaining_memory)
+    }
+
+    fn task_pod(name: &str, node: Option<&str>) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "ns", "uid": format!("uid-{name}"),
+                         "labels": {"ecs.kubecs.io/service": "web"}},
+            "spec": {"nodeName": node, "containers": [{"name": "app", "image": "app",
+                "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}]},
+            "status": {"phase": "Pending"},
+        }))
+        .expect("a pod")
+    }
+
+    #[tokio::test]
+    async fn room_is_promised_from_reservation_until_the_store_holds_the_pod() {
+        let mut world = World::plain();
+        world.node(node("n1", "us-east-1a", Some("ns/c")));
+        let mut ledger = Ledger::default();
+        assert_eq!(room(&world, &mut ledger), (2048, 4096));
+        let a = ledger.reserve("ns", "n1", task(1024, 1024), vec![]);
+        let b = ledger.reserve("ns", "n1", task(512, 512), vec![]);
+        assert_eq!(room(&world, &mut ledger), (512, 2560));
+        // Not created: the room is free again.
+        ledger.cancel(b);
+        assert_eq!(room(&world, &mut ledger), (1024, 3072));
+        // Created and named, not yet seen: still promised.
+        ledger.created(a, "web-1", "uid-web-1");
+        assert_eq!(room(&world, &mut ledger), (1024, 3072));
+        // Seen by the reflector: counted once, from the store.
+        world.pod(task_pod("web-1", Some("n1")));
+        assert_eq!(room(&world, &mut ledger), (1024, 3072));
+        assert!(ledger.in_flight.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_create_gives_its_room_back_and_fails_the_placement() {
+        let mut world = World::new(Box::new(|call| {
+            (call.method == axum::http::Method::POST && call.path.ends_with("/pods"))
+                .then(|| failure(500, "InternalError", "etcd is down"))
+        }));
+        world.node(node("n1", "us-east-1a", Some("ns/c")));
+        let policy = PlacementPolicy::new(TaskKind::Service, &[], &[], &[]).expect("valid");
+        let how = Placement {
+            cluster: "c",
+            group: "service:web",
+            count: 2,
+            policy: &policy,
+            launch_type: LaunchType::Ec2,
+            fixed_nodes: None,
+            only_on: None,
+        };
+        let pod = task_pod("web-x", None);
+        let result = place_and_create(&world.ctx, &pod, &how).await;
+        assert!(result.is_err(), "{result:?}");
+        let mut ledger = world.ctx.ledger.lock().await;
+        assert!(ledger.in_flight.is_empty());
+        assert_eq!(room(&world, &mut ledger), (2048, 4096));
+    }
 }

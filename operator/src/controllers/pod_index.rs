@@ -9,7 +9,7 @@
 //! it in when the list is complete, as the store does.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
@@ -85,6 +85,33 @@ pub fn trim_to_presence(pod: &mut Pod) {
     });
 }
 
+/// What the task pods' store drops: what no reconciler reads of a task pod once it exists
+/// (volumes, environment, mounts, commands, tolerations, affinity). In k8s-openapi's
+/// structs these are most of a pod's memory, and the store holds every task pod, twice as
+/// many while a service rolls.
+pub fn trim_task(pod: &mut Pod) {
+    let Some(spec) = pod.spec.as_mut() else {
+        return;
+    };
+    spec.volumes = None;
+    spec.tolerations = None;
+    spec.affinity = None;
+    spec.topology_spread_constraints = None;
+    spec.security_context = None;
+    for c in spec
+        .containers
+        .iter_mut()
+        .chain(spec.init_containers.iter_mut().flatten())
+    {
+        c.env = None;
+        c.env_from = None;
+        c.volume_mounts = None;
+        c.command = None;
+        c.args = None;
+        c.security_context = None;
+    }
+}
+
 /// One active pod on a Node, as placement and cluster status count it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PodOnNode {
@@ -97,14 +124,51 @@ pub struct PodOnNode {
 /// What runs on each Node: every active pod bound to it, kubecs' or not.
 #[derive(Default)]
 pub struct NodeUsage {
-    by_node: HashMap<String, HashMap<String, PodOnNode>>,
+    by_node: HashMap<String, OnNode>,
     node_of: HashMap<String, String>,
+}
+
+/// The active pods on one Node, and what placement reads of them, summed when a pod comes or
+/// goes: every placement reads every Node of its cluster, and must not redo that sum (nor
+/// copy each task) per pass.
+#[derive(Default)]
+pub struct OnNode {
+    pods: HashMap<String, PodOnNode>,
+    /// Every pod's task, shared with the placements that read it.
+    pub tasks: Arc<Vec<RunningTask>>,
+    /// CPU units and MiB the pods reserve.
+    pub reserved: (i64, i64),
+    /// Host ports the pods use.
+    pub host_ports: Vec<u16>,
+}
+
+impl OnNode {
+    fn summarize(&mut self) {
+        self.tasks = Arc::new(self.pods.values().map(|p| p.task.clone()).collect());
+        self.reserved = self
+            .pods
+            .values()
+            .fold((0, 0), |(c, m), p| (c + p.task.cpu, m + p.task.memory));
+        self.host_ports = self
+            .pods
+            .values()
+            .flat_map(|p| p.host_ports.iter().copied())
+            .collect();
+    }
 }
 
 impl NodeUsage {
     /// The active pods bound to `node`.
     pub fn on<'a>(&'a self, node: &str) -> impl Iterator<Item = &'a PodOnNode> + 'a {
-        self.by_node.get(node).into_iter().flat_map(|m| m.values())
+        self.by_node
+            .get(node)
+            .into_iter()
+            .flat_map(|m| m.pods.values())
+    }
+
+    /// What the active pods bound to `node` take of it.
+    pub fn room_taken(&self, node: &str) -> Option<&OnNode> {
+        self.by_node.get(node)
     }
 }
 
@@ -128,28 +192,29 @@ impl PodIndex for NodeUsage {
         });
         let entry = PodOnNode {
             task: RunningTask {
-                id: uid.clone(),
-                group: super::launch::group_of(pod),
+                id: uid.as_str().into(),
+                group: super::launch::group_of(pod).into(),
                 cpu,
                 memory,
             },
             host_ports: super::launch::host_ports(pod),
             cluster_task,
         };
-        self.by_node
-            .entry(node.clone())
-            .or_default()
-            .insert(uid.clone(), entry);
+        let on = self.by_node.entry(node.clone()).or_default();
+        on.pods.insert(uid.clone(), entry);
+        on.summarize();
         self.node_of.insert(uid, node);
     }
 
     fn remove(&mut self, uid: &str) {
         if let Some(node) = self.node_of.remove(uid)
-            && let Some(m) = self.by_node.get_mut(&node)
+            && let Some(on) = self.by_node.get_mut(&node)
         {
-            m.remove(uid);
-            if m.is_empty() {
+            on.pods.remove(uid);
+            if on.pods.is_empty() {
                 self.by_node.remove(&node);
+            } else {
+                on.summarize();
             }
         }
     }
@@ -243,11 +308,11 @@ mod tests {
         let a = index
             .read()
             .on("n1")
-            .find(|p| p.task.id == "uid-a")
+            .find(|p| &*p.task.id == "uid-a")
             .cloned()
             .unwrap();
         assert_eq!((a.task.cpu, a.task.memory), (256, 512));
-        assert_eq!(a.task.group, "service:web");
+        assert_eq!(&*a.task.group, "service:web");
         // RUNNING as the cluster counts it (its containers' states).
         let running =
             crate::controllers::cluster::is_running(&pod("a", Some("n1"), "Running", "s1"));
@@ -276,6 +341,70 @@ mod tests {
         )));
         assert_eq!(index.read().on("n1").count(), 0);
         assert_eq!(index.read().on("n2").count(), 1);
+    }
+
+    #[test]
+    fn a_nodes_room_taken_is_the_sum_of_its_active_pods() {
+        let index = Shared::<NodeUsage>::default();
+        for (name, phase) in [("a", "Running"), ("b", "Pending"), ("c", "Running")] {
+            index.apply(&watcher::Event::Apply(pod(name, Some("n1"), phase, "s1")));
+        }
+        let taken = |index: &Shared<NodeUsage>| {
+            index
+                .read()
+                .room_taken("n1")
+                .map(|on| (on.reserved, on.tasks.len()))
+        };
+        assert_eq!(taken(&index), Some(((768, 1536), 3)));
+        index.apply(&watcher::Event::Apply(pod("a", Some("n1"), "Failed", "s1")));
+        index.apply(&watcher::Event::Delete(pod(
+            "b",
+            Some("n1"),
+            "Pending",
+            "s1",
+        )));
+        assert_eq!(taken(&index), Some(((256, 512), 1)));
+        index.apply(&watcher::Event::Delete(pod(
+            "c",
+            Some("n1"),
+            "Running",
+            "s1",
+        )));
+        assert_eq!(taken(&index), None);
+    }
+
+    #[test]
+    fn a_trimmed_task_pod_keeps_what_its_owner_reads() {
+        let mut p: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "t", "annotations": {"ecs.kubecs.io/essential-containers": "app"}},
+            "spec": {"nodeName": "n1",
+                     "volumes": [{"name": "v", "emptyDir": {}}],
+                     "tolerations": [{"key": "k", "operator": "Exists"}],
+                     "containers": [{"name": "app", "image": "x", "env": [{"name": "A", "value": "1"}],
+                                     "readinessProbe": {"exec": {"command": ["true"]}},
+                                     "resources": {"requests": {"cpu": "1"}}}]},
+            "status": {"phase": "Running", "containerStatuses": [{"name": "app", "image": "x",
+                       "imageID": "", "ready": true, "restartCount": 0}]},
+        }))
+        .expect("a Pod");
+        let before = p.clone();
+        trim_task(&mut p);
+        let spec = p.spec.as_ref().unwrap();
+        assert_eq!(
+            (spec.volumes.as_ref(), spec.tolerations.as_ref()),
+            (None, None)
+        );
+        assert_eq!(spec.containers[0].env, None);
+        // What observing a task reads is kept.
+        assert_eq!(p.metadata, before.metadata);
+        assert_eq!(p.status, before.status);
+        assert_eq!(spec.node_name.as_deref(), Some("n1"));
+        assert_eq!(spec.containers[0].name, "app");
+        assert!(spec.containers[0].readiness_probe.is_some());
+        assert_eq!(
+            spec.containers[0].resources,
+            before.spec.as_ref().unwrap().containers[0].resources
+        );
     }
 
     #[test]

@@ -37,6 +37,10 @@ pub async fn run(
 ) {
     let api = Api::<Task>::all(ctx.client.clone());
     Controller::new(api, watcher::Config::default().any_semantic())
+        .with_config(
+            kube::runtime::controller::Config::default()
+                .concurrency(super::service::CONCURRENT_PASSES),
+        )
         .owns_shared_stream(task_events)
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)

@@ -160,10 +160,19 @@ async fn reconcile(td: Arc<TaskDefinition>, ctx: Arc<Context>) -> Result<Action>
     let family = family_of(&td);
     let generation = td.metadata.generation;
     let crs: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), &ns);
-    let listed = crs
-        .list(&ListParams::default().labels(&format!("{OWNER_UID_LABEL}={uid}")))
-        .await?
-        .items;
+    // Its revisions as the store holds them. One the store has not seen yet makes the next
+    // create conflict (409), which lists them from the API server below.
+    let listed: Vec<ControllerRevision> = ctx
+        .stores
+        .revisions
+        .state()
+        .iter()
+        .filter(|cr| {
+            cr.namespace().as_deref() == Some(ns.as_str())
+                && cr.labels().get(OWNER_UID_LABEL) == Some(&uid)
+        })
+        .map(|cr| cr.as_ref().clone())
+        .collect();
 
     // One family, one object: a second object claiming a registered family is refused.
     let owner_of_family = ctx

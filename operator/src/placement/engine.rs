@@ -45,12 +45,16 @@ pub fn family_group(family: &str) -> String {
 }
 
 /// A task already running on an instance, as placement needs to know it.
+///
+/// Shared strings: every placement copies what runs on each of its cluster's instances, and
+/// a copy must not allocate per task (1,000 services rolling over 20,000 tasks made those
+/// copies most of the operator's memory).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RunningTask {
     /// The task id (the pod's uid).
-    pub id: String,
+    pub id: std::sync::Arc<str>,
     /// Its task group: `service:NAME`, `family:NAME` or a RunTask `group`.
-    pub group: String,
+    pub group: std::sync::Arc<str>,
     /// CPU units it reserves (scale-in under binpack frees them).
     pub cpu: i64,
     /// MiB it reserves.
@@ -80,7 +84,8 @@ pub struct InstanceState {
     /// When it registered (RFC 3339), for `registeredAt` queries.
     pub registered_at: Option<String>,
     /// The tasks running there (`runningTasksCount`, `task:group`, spread, distinctInstance).
-    pub tasks: Vec<RunningTask>,
+    /// Shared with the index that keeps them: a placement copies no task.
+    pub tasks: std::sync::Arc<Vec<RunningTask>>,
 }
 
 impl InstanceState {
@@ -97,7 +102,7 @@ impl InstanceState {
             draining: ci.draining,
             agent_version: None,
             registered_at: ci.registered_at.clone(),
-            tasks: Vec::new(),
+            tasks: Default::default(),
         }
     }
 
@@ -106,7 +111,25 @@ impl InstanceState {
         self.remaining_cpu -= task.cpu;
         self.remaining_memory -= task.memory;
         self.used_ports.extend_from_slice(host_ports);
-        self.tasks.push(task);
+        std::sync::Arc::make_mut(&mut self.tasks).push(task);
+    }
+
+    /// Accounts for all that runs on the instance at once: `tasks` reserving `cpu` and
+    /// `memory` in all and using `host_ports`. The list is shared, not copied.
+    pub fn run_all(
+        &mut self,
+        tasks: &std::sync::Arc<Vec<RunningTask>>,
+        (cpu, memory): (i64, i64),
+        host_ports: &[u16],
+    ) {
+        self.remaining_cpu -= cpu;
+        self.remaining_memory -= memory;
+        self.used_ports.extend_from_slice(host_ports);
+        if self.tasks.is_empty() {
+            self.tasks = tasks.clone();
+        } else {
+            std::sync::Arc::make_mut(&mut self.tasks).extend(tasks.iter().cloned());
+        }
     }
 }
 
@@ -595,7 +618,7 @@ fn compile_keys(strategies: &[Strategy], instances: &[InstanceState], group: &st
                             }),
                         };
                         counts[v as usize] +=
-                            inst.tasks.iter().filter(|t| t.group == group).count() as u32;
+                            inst.tasks.iter().filter(|t| *t.group == *group).count() as u32;
                         v
                     })
                     .collect();
@@ -627,7 +650,7 @@ impl<'a> Board<'a> {
             memory: instances.iter().map(|i| i.remaining_memory).collect(),
             same_group: instances
                 .iter()
-                .map(|i| i.tasks.iter().filter(|t| t.group == group).count() as u32)
+                .map(|i| i.tasks.iter().filter(|t| *t.group == *group).count() as u32)
                 .collect(),
             added: vec![0; instances.len()],
         }
@@ -888,8 +911,8 @@ pub fn select_tasks_to_stop(
                 .iter()
                 .enumerate()
                 .filter(|(_, t)| {
-                    t.group == request.group
-                        && request.eligible.as_ref().is_none_or(|e| e.contains(&t.id))
+                    *t.group == *request.group
+                        && request.eligible.as_ref().is_none_or(|e| e.contains(&*t.id))
                 })
                 .map(move |(j, _)| TaskRef {
                     instance: i,
@@ -1051,8 +1074,8 @@ mod tests {
             instance("b1", "us-east-1b", 8192, 8192),
             instance("c1", "us-east-1c", 8192, 8192),
         ];
-        instances[0].tasks = vec![task("t1", "service:web"), task("t2", "service:web")];
-        instances[1].tasks = vec![task("t3", "service:web"), task("x", "service:other")];
+        instances[0].tasks = vec![task("t1", "service:web"), task("t2", "service:web")].into();
+        instances[1].tasks = vec![task("t3", "service:web"), task("x", "service:other")].into();
         let p = PlacementPolicy::default_for(TaskKind::Service);
         // a has 2, b 1, c 0: c first, then b and c once more each, whatever the ties.
         let o = place(&instances, &p, &request(3));
@@ -1062,7 +1085,7 @@ mod tests {
         rest.sort();
         assert_eq!(rest, ["b1", "c1"]);
         // The other service's task does not count.
-        instances[1].tasks.pop();
+        std::sync::Arc::make_mut(&mut instances[1].tasks).pop();
         let o = place(&instances, &p, &request(1));
         assert_eq!(ids(&o, &instances), ["c1"]);
     }
@@ -1132,7 +1155,7 @@ mod tests {
             instance("b", "z", 8192, 8192),
             instance("c", "z", 8192, 8192),
         ];
-        instances[2].tasks = vec![task("t", "service:web")];
+        instances[2].tasks = vec![task("t", "service:web")].into();
         let p = policy(
             vec![Strategy::Binpack(Resource::Memory)],
             vec![Constraint::DistinctInstance],
@@ -1159,7 +1182,7 @@ mod tests {
         instances[0]
             .attributes
             .insert("ecs.instance-type".into(), "t2.micro".into());
-        instances[2].tasks = vec![task("db", "service:db")];
+        instances[2].tasks = vec![task("db", "service:db")].into();
         let p = policy(
             vec![Strategy::Spread(SpreadField::InstanceId)],
             vec![member_of("attribute:ecs.instance-type =~ m5.*")],
@@ -1450,7 +1473,8 @@ mod tests {
             inst.tasks = vec![
                 task(&format!("t{i}a"), "service:web"),
                 task(&format!("t{i}b"), "service:web"),
-            ];
+            ]
+            .into();
         }
         let r = ScaleInRequest {
             group: "service:web".into(),
@@ -1472,10 +1496,12 @@ mod tests {
         ];
         let counts = [4, 2, 3];
         for (i, inst) in instances.iter_mut().enumerate() {
-            inst.tasks = (0..counts[i])
-                .map(|j| task(&format!("t{i}{j}"), "service:web"))
-                .collect();
-            inst.tasks.push(task(&format!("o{i}"), "service:other"));
+            inst.tasks = std::sync::Arc::new(
+                (0..counts[i])
+                    .map(|j| task(&format!("t{i}{j}"), "service:web"))
+                    .collect(),
+            );
+            std::sync::Arc::make_mut(&mut inst.tasks).push(task(&format!("o{i}"), "service:other"));
         }
         let r = ScaleInRequest {
             group: "service:web".into(),
@@ -1486,7 +1512,7 @@ mod tests {
         let stop = select_tasks_to_stop(&instances, &[Strategy::spread_availability_zone()], &r);
         let mut left = counts;
         for t in &stop {
-            assert_eq!(instances[t.instance].tasks[t.task].group, "service:web");
+            assert_eq!(&*instances[t.instance].tasks[t.task].group, "service:web");
             left[t.instance] -= 1;
         }
         assert_eq!(left, [2, 2, 2]);
@@ -1545,12 +1571,17 @@ mod tests {
                         used_ports: port.into_iter().collect(),
                         agent_connected: connected,
                         draining,
-                        tasks: groups
-                            .iter()
-                            .map(|g| {
-                                task("t", ["service:web", "service:db", "family:x"][*g as usize])
-                            })
-                            .collect(),
+                        tasks: std::sync::Arc::new(
+                            groups
+                                .iter()
+                                .map(|g| {
+                                    task(
+                                        "t",
+                                        ["service:web", "service:db", "family:x"][*g as usize],
+                                    )
+                                })
+                                .collect(),
+                        ),
                         ..Default::default()
                     }
                 })
@@ -1657,7 +1688,7 @@ mod tests {
                 for c in &policy.constraints {
                     match c {
                         Constraint::DistinctInstance => prop_assert!(
-                            !inst.tasks.iter().any(|t| t.group == request.group),
+                            !inst.tasks.iter().any(|t| *t.group == *request.group),
                             "distinctInstance co-located on {}",
                             inst.id
                         ),
@@ -1667,8 +1698,8 @@ mod tests {
                     }
                 }
                 let t = RunningTask {
-                    id: format!("new-{n}"),
-                    group: request.group.clone(),
+                    id: format!("new-{n}").into(),
+                    group: request.group.as_str().into(),
                     cpu: request.cpu,
                     memory: request.memory,
                 };
@@ -1690,7 +1721,7 @@ mod tests {
                 && !ports_conflict(inst, &request.host_ports)
                 && policy.constraints.iter().all(|c| match c {
                     Constraint::DistinctInstance => {
-                        !inst.tasks.iter().any(|t| t.group == request.group)
+                        !inst.tasks.iter().any(|t| *t.group == *request.group)
                     }
                     Constraint::MemberOf(q) => q.matches(inst),
                 })
@@ -1778,7 +1809,7 @@ mod tests {
             ) {
                 let mut instances: Vec<_> = ZONES.iter().map(|z| instance(z, z, 8192, 8192)).collect();
                 for inst in &mut instances {
-                    inst.tasks = (0..running).map(|j| task(&format!("{}-{j}", inst.id), "service:web")).collect();
+                    inst.tasks = std::sync::Arc::new((0..running).map(|j| task(&format!("{}-{j}", inst.id), "service:web")).collect());
                 }
                 let r = ScaleInRequest { group: "service:web".into(), count: stop, eligible: None, seed };
                 let stopped = select_tasks_to_stop(&instances, &[super::Strategy::spread_availability_zone()], &r);

@@ -215,6 +215,7 @@ fn harness_in(medium: Medium, policy: Arc<dyn AccessPolicy>, config: RegistryCon
         uploads: Default::default(),
         pulls: pulls.clone(),
         pull_through: None,
+        replication: None,
     }));
     Harness {
         medium,
@@ -1468,6 +1469,7 @@ impl AccessPolicy for CreatesImmutable {
         &'a self,
         _: &'a Principal,
         repo: &'a str,
+        _: crate::api::repository_creation_template::RctAppliedFor,
     ) -> futures::future::BoxFuture<'a, Result<RepositorySettings, String>> {
         self.0.lock().unwrap().push(repo.to_string());
         Box::pin(async {
@@ -2067,6 +2069,7 @@ async fn token_endpoint_exchanges_kubernetes_tokens_only(k: Kind) {
         uploads: Default::default(),
         pulls: Default::default(),
         pull_through: None,
+        replication: None,
     }));
     let call = |auth: Option<String>| {
         let mut req = Request::builder()

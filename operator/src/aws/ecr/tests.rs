@@ -217,6 +217,7 @@ fn entry(n: u8, tags: &[&str]) -> ImageEntry {
         pushed_at: Some("2026-12-01T00:00:01.5Z".into()),
         last_recorded_pull_time: (n == 1).then(|| "2026-12-02T00:00:00Z".into()),
         subject: None,
+        replication_statuses: Vec::new(),
     }
 }
 
@@ -871,6 +872,7 @@ async fn registry_recording_pulls(policy: Arc<dyn oci::AccessPolicy>) -> TestReg
         uploads: Default::default(),
         pulls: pulls.clone(),
         pull_through: None,
+        replication: None,
     }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

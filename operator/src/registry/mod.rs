@@ -55,6 +55,8 @@ pub mod pulls;
 pub mod ranges;
 pub mod replication;
 pub mod replication_config;
+#[cfg(test)]
+mod replication_tests;
 pub mod repositories;
 pub mod s3;
 pub mod serve;

@@ -1452,9 +1452,16 @@ async fn unknown_repository_is_name_unknown_with_ecr_message(k: Kind) {
 }
 
 /// A policy whose unknown repositories are created IMMUTABLE (as a template would make them),
-/// counting the creations.
+/// noting each creation and its scenario (which templates would apply).
 #[derive(Default)]
-struct CreatesImmutable(std::sync::Mutex<Vec<String>>);
+pub(super) struct CreatesImmutable(
+    pub(super)  std::sync::Mutex<
+        Vec<(
+            String,
+            crate::api::repository_creation_template::RctAppliedFor,
+        )>,
+    >,
+);
 
 impl AccessPolicy for CreatesImmutable {
     fn repository(&self, _: &str) -> Option<RepositorySettings> {
@@ -1469,9 +1476,9 @@ impl AccessPolicy for CreatesImmutable {
         &'a self,
         _: &'a Principal,
         repo: &'a str,
-        _: crate::api::repository_creation_template::RctAppliedFor,
+        scenario: crate::api::repository_creation_template::RctAppliedFor,
     ) -> futures::future::BoxFuture<'a, Result<RepositorySettings, String>> {
-        self.0.lock().unwrap().push(repo.to_string());
+        self.0.lock().unwrap().push((repo.to_string(), scenario));
         Box::pin(async {
             Ok(RepositorySettings {
                 tag_mutability: ImageTagMutability::Immutable,
@@ -1497,7 +1504,11 @@ async fn create_on_push_creates_the_repository_with_its_template_settings_first(
     assert!(policy.0.lock().unwrap().is_empty());
     h.push_image("prod/web", "v1", "one").await;
     let created = policy.0.lock().unwrap().clone();
-    assert!(!created.is_empty() && created.iter().all(|r| r == "prod/web"));
+    assert!(
+        !created.is_empty()
+            && created.iter().all(|(r, s)| r == "prod/web"
+                && *s == crate::api::repository_creation_template::RctAppliedFor::CreateOnPush)
+    );
     // The created settings hold from the first push: the tag cannot move.
     let config = "{\"salt\":\"two\"}";
     let cfg = h.push_blob("prod/web", config.as_bytes()).await;

@@ -688,6 +688,9 @@ async fn put_manifest(
             ),
         ));
     }
+    let replicated = req
+        .headers()
+        .contains_key(super::replication::SOURCE_HEADER);
     let (reference, content_type, bytes) = read_manifest(reference, req).await?;
     let (digest, tags) = push_target(reference, &bytes, query_tags)?;
     // Up to 4 MiB of JSON: parsed off the async workers.
@@ -703,7 +706,9 @@ async fn put_manifest(
     store_manifest(ctx, &digest, bytes, &parsed).await?;
     write_tags(ctx, &tags, &digest).await?;
     // Queued durably before the push is acknowledged: a crash cannot lose the replication.
-    if let Some(r) = &ctx.reg.replication {
+    // What another registry replicates here is not replicated on: two registries that
+    // replicate to each other would copy every push back and forth for ever.
+    if let Some(r) = ctx.reg.replication.as_ref().filter(|_| !replicated) {
         r.pushed(ctx.name, &digest).await.map_err(storage_error)?;
     }
     tracing::debug!(repo = ctx.name, %digest, user = %ctx.principal.username, "manifest pushed");

@@ -35,6 +35,15 @@ async fn destination() -> Destination {
     let storage: Arc<dyn Storage> = Arc::new(FsStorage::open(dir.path()).unwrap());
     let signer = TokenSigner::new(vec![5u8; 32]).unwrap();
     let created = Arc::new(CreatesImmutable::default());
+    // It replicates everything pushed to it on (its worker never runs: only its queue is
+    // looked at), except what is replicated to it.
+    let onward = StaticConfig {
+        rules: vec![ReplicationRule {
+            destinations: vec![west()],
+            repository_filters: vec![],
+        }],
+        destination_registries: vec![],
+    };
     let app = router(Arc::new(Registry {
         storage: storage.clone(),
         policy: created.clone(),
@@ -47,7 +56,12 @@ async fn destination() -> Destination {
         uploads: Default::default(),
         pulls: Default::default(),
         pull_through: None,
-        replication: None,
+        replication: Some(Replicator::new(
+            Arc::new(onward),
+            storage.clone(),
+            "2".into(),
+            None,
+        )),
     }));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -189,6 +203,10 @@ async fn an_index_its_platform_images_tag_and_referrers_reach_the_destination_in
     assert_eq!(
         dst.resolve_tag(repo, "v1").await.unwrap(),
         Some(index.clone())
+    );
+    assert!(
+        records(&*dst, repo).await.unwrap().is_empty(),
+        "what is replicated to a registry is not replicated on"
     );
     let referrers = dst.referrers(repo, &index).await.unwrap();
     assert_eq!(referrers.len(), 1);

@@ -1,7 +1,7 @@
 //! Answering a registry's `WWW-Authenticate` challenge (distribution's token protocol, or
 //! HTTP Basic), anonymously or with a user and password: how the operator resolves image
-//! digests at other registries and how the registry's pull through cache reaches its
-//! upstreams.
+//! digests at other registries, how the registry's pull through cache reaches its upstreams
+//! and how its replication reaches its destinations.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -63,11 +63,24 @@ pub async fn answer(
     repository: Option<&str>,
     credentials: Option<&(String, String)>,
 ) -> Result<Option<String>, Unanswered> {
+    answer_for(challenge, repository, "pull", credentials).await
+}
+
+/// [`answer`] for `actions` on the repository (`pull`, or `pull,push` to push to it, as the
+/// registry's replication does).
+pub async fn answer_for(
+    challenge: Option<&str>,
+    repository: Option<&str>,
+    actions: &str,
+    credentials: Option<&(String, String)>,
+) -> Result<Option<String>, Unanswered> {
     match challenge.and_then(parse_challenge) {
-        Some((scheme, p)) if scheme == "bearer" => bearer_token(&p, repository, credentials)
-            .await
-            .map(Some)
-            .map_err(Unanswered::Token),
+        Some((scheme, p)) if scheme == "bearer" => {
+            bearer_token(&p, repository, actions, credentials)
+                .await
+                .map(Some)
+                .map_err(Unanswered::Token)
+        }
         Some((scheme, _)) if scheme == "basic" => match credentials {
             Some((u, pw)) => Ok(Some(basic(u, pw))),
             None => Err(Unanswered::NeedsCredentials),
@@ -80,6 +93,7 @@ pub async fn answer(
 async fn bearer_token(
     p: &BTreeMap<String, String>,
     repository: Option<&str>,
+    actions: &str,
     credentials: Option<&(String, String)>,
 ) -> Result<String, String> {
     let realm = p
@@ -87,7 +101,7 @@ async fn bearer_token(
         .ok_or("the registry's Bearer challenge names no realm")?;
     let mut query = Vec::new();
     if let Some(r) = repository {
-        query.push(format!("scope=repository:{r}:pull"));
+        query.push(format!("scope=repository:{r}:{actions}"));
     }
     if let Some(s) = p.get("service") {
         query.push(format!("service={s}"));
@@ -106,7 +120,7 @@ async fn bearer_token(
         .map_err(|e| e.to_string())?;
     if !answer.status.is_success() {
         return Err(format!(
-            "the registry's token service refused a pull token ({})",
+            "the registry's token service refused a {actions} token ({})",
             answer.status
         ));
     }

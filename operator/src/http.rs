@@ -1,6 +1,7 @@
 //! The one outbound HTTP client of the process (hyper-util over rustls, native roots, HTTP or
 //! HTTPS), shared by the API's registry calls, `kubecs login-password` and the operator's
-//! image digest resolution, so each keeps one connection pool and one TLS setup.
+//! image digest resolution, so each keeps one connection pool and one TLS setup; the
+//! registry's replication streams blobs through a second pool of the same setup.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -19,17 +20,33 @@ pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<B
 pub fn client() -> Result<&'static HttpClient, String> {
     static CLIENT: OnceLock<Result<HttpClient, String>> = OnceLock::new();
     CLIENT
-        .get_or_init(|| {
-            let tls = hyper_rustls::HttpsConnectorBuilder::new()
-                .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
-                .map_err(|e| format!("TLS roots: {e}"))?
-                .https_or_http()
-                .enable_http1()
-                .build();
-            Ok(Client::builder(TokioExecutor::new()).build(tls))
-        })
+        .get_or_init(|| Ok(Client::builder(TokioExecutor::new()).build(connector()?)))
         .as_ref()
         .map_err(Clone::clone)
+}
+
+/// A request body that streams (a blob the registry's replication copies).
+pub type StreamBody = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
+
+pub type StreamingClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, StreamBody>;
+
+/// The client for streamed request bodies: the same TLS setup, a pool of its own (hyper's
+/// pool is typed by the body).
+pub fn streaming_client() -> Result<&'static StreamingClient, String> {
+    static CLIENT: OnceLock<Result<StreamingClient, String>> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| Ok(Client::builder(TokioExecutor::new()).build(connector()?)))
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+fn connector() -> Result<hyper_rustls::HttpsConnector<HttpConnector>, String> {
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
+        .map_err(|e| format!("TLS roots: {e}"))?
+        .https_or_http()
+        .enable_http1()
+        .build())
 }
 
 /// An answer read to its end.

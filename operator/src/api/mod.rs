@@ -5,6 +5,7 @@ pub mod capacity_provider;
 pub mod cluster;
 pub mod common;
 pub mod pull_through_cache_rule;
+pub mod replication_configuration;
 pub mod repository;
 pub mod repository_creation_template;
 pub mod service;
@@ -19,6 +20,7 @@ use kube::CustomResourceExt;
 pub use capacity_provider::{CapacityProvider, CapacityProviderSpec};
 pub use cluster::{EcsCluster, EcsClusterSpec, EcsClusterStatus};
 pub use pull_through_cache_rule::{PullThroughCacheRule, PullThroughCacheRuleSpec};
+pub use replication_configuration::{ReplicationConfiguration, ReplicationConfigurationSpec};
 pub use repository::{Repository, RepositorySpec, RepositoryStatus};
 pub use repository_creation_template::{
     RepositoryCreationTemplate, RepositoryCreationTemplateSpec,
@@ -45,6 +47,7 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
         ServiceDeployment::crd(),
         PullThroughCacheRule::crd(),
         RepositoryCreationTemplate::crd(),
+        ReplicationConfiguration::crd(),
     ]
 }
 
@@ -83,7 +86,8 @@ mod tests {
                 "capacityproviders.ecs.kubecs.io",
                 "servicedeployments.ecs.kubecs.io",
                 "pullthroughcacherules.ecr.kubecs.io",
-                "repositorycreationtemplates.ecr.kubecs.io"
+                "repositorycreationtemplates.ecr.kubecs.io",
+                "replicationconfigurations.ecr.kubecs.io",
             ]
         );
     }

@@ -341,6 +341,10 @@ pub struct RepositoryStatus {
     /// What the lifecycle policy would expire now.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lifecycle_policy_preview: Vec<LifecyclePreviewResult>,
+    /// Replication per destination: how many images are COMPLETE, IN_PROGRESS and FAILED
+    /// there (per image: `aws ecr describe-image-replication-status`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replication: Vec<ReplicationSummary>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// Ready, Degraded.
@@ -358,4 +362,18 @@ pub struct LifecyclePreviewResult {
     pub image_pushed_at: Option<String>,
     /// The rule that expires it.
     pub applied_rule_priority: i32,
+}
+
+/// One replication destination's images of a repository, by ECR's replication status.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationSummary {
+    pub region: String,
+    pub registry_id: String,
+    #[serde(default)]
+    pub complete: i64,
+    #[serde(default)]
+    pub in_progress: i64,
+    #[serde(default)]
+    pub failed: i64,
 }

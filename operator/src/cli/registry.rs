@@ -21,6 +21,7 @@ use super::Fatal;
 use super::operator::LeaseArgs;
 use super::wiring::{shared_reflector, shutdown_signal};
 use crate::api::pull_through_cache_rule::PullThroughCacheRule;
+use crate::api::replication_configuration::ReplicationConfiguration;
 use crate::api::repository::Repository;
 use crate::api::repository_creation_template::RepositoryCreationTemplate;
 use crate::controllers::{self, WatchHealth};
@@ -123,6 +124,17 @@ pub struct Args {
         default_value_t = 20
     )]
     pull_time_flush_seconds: u64,
+    /// Replication without Kubernetes: a JSON or YAML file in the ReplicationConfiguration
+    /// spec's shape (`rules` as ECR's PutReplicationConfiguration takes them, and
+    /// `destinationRegistries`: `{region, registryId, url, username, passwordFile}` saying
+    /// where each destination is). With --kubernetes the ReplicationConfiguration objects
+    /// decide and this flag is refused.
+    #[arg(
+        long,
+        env = "KUBECS_REGISTRY_REPLICATION_CONFIG",
+        conflicts_with = "kubernetes"
+    )]
+    replication_config: Option<PathBuf>,
     /// Connections served at once; more wait to be accepted.
     #[arg(long, env = "KUBECS_REGISTRY_MAX_CONNECTIONS", default_value_t = 1024)]
     max_connections: usize,
@@ -351,9 +363,11 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
         Arc::new(oci::pull_through::StaticRules(a.pull_through_cache.clone()));
     let mut changes = None;
     let mut leadership = None;
+    let mut replication_rules: Option<Arc<dyn oci::replication::ReplicationRules>> = None;
     let mut work = Background {
         storage: storage.clone(),
         gc: a.gc(),
+        replication: None,
         repositories: None,
         current: Arc::new(Mutex::new(None)),
     };
@@ -381,6 +395,18 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
             &health,
         );
         templates.wait_until_ready().await?;
+        // Only the store is read: nothing subscribes to its events.
+        let (replication_configs, _) = shared_reflector(
+            Api::<ReplicationConfiguration>::all(client.clone()),
+            watcher::Config::default(),
+            &health,
+        );
+        replication_configs.wait_until_ready().await?;
+        replication_rules = Some(Arc::new(oci::replication_config::KubeReplication {
+            configs: replication_configs,
+            repositories: repos.clone(),
+            client: client.clone(),
+        }));
         let creator = Arc::new(oci::creation::Creator {
             client: client.clone(),
             templates,
@@ -430,6 +456,17 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
             );
         }
     }
+    if let Some(path) = &a.replication_config {
+        replication_rules = Some(Arc::new(oci::replication::StaticConfig::load(path)?));
+    }
+    let replication = replication_rules.map(|rules| {
+        oci::replication::Replicator::new(
+            rules,
+            storage.clone(),
+            config.registry_id.clone(),
+            changes.clone(),
+        )
+    });
     let pull_through = oci::pull_through::PullThrough::new(
         rules,
         storage.clone(),
@@ -448,6 +485,10 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
             stopped.clone(),
         ))
     });
+    // Every replica queues its pushes; one worker (the leader's) copies them.
+    if let Some(r) = &replication {
+        work.replication = Some(r.clone());
+    }
     let state = Arc::new(oci::Registry {
         storage,
         policy,
@@ -457,6 +498,7 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
         uploads: Default::default(),
         pulls: pulls.clone(),
         pull_through: Some(pull_through),
+        replication,
     });
     let background = tokio::spawn(supervise(Arc::new(work), leadership, stopped));
     let listener = tokio::net::TcpListener::bind(a.listen).await?;
@@ -507,6 +549,8 @@ async fn flush_pulls(
 struct Background {
     storage: Arc<dyn oci::Storage>,
     gc: Option<(Duration, Duration)>,
+    /// The replication worker (see `registry::replication`).
+    replication: Option<Arc<oci::replication::Replicator>>,
     repositories: Option<RepositoryWork>,
     /// During a term, where the Repository controller takes change notices.
     current: Arc<Mutex<Option<UnboundedSender<String>>>>,
@@ -537,8 +581,15 @@ impl Background {
         let gc = self
             .gc
             .map(|(interval, grace)| gc_loop(self.storage.clone(), interval, grace));
+        // Runs until the term's future is dropped.
+        let replication = self.replication.clone().map(|r| r.run());
         Box::pin(async move {
             tokio::join!(
+                async move {
+                    if let Some(r) = replication {
+                        r.await
+                    }
+                },
                 async move {
                     if let Some(r) = repositories {
                         r.await
@@ -583,7 +634,7 @@ async fn supervise(
             let _ = stopped.wait_for(|s| *s).await;
             return;
         }
-        info!(identity = %lead.identity, "leading: holding the {LEASE} lease; running Repository status, lifecycle policies and garbage collection");
+        info!(identity = %lead.identity, "leading: holding the {LEASE} lease; running Repository status, lifecycle policies, replication and garbage collection");
         let term = work.term();
         let end = tokio::select! {
             _ = term => false,

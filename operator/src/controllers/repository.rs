@@ -148,6 +148,8 @@ pub struct Content {
     pub images: Vec<ImageInfo>,
     /// Manifests listed by an index of the repository.
     pub children: BTreeSet<Digest>,
+    /// The images' replication records.
+    pub replication: Vec<crate::ecr::replication::ImageReplication>,
 }
 
 /// The status of `r`. `shadowed_by`: the object that owns the name instead (then `r` has no
@@ -245,6 +247,7 @@ pub fn status_for(
             .and_then(|t| Timestamp::try_from(t).ok())
             .map(|t| t.to_string()),
         lifecycle_policy_preview: lifecycle::preview(&expirations(r, &images, now)),
+        replication: crate::ecr::replication::summarize(&content.replication),
         observed_generation: gen_,
         conditions: merge(old, conditions),
     }
@@ -263,7 +266,15 @@ pub async fn gather(storage: &dyn Storage, name: &str) -> Result<Content, Error>
             children.extend(parsed.children);
         }
     }
-    Ok(Content { images, children })
+    let replication = crate::registry::replication::records(storage, name)
+        .await?
+        .into_values()
+        .collect();
+    Ok(Content {
+        images,
+        children,
+        replication,
+    })
 }
 
 async fn write_status(ctx: &Ctx, r: &Repository, status: RepositoryStatus) -> Result<(), Error> {
@@ -563,6 +574,7 @@ mod tests {
             "action": {"type": "expire"}}]}}),
         );
         let content = Content {
+            replication: Vec::new(),
             images: vec![
                 image(1, &["v1"], 10, IMG),
                 image(2, &["v2"], 20, IMG),
@@ -616,6 +628,7 @@ mod tests {
         let mut used = image(1, &["used"], 0, IMG);
         used.last_pulled_at = Some(UNIX_EPOCH + Duration::from_secs(2 * day));
         let content = Content {
+            replication: Vec::new(),
             images: vec![used, image(2, &["idle"], 0, IMG)],
             children: Default::default(),
         };
@@ -637,6 +650,7 @@ mod tests {
             Timestamp::now(),
         ));
         let content = Content {
+            replication: Vec::new(),
             images: vec![image(1, &["v1"], 10, IMG)],
             children: BTreeSet::new(),
         };

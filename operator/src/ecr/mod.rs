@@ -1,6 +1,6 @@
 //! ECR semantics as pure decisions: repository policies, tag mutability, lifecycle policies,
-//! blob garbage collection, repository names, pull through cache rules and repository creation
-//! templates. No I/O: the registry and the Repository
+//! blob garbage collection, repository names, pull through cache rules, repository creation
+//! templates and replication. No I/O: the registry and the Repository
 //! controller gather the facts (images, blobs, identities), call these, and act on the answer.
 
 pub mod creation_templates;
@@ -10,6 +10,7 @@ pub mod mutability;
 pub mod names;
 pub mod policy;
 pub mod pull_through;
+pub mod replication;
 mod wildcard;
 
 pub use gc::{GcPlan, StoredBlob, plan_blob_deletions};

@@ -64,11 +64,14 @@ pub trait AccessPolicy: Send + Sync + 'static {
     /// Err -> 403 DENIED with the message.
     fn authorize(&self, principal: &Principal, repo: &str, action: &str) -> Result<(), String>;
     /// Creates the unknown `repo` for a push by `principal` (`--create-on-push`): the settings
-    /// it was created with. By default nothing is written and ECR's defaults apply.
+    /// it was created with. `scenario`: CREATE_ON_PUSH, or REPLICATION for a push by another
+    /// registry's replication (its templates apply). By default nothing is written and ECR's
+    /// defaults apply.
     fn create_on_push<'a>(
         &'a self,
         _principal: &'a Principal,
         _repo: &'a str,
+        _scenario: crate::api::repository_creation_template::RctAppliedFor,
     ) -> BoxFuture<'a, Result<RepositorySettings, String>> {
         Box::pin(async { Ok(RepositorySettings::default()) })
     }

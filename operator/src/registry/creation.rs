@@ -1,5 +1,5 @@
-//! Repositories the registry creates itself (a push with `--create-on-push`, a pull through
-//! cache's first pull) become `Repository` objects with the settings of the repository
+//! Repositories the registry creates itself (a push with `--create-on-push`, including one by
+//! another registry's replication, a pull through cache's first pull) become `Repository` objects with the settings of the repository
 //! creation template that applies (`ecr::creation_templates`), so `kubectl` shows them and
 //! the Repository controller runs their lifecycle like any other's.
 //!
@@ -91,9 +91,21 @@ impl Creator {
         principal: &Principal,
         repo: &str,
     ) -> Result<RepositorySettings, String> {
+        self.create_for_push(principal, repo, RctAppliedFor::CreateOnPush)
+            .await
+    }
+
+    /// Creates `repo` for a push by `principal` with the template for `scenario`
+    /// (CREATE_ON_PUSH, or REPLICATION when another registry's replication pushes).
+    pub async fn create_for_push(
+        &self,
+        principal: &Principal,
+        repo: &str,
+        scenario: RctAppliedFor,
+    ) -> Result<RepositorySettings, String> {
         let object = plan(
             &self.templates.state(),
-            RctAppliedFor::CreateOnPush,
+            scenario,
             repo,
             |t| {
                 t.and_then(|t| t.namespace())

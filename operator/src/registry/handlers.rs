@@ -22,6 +22,7 @@ use super::negotiation;
 use super::pull_through::{Blob, CacheRoute, PullThrough};
 use super::ranges::{RangeDecision, decide_range, parse_content_range, upload_range};
 use super::storage::{ByteStream, ManifestRecord, StorageError, TagWrite};
+use crate::api::repository_creation_template::RctAppliedFor;
 
 const API_VERSION: &str = "Docker-Distribution-API-Version";
 
@@ -354,7 +355,7 @@ async fn handle(reg: &Registry, req: Request) -> ApiResult {
         // anything is stored, so the template's tag mutability holds from the first tag.
         None if reg.config.create_on_push && op.starts_push() => Some(
             reg.policy
-                .create_on_push(&principal, name)
+                .create_on_push(&principal, name, push_scenario(req.headers()))
                 .await
                 .map_err(|m| ApiError::new(ErrorCode::Unavailable, m))?,
         ),
@@ -660,6 +661,16 @@ fn tag_immutable_error(tag: &str, repo: &str) -> ApiError {
     )
 }
 
+/// Which creation templates a push that creates its repository takes: REPLICATION when
+/// another registry's replication pushes (it says so in `replication::SOURCE_HEADER`; the
+/// header only chooses among the templates the pusher could get anyway), else CREATE_ON_PUSH.
+fn push_scenario(headers: &HeaderMap) -> RctAppliedFor {
+    match headers.contains_key(super::replication::SOURCE_HEADER) {
+        true => RctAppliedFor::Replication,
+        false => RctAppliedFor::CreateOnPush,
+    }
+}
+
 /// `PUT /v2/<name>/manifests/<reference>`: read, validate, check what it references, check
 /// its tags against immutability, store it, then point its tags at it.
 async fn put_manifest(
@@ -677,6 +688,9 @@ async fn put_manifest(
             ),
         ));
     }
+    let replicated = req
+        .headers()
+        .contains_key(super::replication::SOURCE_HEADER);
     let (reference, content_type, bytes) = read_manifest(reference, req).await?;
     let (digest, tags) = push_target(reference, &bytes, query_tags)?;
     // Up to 4 MiB of JSON: parsed off the async workers.
@@ -691,6 +705,12 @@ async fn put_manifest(
     check_immutable_tags(ctx, &tags, &digest).await?;
     store_manifest(ctx, &digest, bytes, &parsed).await?;
     write_tags(ctx, &tags, &digest).await?;
+    // Queued durably before the push is acknowledged: a crash cannot lose the replication.
+    // What another registry replicates here is not replicated on: two registries that
+    // replicate to each other would copy every push back and forth for ever.
+    if let Some(r) = ctx.reg.replication.as_ref().filter(|_| !replicated) {
+        r.pushed(ctx.name, &digest).await.map_err(storage_error)?;
+    }
     tracing::debug!(repo = ctx.name, %digest, user = %ctx.principal.username, "manifest pushed");
     ctx.reg.changed(ctx.name);
     let mut headers = vec![

@@ -18,6 +18,7 @@ use super::digest::Digest;
 use super::errors::ApiError;
 use super::manifest::{DOCKER_MANIFEST_LIST, OCI_INDEX, parse_manifest};
 use super::storage::{ImageInfo, Storage, StorageResult};
+use crate::ecr::replication::{FailureCode, ReplicationStatus};
 
 /// The path segment after the repository name.
 pub const SEGMENT: &str = "_kubecs";
@@ -47,6 +48,20 @@ pub struct ImageEntry {
     /// The manifest this one refers to (a signature, an SBOM).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// Its replication to each destination of the rules in force when it was pushed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replication_statuses: Vec<ReplicationStatusEntry>,
+}
+
+/// ECR's `ImageReplicationStatus`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationStatusEntry {
+    pub region: String,
+    pub registry_id: String,
+    pub status: ReplicationStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_code: Option<FailureCode>,
 }
 
 /// The answer's body.
@@ -91,6 +106,7 @@ pub fn entries(images: &[ImageInfo], listed: &HashMap<Digest, Vec<Digest>>) -> V
                     .and_then(|t| Timestamp::try_from(t).ok())
                     .map(|t| t.to_string()),
                 subject: i.subject.as_ref().map(Digest::to_string),
+                replication_statuses: Vec::new(),
             }
         })
         .collect()
@@ -107,7 +123,19 @@ pub async fn list(storage: &dyn Storage, name: &str) -> StorageResult<Vec<ImageE
             listed.insert(i.digest.clone(), parsed.children);
         }
     }
-    Ok(entries(&images, &listed))
+    let mut out = entries(&images, &listed);
+    let replication = super::replication::records(storage, name).await?;
+    for e in &mut out {
+        if let Some(r) = e
+            .digest
+            .parse()
+            .ok()
+            .and_then(|d: Digest| replication.get(&d))
+        {
+            e.replication_statuses = super::replication::statuses_of(r);
+        }
+    }
+    Ok(out)
 }
 
 /// The HTTP answer; `ids`: digests and tags only.
@@ -124,6 +152,7 @@ pub async fn answer(storage: &dyn Storage, name: &str, ids: bool) -> Result<Resp
                 pushed_at: None,
                 last_recorded_pull_time: None,
                 subject: None,
+                replication_statuses: Vec::new(),
             };
         }
     }

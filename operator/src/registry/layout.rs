@@ -14,6 +14,10 @@
 //! repositories/<name>/_pulls/<alg>/<hex>                  when the manifest was last pulled
 //!                                                         (unix milliseconds, text), written
 //!                                                         in batches (`pulls`)
+//! repositories/<name>/_replication/<alg>/<hex>          the image's replication state per
+//!                                                         destination (JSON, `ecr::replication`):
+//!                                                         written by its push, settled by the
+//!                                                         replicator (`replication`)
 //! repositories/<name>/_referrers/<alg>/<hex>/<alg>-<hex>  referrer descriptor (JSON), by subject
 //! repositories/<name>/_uploads/<id>/state                 upload session: JSON {offset, parts}
 //! repositories/<name>/_uploads/<id>/parts/<start>-<rand>  one acknowledged chunk of it
@@ -81,6 +85,15 @@ pub fn pulls(name: &str) -> String {
 /// The last recorded pull time of manifest `d`.
 pub fn pull(name: &str, d: &Digest) -> String {
     by_digest(&pulls(name), d)
+}
+
+pub fn replications(name: &str) -> String {
+    format!("{}/_replication", repo(name))
+}
+
+/// The replication record of manifest `d`.
+pub fn replication(name: &str, d: &Digest) -> String {
+    by_digest(&replications(name), d)
 }
 
 pub fn tags(name: &str) -> String {

@@ -20,9 +20,12 @@
 //! - `pull_through`: pull through cache rules: misses under a rule's prefix filled from its
 //!   upstream registry (streamed, verified, fetched once), cached tags re-checked on ECR's
 //!   schedule.
+//! - `replication`: pushes queued durably and copied to other registries (blobs, listed
+//!   manifests, the manifest, its tags, then its referrers), with retries.
 //! - `repositories`: Repository objects as the access policy; `tokenreview`: Kubernetes
 //!   tokens as credentials; `cache_rules`: PullThroughCacheRule objects (and their Secrets)
-//!   as the pull through cache's rules. These three are the registry's only Kubernetes
+//!   as the pull through cache's rules; `replication_config`: ReplicationConfiguration
+//!   objects (and their Secrets) as the replication's rules. These are the registry's only Kubernetes
 //!   dependencies.
 
 pub mod access;
@@ -50,6 +53,10 @@ pub mod pull_through;
 mod pull_through_tests;
 pub mod pulls;
 pub mod ranges;
+pub mod replication;
+pub mod replication_config;
+#[cfg(test)]
+mod replication_tests;
 pub mod repositories;
 pub mod s3;
 pub mod serve;
@@ -112,6 +119,8 @@ pub struct Registry {
     pub pull_through: Option<Arc<pull_through::PullThrough>>,
     /// Manifest pulls not yet recorded in storage (flushed by the caller's loop).
     pub pulls: Arc<pulls::PullTimes>,
+    /// Replication: pushes are queued for the destinations of the rules that match.
+    pub replication: Option<Arc<replication::Replicator>>,
 }
 
 /// Counts blob upload requests in progress per identity, against

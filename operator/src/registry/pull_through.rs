@@ -824,7 +824,7 @@ fn verify_manifest(bytes: &[u8], wanted: Option<&Digest>) -> Outcome<Digest> {
 }
 
 /// Where a redirect goes: `location` absolute, or a path on `url`'s host.
-fn redirect_target(url: &str, location: &str) -> String {
+pub(crate) fn redirect_target(url: &str, location: &str) -> String {
     if location.contains("://") {
         return location.to_string();
     }

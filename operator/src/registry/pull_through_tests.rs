@@ -174,6 +174,7 @@ impl Upstream {
             uploads: Default::default(),
             pulls: Default::default(),
             pull_through: None,
+            replication: None,
         }));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let front = Arc::new(Front {
@@ -274,6 +275,7 @@ fn cache(upstream: &str, policy: Arc<dyn AccessPolicy>, tag_recheck: Duration) -
         uploads: Default::default(),
         pulls: Default::default(),
         pull_through: Some(pull_through),
+        replication: None,
     }));
     Cache {
         router,

@@ -171,10 +171,11 @@ impl AccessPolicy for KubeRepositories {
         &'a self,
         principal: &'a Principal,
         repo: &'a str,
+        scenario: crate::api::repository_creation_template::RctAppliedFor,
     ) -> futures::future::BoxFuture<'a, Result<RepositorySettings, String>> {
         Box::pin(async move {
             match &self.creator {
-                Some(c) => c.create_on_push(principal, repo).await,
+                Some(c) => c.create_for_push(principal, repo, scenario).await,
                 None => Ok(RepositorySettings::default()),
             }
         })

@@ -307,6 +307,28 @@ pub trait Storage: Send + Sync + 'static {
         pulls: &'a [(Digest, SystemTime)],
     ) -> BoxFuture<'a, StorageResult<usize>>;
 
+    /// The replication records of the repository's images (opaque JSON bytes, see
+    /// `ecr::replication`), by digest.
+    fn replication_records<'a>(
+        &'a self,
+        repo: &'a str,
+    ) -> BoxFuture<'a, StorageResult<Vec<(Digest, Bytes)>>>;
+
+    /// The replication record of one image.
+    fn replication_record<'a>(
+        &'a self,
+        repo: &'a str,
+        digest: &'a Digest,
+    ) -> BoxFuture<'a, StorageResult<Option<Bytes>>>;
+
+    /// Replaces the replication record of an image; None deletes it.
+    fn put_replication_record<'a>(
+        &'a self,
+        repo: &'a str,
+        digest: &'a Digest,
+        record: Option<Bytes>,
+    ) -> BoxFuture<'a, StorageResult<()>>;
+
     /// Every manifest of the repository with its tags, sizes, push and pull times, newest
     /// first.
     fn list_images<'a>(&'a self, repo: &'a str) -> BoxFuture<'a, StorageResult<Vec<ImageInfo>>>;

@@ -961,6 +961,51 @@ impl<B: Backend> Storage for Store<B> {
         })
     }
 
+    fn replication_records<'a>(
+        &'a self,
+        repo: &'a str,
+    ) -> BoxFuture<'a, StorageResult<Vec<(Digest, Bytes)>>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            for (key, _) in self.backend.list(&layout::replications(repo)).await? {
+                if let Some(d) = digest_of_key(&key)
+                    && let Some(raw) = self.read_all(&key).await?
+                {
+                    out.push((d, raw));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn replication_record<'a>(
+        &'a self,
+        repo: &'a str,
+        digest: &'a Digest,
+    ) -> BoxFuture<'a, StorageResult<Option<Bytes>>> {
+        Box::pin(async move { Ok(self.read_all(&layout::replication(repo, digest)).await?) })
+    }
+
+    /// One small object per image, replaced whole (the replicator alone settles it; a push
+    /// re-queues it).
+    fn put_replication_record<'a>(
+        &'a self,
+        repo: &'a str,
+        digest: &'a Digest,
+        record: Option<Bytes>,
+    ) -> BoxFuture<'a, StorageResult<()>> {
+        Box::pin(async move {
+            let key = layout::replication(repo, digest);
+            match record {
+                Some(bytes) => self.backend.put(&key, bytes).await?,
+                None => {
+                    self.backend.delete(&key).await?;
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// One small object per image, replaced whole: the last writer wins, which across
     /// replicas is at most one flush interval off (ECR's own time is approximate too). A
     /// manifest deleted meanwhile gets no record.

@@ -215,6 +215,7 @@ fn harness_in(medium: Medium, policy: Arc<dyn AccessPolicy>, config: RegistryCon
         uploads: Default::default(),
         pulls: pulls.clone(),
         pull_through: None,
+        replication: None,
     }));
     Harness {
         medium,
@@ -1451,9 +1452,16 @@ async fn unknown_repository_is_name_unknown_with_ecr_message(k: Kind) {
 }
 
 /// A policy whose unknown repositories are created IMMUTABLE (as a template would make them),
-/// counting the creations.
+/// noting each creation and its scenario (which templates would apply).
 #[derive(Default)]
-struct CreatesImmutable(std::sync::Mutex<Vec<String>>);
+pub(super) struct CreatesImmutable(
+    pub(super)  std::sync::Mutex<
+        Vec<(
+            String,
+            crate::api::repository_creation_template::RctAppliedFor,
+        )>,
+    >,
+);
 
 impl AccessPolicy for CreatesImmutable {
     fn repository(&self, _: &str) -> Option<RepositorySettings> {
@@ -1468,8 +1476,9 @@ impl AccessPolicy for CreatesImmutable {
         &'a self,
         _: &'a Principal,
         repo: &'a str,
+        scenario: crate::api::repository_creation_template::RctAppliedFor,
     ) -> futures::future::BoxFuture<'a, Result<RepositorySettings, String>> {
-        self.0.lock().unwrap().push(repo.to_string());
+        self.0.lock().unwrap().push((repo.to_string(), scenario));
         Box::pin(async {
             Ok(RepositorySettings {
                 tag_mutability: ImageTagMutability::Immutable,
@@ -1495,7 +1504,11 @@ async fn create_on_push_creates_the_repository_with_its_template_settings_first(
     assert!(policy.0.lock().unwrap().is_empty());
     h.push_image("prod/web", "v1", "one").await;
     let created = policy.0.lock().unwrap().clone();
-    assert!(!created.is_empty() && created.iter().all(|r| r == "prod/web"));
+    assert!(
+        !created.is_empty()
+            && created.iter().all(|(r, s)| r == "prod/web"
+                && *s == crate::api::repository_creation_template::RctAppliedFor::CreateOnPush)
+    );
     // The created settings hold from the first push: the tag cannot move.
     let config = "{\"salt\":\"two\"}";
     let cfg = h.push_blob("prod/web", config.as_bytes()).await;
@@ -2067,6 +2080,7 @@ async fn token_endpoint_exchanges_kubernetes_tokens_only(k: Kind) {
         uploads: Default::default(),
         pulls: Default::default(),
         pull_through: None,
+        replication: None,
     }));
     let call = |auth: Option<String>| {
         let mut req = Request::builder()

@@ -48,7 +48,7 @@ pub async fn fetch(
 
 /// The registry id in image answers: the repository's, when the caller's account holds it
 /// and may read it; otherwise the default (image operations need only registry rights).
-async fn registry_id_of(c: &Caller, name: &str) -> String {
+pub(super) async fn registry_id_of(c: &Caller, name: &str) -> String {
     match list_repositories(c, c.account()).await {
         Ok(repos) => {
             let arcs: Vec<std::sync::Arc<_>> = repos.into_iter().map(std::sync::Arc::new).collect();
@@ -79,7 +79,7 @@ impl ImageId {
     }
 }
 
-fn image_not_found(id: &ImageId, name: &str, registry_id: &str) -> AwsError {
+pub(super) fn image_not_found(id: &ImageId, name: &str, registry_id: &str) -> AwsError {
     AwsError::bad(
         "ImageNotFoundException",
         format!(

@@ -7,6 +7,8 @@
 //! - `token`: GetAuthorizationToken, the caller's own registry token.
 //! - `pull_through`: pull through cache rules (PullThroughCacheRule objects).
 //! - `templates`: repository creation templates (RepositoryCreationTemplate objects).
+//! - `replication`: the replication configuration (ReplicationConfiguration objects) and each
+//!   image's replication status (the registry's).
 //!
 //! The registry id in answers and messages is the one the registry writes into Repository
 //! status (`--registry-id` of `kubecs registry`), [`DEFAULT_REGISTRY_ID`] until it has.
@@ -16,6 +18,7 @@ mod images;
 mod policies;
 mod pull_through;
 mod registry_client;
+mod replication;
 mod repositories;
 pub(crate) mod templates;
 mod token;
@@ -64,6 +67,8 @@ pub const OPERATIONS: &[&str] = &[
     "DescribeRepositoryCreationTemplates",
     "UpdateRepositoryCreationTemplate",
     "DeleteRepositoryCreationTemplate",
+    "PutReplicationConfiguration",
+    "DescribeImageReplicationStatus",
 ];
 
 /// The registry's id until its status says otherwise (`kubecs registry`'s default).
@@ -87,7 +92,9 @@ pub async fn call(
         "CreateRepository" => repositories::create,
         "DeleteRepository" => repositories::delete,
         "DescribeRepositories" => repositories::describe,
-        "DescribeRegistry" => repositories::describe_registry,
+        "DescribeRegistry" => replication::describe_registry,
+        "PutReplicationConfiguration" => replication::put_replication_configuration,
+        "DescribeImageReplicationStatus" => replication::describe_image_replication_status,
         "PutImageTagMutability" => repositories::put_image_tag_mutability,
         "TagResource" => repositories::tag_resource,
         "UntagResource" => repositories::untag_resource,

@@ -245,14 +245,6 @@ pub async fn describe(e: &Ecr<'_>, i: DescribeRepositories) -> Result<Value, Aws
     Ok(json!({ "repositories": out, "nextToken": next }))
 }
 
-pub async fn describe_registry(e: &Ecr<'_>, _i: Value) -> Result<Value, AwsError> {
-    let repos = list_repositories(e.c, e.c.account()).await?;
-    Ok(json!({
-        "registryId": registry_id(repos.first()),
-        "replicationConfiguration": { "rules": [] },
-    }))
-}
-
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct PutImageTagMutability {

@@ -217,6 +217,7 @@ fn entry(n: u8, tags: &[&str]) -> ImageEntry {
         pushed_at: Some("2026-12-01T00:00:01.5Z".into()),
         last_recorded_pull_time: (n == 1).then(|| "2026-12-02T00:00:00Z".into()),
         subject: None,
+        replication_statuses: Vec::new(),
     }
 }
 
@@ -871,6 +872,7 @@ async fn registry_recording_pulls(policy: Arc<dyn oci::AccessPolicy>) -> TestReg
         uploads: Default::default(),
         pulls: pulls.clone(),
         pull_through: None,
+        replication: None,
     }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -1186,13 +1188,18 @@ async fn the_registrys_refusals_are_the_callers() {
     assert_eq!(e.code, "AccessDeniedException");
 }
 
+/// An API server whose account team-a holds the Repository `web`.
+fn web_account() -> World {
+    let web = object(&json!({"ns": "team-a", "object": "web", "spec": {}, "status": null}));
+    World::new(Box::new(move |call: &Call| {
+        (call.path == repos_in("team-a")).then(|| list(vec![web.clone()]))
+    }))
+}
+
 #[tokio::test]
 async fn describe_images_reports_the_last_recorded_pull_time_of_pulled_images_only() {
     let r = registry_recording_pulls(web_only()).await;
-    let web = object(&json!({"ns": "team-a", "object": "web", "spec": {}, "status": null}));
-    let world = World::new(Box::new(move |call: &Call| {
-        (call.path == repos_in("team-a")).then(|| list(vec![web.clone()]))
-    }));
+    let world = web_account();
     let c = caller(&world, "team-a", "x");
     let l = Some(&r.link);
     for (tag, salt) in [("pulled", "one"), ("idle", "two")] {
@@ -1707,4 +1714,100 @@ async fn repository_creation_templates_are_objects_of_the_account() {
         assert_eq!(e.code, "TemplateNotFoundException", "{op}");
         assert!(e.message.contains("'dev'"), "{}", e.message);
     }
+}
+
+fn replication_config_path(ns: &str) -> String {
+    format!("/apis/ecr.kubecs.io/v1alpha1/namespaces/{ns}/replicationconfigurations")
+}
+
+#[tokio::test]
+async fn put_replication_configuration_writes_the_rules_and_describe_registry_reads_them() {
+    let world = World::new(Box::new(|call: &Call| {
+        (call.path == repos_in("team-a")).then(|| list(vec![]))
+    }));
+    let c = caller(&world, "team-a", "x");
+    let rules = json!({"rules": [{"destinations": [{"region": "kubecs-b", "registryId": "000000000002"}],
+        "repositoryFilters": [{"filter": "prod", "filterType": "PREFIX_MATCH"}]}]});
+    let put = |rules: &Value| {
+        ecr(
+            &c,
+            None,
+            "PutReplicationConfiguration",
+            json!({"replicationConfiguration": rules}),
+        )
+    };
+    let answer = put(&rules).await.unwrap();
+    assert_eq!(answer, json!({"replicationConfiguration": rules}));
+    let posted = world
+        .api
+        .all(&Method::POST, &replication_config_path("team-a"));
+    assert_eq!(posted.len(), 1);
+    assert_eq!(posted[0].body["metadata"]["name"], "default");
+    let described = ecr(&c, None, "DescribeRegistry", json!({})).await.unwrap();
+    assert_eq!(described["replicationConfiguration"], rules);
+    // Kubecs' destinationRegistries, set with kubectl, stay when the rules are replaced.
+    let path = format!("{}/default", replication_config_path("team-a"));
+    world.api.seed(
+        &path,
+        json!({"apiVersion": "ecr.kubecs.io/v1alpha1", "kind": "ReplicationConfiguration",
+            "metadata": {"name": "default", "namespace": "team-a"},
+            "spec": {"rules": [], "destinationRegistries": [{"region": "kubecs-b",
+                "registryId": "000000000002", "url": "https://b.example"}]}}),
+    );
+    put(&rules).await.unwrap();
+    let patches = world.api.all(&Method::PATCH, &path);
+    assert_eq!(patches.len(), 1);
+    assert_eq!(patches[0].body, json!({"spec": {"rules": rules["rules"]}}));
+    let eleven = json!({"rules": vec![rules["rules"][0].clone(); 11]});
+    let e = put(&eleven).await.unwrap_err();
+    assert_eq!(e.code, "InvalidParameterException");
+    assert!(
+        e.message.contains("less than or equal to 10"),
+        "{}",
+        e.message
+    );
+}
+
+#[tokio::test]
+async fn image_replication_status_is_the_registrys_per_destination() {
+    let r = registry_recording_pulls(web_only()).await;
+    let world = web_account();
+    let c = caller(&world, "team-a", "x");
+    let l = Some(&r.link);
+    let digest = put_image(&r.link, &c, "v1", "one").await;
+    let asked = json!({"repositoryName": "web", "imageId": {"imageTag": "v1"}});
+    let none = ecr(&c, l, "DescribeImageReplicationStatus", asked.clone())
+        .await
+        .unwrap();
+    assert_eq!(none["replicationStatuses"], json!([]));
+    assert_eq!(none["imageId"]["imageDigest"], digest.as_str());
+    let record = json!({"destinations": [
+        {"region": "kubecs-b", "registryId": "000000000002", "status": "COMPLETE", "queuedMs": 1},
+        {"region": "kubecs-c", "registryId": "000000000003", "status": "FAILED",
+         "failureCode": "ACCESS_DENIED", "attempts": 1, "queuedMs": 1}]});
+    r.storage
+        .put_replication_record(
+            "web",
+            &digest.parse().unwrap(),
+            Some(record.to_string().into()),
+        )
+        .await
+        .unwrap();
+    let got = ecr(&c, l, "DescribeImageReplicationStatus", asked)
+        .await
+        .unwrap();
+    assert_eq!(
+        got["replicationStatuses"],
+        json!([{"region": "kubecs-b", "registryId": "000000000002", "status": "COMPLETE"},
+               {"region": "kubecs-c", "registryId": "000000000003", "status": "FAILED",
+                "failureCode": "ACCESS_DENIED"}])
+    );
+    let e = refused(
+        &c,
+        l,
+        "DescribeImageReplicationStatus",
+        json!({"repositoryName": "web", "imageId": {"imageTag": "nope"}}),
+    )
+    .await;
+    assert_eq!(e.code, "ImageNotFoundException");
 }

@@ -68,6 +68,9 @@ class Converged(Followed):
         self.objs = {}
         super().__init__(path)
 
+    def reset(self):
+        self.objs = {}
+
     def apply(self, kind, o):
         if kind == "DELETED":
             self.objs.pop(o["metadata"]["name"], None)

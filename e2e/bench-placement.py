@@ -43,6 +43,9 @@ class Pods(Followed):
         self.bound = {}
         super().__init__(f"/api/v1/namespaces/{ns}/pods")
 
+    def reset(self):
+        self.bound = {}
+
     def apply(self, kind, p):
         name = p["metadata"]["name"]
         node = (p.get("spec") or {}).get("nodeName")

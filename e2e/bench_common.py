@@ -40,17 +40,29 @@ class Followed:
 
     def __init__(self, path):
         self.path, self.lock = path, threading.Condition()
-        listed = json.loads(kubectl("get", "--raw", path))
-        for o in listed["items"]:
-            self.apply("ADDED", o)
-        self.rv = listed["metadata"]["resourceVersion"]
+        self._list()
         threading.Thread(target=self._follow, daemon=True).start()
 
     def apply(self, kind, obj):
         raise NotImplementedError
 
+    def reset(self):
+        """Forgets every object: a relist follows."""
+        raise NotImplementedError
+
+    def _list(self):
+        listed = json.loads(kubectl("get", "--raw", self.path))
+        with self.lock:
+            self.reset()
+            for o in listed["items"]:
+                self.apply("ADDED", o)
+            self.rv = listed["metadata"]["resourceVersion"]
+            self.lock.notify_all()
+
     def _follow(self):
         while True:
+            if self.rv is None:  # the watch expired (410 Gone): list again
+                self._list()
             sep = "&" if "?" in self.path else "?"
             p = subprocess.Popen(["kubectl", "get", "--raw", f"{self.path}{sep}watch=1&resourceVersion={self.rv}"],
                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1 << 20)
@@ -60,6 +72,7 @@ class Followed:
                 except ValueError:
                     continue
                 if ev.get("type") == "ERROR":
+                    self.rv = None
                     break
                 o = ev.get("object", {})
                 with self.lock:

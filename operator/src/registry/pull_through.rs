@@ -266,6 +266,14 @@ impl PullThrough {
         })
     }
 
+    /// No fill is pending (tests: a fill ends after its tag is stored, and a pull until
+    /// then is served from what is pending, without asking the upstream).
+    #[cfg(test)]
+    pub(crate) fn fills_settled(&self) -> bool {
+        self.pending.lock().expect("pending").is_empty()
+            && self.pending_tags.lock().expect("pending").is_empty()
+    }
+
     /// The rule `repo` falls under, if any.
     pub fn route(&self, repo: &str) -> Option<CacheRoute> {
         let rules = self.rules.rules();

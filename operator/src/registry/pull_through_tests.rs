@@ -250,6 +250,7 @@ impl Upstream {
 struct Cache {
     router: axum::Router,
     storage: Arc<dyn Storage>,
+    pull_through: Arc<PullThrough>,
     auth: String,
     _dir: tempfile::TempDir,
 }
@@ -274,12 +275,13 @@ fn cache(upstream: &str, policy: Arc<dyn AccessPolicy>, tag_recheck: Duration) -
         changes: None,
         uploads: Default::default(),
         pulls: Default::default(),
-        pull_through: Some(pull_through),
+        pull_through: Some(pull_through.clone()),
         replication: None,
     }));
     Cache {
         router,
         storage,
+        pull_through,
         auth: basic_token(&signer),
         _dir: dir,
     }
@@ -321,8 +323,10 @@ impl Cache {
     /// Waits for the background fill to store the manifest and point `tag` at it.
     async fn filled(&self, repo: &str, tag: &str, d: &Digest) {
         for _ in 0..500 {
+            // Stored, and the fill over: until it is, a pull is served from what is pending.
             if let Ok(Some(t)) = self.storage.resolve_tag(repo, tag).await
                 && &t == d
+                && self.pull_through.fills_settled()
             {
                 return;
             }

@@ -3,10 +3,11 @@
 //! digests at other registries, how the registry's pull through cache reaches its upstreams
 //! and how its replication reaches its destinations.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use axum::http::{Method, Request, header};
+use axum::http::{HeaderMap, Method, Request, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
@@ -14,6 +15,32 @@ use http_body_util::Full;
 
 /// How long a token request may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The `Authorization` each remote repository (`URL/NAME`) last took: the next request sends
+/// it first instead of being challenged again.
+#[derive(Default)]
+pub struct Remembered(Mutex<HashMap<String, String>>);
+
+impl Remembered {
+    pub fn get(&self, scope: &str) -> Option<String> {
+        self.0.lock().expect("remembered").get(scope).cloned()
+    }
+
+    pub fn remember(&self, scope: String, authorization: String) {
+        self.0
+            .lock()
+            .expect("remembered")
+            .insert(scope, authorization);
+    }
+}
+
+/// The challenge of a 401: its `WWW-Authenticate`.
+pub fn of(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
 
 /// The parameters of a `WWW-Authenticate` challenge: its scheme and `key="value"` pairs.
 pub fn parse_challenge(h: &str) -> Option<(String, BTreeMap<String, String>)> {

@@ -240,7 +240,7 @@ pub struct PullThrough {
     pending: Mutex<HashMap<(String, Digest), StoredManifest>>,
     pending_tags: Mutex<HashMap<(String, String), Digest>>,
     /// The last `Authorization` each upstream repository took.
-    auth: Mutex<HashMap<String, String>>,
+    auth: challenge::Remembered,
 }
 
 impl PullThrough {
@@ -262,7 +262,7 @@ impl PullThrough {
             checked: Mutex::default(),
             pending: Mutex::default(),
             pending_tags: Mutex::default(),
-            auth: Mutex::default(),
+            auth: Default::default(),
         })
     }
 
@@ -670,7 +670,7 @@ impl PullThrough {
         let base = &route.rule.upstream_registry_url;
         let url = format!("{base}/v2/{}/{path}", route.upstream);
         let scope = format!("{base}/{}", route.upstream);
-        let known = self.auth.lock().expect("auth").get(&scope).cloned();
+        let known = self.auth.get(&scope);
         let mut resp = send(&method, &url, accept, known.as_deref()).await?;
         if resp.status() == StatusCode::UNAUTHORIZED {
             let credentials = self
@@ -678,11 +678,7 @@ impl PullThrough {
                 .credentials(&route.rule)
                 .await
                 .map_err(Failure::Unavailable)?;
-            let challenge = resp
-                .headers()
-                .get(header::WWW_AUTHENTICATE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
+            let challenge = challenge::of(resp.headers());
             match challenge::answer(
                 challenge.as_deref(),
                 Some(&route.upstream),
@@ -692,7 +688,7 @@ impl PullThrough {
             {
                 Ok(Some(a)) => {
                     resp = send(&method, &url, accept, Some(&a)).await?;
-                    self.auth.lock().expect("auth").insert(scope, a);
+                    self.auth.remember(scope, a);
                 }
                 Ok(None) => {}
                 Err(Unanswered::NeedsCredentials) => {

@@ -281,7 +281,7 @@ pub struct Replicator {
     /// where to mount it from next time.
     mounts: Mutex<HashMap<(String, Digest), String>>,
     /// The last `Authorization` each destination repository took.
-    auth: Mutex<HashMap<String, String>>,
+    auth: challenge::Remembered,
 }
 
 impl Replicator {
@@ -299,7 +299,7 @@ impl Replicator {
             wake: Notify::new(),
             running: tokio::sync::Mutex::new(()),
             mounts: Mutex::default(),
-            auth: Mutex::default(),
+            auth: Default::default(),
             changes,
         })
     }
@@ -646,7 +646,7 @@ impl Replicator {
 
     fn known_auth(&self, ep: &Endpoint, repo: &str) -> Option<String> {
         let scope = format!("{}/{repo}", ep.url);
-        self.auth.lock().expect("auth").get(&scope).cloned()
+        self.auth.get(&scope)
     }
 
     /// A small request to the destination, answering its challenge once (Basic or a Bearer
@@ -667,11 +667,7 @@ impl Replicator {
         if a.status != StatusCode::UNAUTHORIZED {
             return Ok(a);
         }
-        let challenge = a
-            .headers
-            .get(header::WWW_AUTHENTICATE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let challenge = challenge::of(&a.headers);
         let authorization = match challenge::answer_for(
             challenge.as_deref(),
             Some(repo),
@@ -700,9 +696,7 @@ impl Replicator {
             .await?;
         if a.status != StatusCode::UNAUTHORIZED {
             self.auth
-                .lock()
-                .expect("auth")
-                .insert(format!("{}/{repo}", ep.url), authorization);
+                .remember(format!("{}/{repo}", ep.url), authorization);
         }
         Ok(a)
     }

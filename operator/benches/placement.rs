@@ -36,15 +36,17 @@ fn cluster() -> Vec<InstanceState> {
             let (kind, cpu, memory) = TYPES[i % TYPES.len()];
             let mut inst = InstanceState {
                 id: format!("i-{i:05}"),
-                attributes: [
-                    (
-                        AVAILABILITY_ZONE_ATTRIBUTE.to_string(),
-                        ZONES[i % 3].to_string(),
-                    ),
-                    ("ecs.instance-type".to_string(), kind.to_string()),
-                    ("ecs.os-type".to_string(), "linux".to_string()),
-                ]
-                .into(),
+                attributes: std::sync::Arc::new(
+                    [
+                        (
+                            AVAILABILITY_ZONE_ATTRIBUTE.to_string(),
+                            ZONES[i % 3].to_string(),
+                        ),
+                        ("ecs.instance-type".to_string(), kind.to_string()),
+                        ("ecs.os-type".to_string(), "linux".to_string()),
+                    ]
+                    .into(),
+                ),
                 remaining_cpu: cpu,
                 remaining_memory: memory,
                 agent_connected: true,

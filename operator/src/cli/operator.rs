@@ -17,7 +17,7 @@ use prometheus_client::registry::Registry;
 use tracing::info;
 
 use super::Fatal;
-use super::wiring::{admin_server, indexed_reflector, shared_reflector};
+use super::wiring::{admin_server, index_watch, indexed_reflector, shared_reflector};
 use crate::api::{self, Service, TaskDefinition};
 use crate::controllers::{self, Context, WatchHealth};
 use crate::metrics::Metrics;
@@ -90,10 +90,15 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
     let metrics = Arc::new(Metrics::new(&mut registry));
     let health = Arc::new(WatchHealth::default());
 
-    let (nodes, node_events) = shared_reflector(
+    // Container instances, parsed once per Node change.
+    let instances = Arc::new(controllers::watch_index::Shared::default());
+    let index = instances.clone();
+    let (nodes, node_events) = indexed_reflector(
         Api::<Node>::all(client.clone()),
         watcher::Config::default(),
         &health,
+        move |e| index.apply(e),
+        |_: &mut Node| {},
     );
     let (services, service_events) = shared_reflector(
         Api::<Service>::all(client.clone()),
@@ -105,24 +110,27 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
         watcher::Config::default(),
         &health,
     );
-    // Pods that hold node resources: not Succeeded, not Failed.
+    // Pods that hold node resources (not Succeeded, not Failed), ours or not: only the index
+    // of what runs on each Node is kept, not the pods.
     let node_usage = Arc::new(controllers::pod_index::Shared::default());
     let index = node_usage.clone();
-    // Only the store and the index are read: nothing subscribes to its events.
-    let (pods, _) = indexed_reflector(
+    let mut pods_listed = index_watch(
         Api::<Pod>::all(client.clone()),
         watcher::Config::default().fields("status.phase!=Succeeded,status.phase!=Failed"),
         &health,
         move |e| index.apply(e),
-        // The index has read its room; the store answers only whether a pod exists, where
-        // it runs and whether it is active, for every pod of the cluster (foreign ones too).
-        controllers::pod_index::trim_to_presence,
     );
     // Registered task definition revisions.
-    let (revisions, revision_events) = shared_reflector(
+    let registered = Arc::new(controllers::watch_index::Shared::default());
+    let index = registered.clone();
+    let (revisions, revision_events) = indexed_reflector(
         Api::<ControllerRevision>::all(client.clone()),
         watcher::Config::default().labels(controllers::taskdef::OWNER_UID_LABEL),
         &health,
+        move |e| index.apply(e),
+        // The index parsed what a revision registered; the store answers which revisions
+        // exist and their state (status, deregistration), not their definitions.
+        |cr: &mut ControllerRevision| cr.data = Default::default(),
     );
     // Task pods in every phase: their owners read stopped tasks too.
     let task_owners = Arc::new(controllers::pod_index::Shared::default());
@@ -168,7 +176,7 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
     info!("waiting for the first lists of nodes, pods and services");
     nodes.wait_until_ready().await?;
     services.wait_until_ready().await?;
-    pods.wait_until_ready().await?;
+    pods_listed.wait_for(|listed| *listed).await?;
     taskdefs.wait_until_ready().await?;
     revisions.wait_until_ready().await?;
     tasks.wait_until_ready().await?;
@@ -181,13 +189,14 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
         metrics,
         controllers::Stores {
             nodes,
-            pods,
             services,
             taskdefs: taskdefs.clone(),
             revisions,
+            registered,
             tasks,
             capacity_providers,
             clusters,
+            instances,
             node_usage,
             task_owners,
         },

@@ -100,20 +100,64 @@ where
         })
         .reflect(writer)
         .for_each(move |event| {
-            match event {
-                Err(e) => {
-                    tracing::warn!(watch = %kind, error = %e, "watch failed; retrying");
-                    health.failing(&kind, e.to_string());
-                }
-                Ok(event) => {
-                    health.recovered(&kind);
-                    fan_out.dispatch(&event);
-                }
+            if let Some(event) = checked(&health, &kind, event) {
+                fan_out.dispatch(&event);
             }
             futures::future::ready(())
         });
     tokio::spawn(watch);
     (reader, subscribers)
+}
+
+/// A watch that keeps an index and no store: for a kind whose objects no reconciler reads
+/// one by one (every pod of the cluster, foreign ones too: placement needs what runs on each
+/// Node, not the pods). The receiver turns true once the first list is complete; errors
+/// surface in readiness as a reflector's do.
+pub fn index_watch<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    health: &Arc<WatchHealth>,
+    index: impl Fn(&watcher::Event<K>) + Send + 'static,
+) -> tokio::sync::watch::Receiver<bool>
+where
+    K: Watched,
+{
+    let (listed, ready) = tokio::sync::watch::channel(false);
+    let kind = format!("{}.{}", K::plural(&()), K::group(&()));
+    let health = health.clone();
+    let watch = watcher(api, config.any_semantic())
+        .default_backoff()
+        .for_each(move |event| {
+            if let Some(event) = checked(&health, &kind, event) {
+                index(&event);
+                if matches!(event, watcher::Event::InitDone) {
+                    listed.send_replace(true);
+                }
+            }
+            futures::future::ready(())
+        });
+    tokio::spawn(watch);
+    ready
+}
+
+/// A watch's event, or its error logged and shown in readiness until the watch recovers
+/// (the watcher's backoff retries it).
+fn checked<K>(
+    health: &WatchHealth,
+    kind: &str,
+    event: Result<watcher::Event<K>, watcher::Error>,
+) -> Option<watcher::Event<K>> {
+    match event {
+        Err(e) => {
+            tracing::warn!(watch = %kind, error = %e, "watch failed; retrying");
+            health.failing(kind, e.to_string());
+            None
+        }
+        Ok(event) => {
+            health.recovered(kind);
+            Some(event)
+        }
+    }
 }
 
 /// The objects a reflector applied, passed on to each subscriber (the controllers it

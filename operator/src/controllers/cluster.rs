@@ -259,7 +259,7 @@ async fn cleanup(cluster: &EcsCluster, ctx: &Context) -> Result<Action> {
         .collect();
     let active_tasks = ctx
         .stores
-        .pods
+        .tasks
         .state()
         .iter()
         .filter(|p| p.namespace().as_deref() == Some(ns.as_str()) && pod_is_active(p))

@@ -7,20 +7,20 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, Pod, TopologySpreadConstraint};
+use k8s_openapi::api::core::v1::{Pod, TopologySpreadConstraint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 
-use super::taskdef::{TaskDefinitionRef, family_of, stored_revision};
+use super::taskdef::{TaskDefinitionRef, family_of};
 use super::{Context, Stores};
 use crate::api::TaskDefinitionSpec;
 use crate::api::common::{CapacityProviderStrategyItem, LaunchType};
 use crate::api::labels;
 use crate::placement::capacity::{self, Share};
 use crate::placement::engine::{InstanceState, RunningTask, family_group, service_group};
-use crate::placement::instance::{CLAIM_ANNOTATION, pod_requests};
-use crate::placement::{ContainerInstance, PlacementOutcome, PlacementPolicy, PlacementRequest};
+use crate::placement::instance::pod_requests;
+use crate::placement::{PlacementOutcome, PlacementPolicy, PlacementRequest};
 use crate::taskdef::{self, PodIdentity, RenderOptions};
 
 /// Label of a standalone task's group (spread and `task:group` use it).
@@ -34,7 +34,8 @@ pub struct Resolved {
     pub family: String,
     pub revision: i64,
     pub active: bool,
-    pub spec: TaskDefinitionSpec,
+    /// Shared with the index that parsed it.
+    pub spec: std::sync::Arc<TaskDefinitionSpec>,
 }
 
 impl Resolved {
@@ -55,16 +56,9 @@ pub fn resolve(stores: &Stores, ns: &str, reference: &str) -> Result<Resolved, S
         .find(|t| t.namespace().as_deref() == Some(ns) && family_of(t) == r.family)
         .ok_or_else(|| "Unable to describe task definition.".to_string())?;
     let uid = td.uid().unwrap_or_default();
-    let revisions: Vec<_> = stores
-        .revisions
-        .state()
-        .into_iter()
-        .filter(|cr| {
-            cr.namespace().as_deref() == Some(ns)
-                && cr.labels().get(super::taskdef::OWNER_UID_LABEL) == Some(&uid)
-        })
-        .collect();
-    let stored: Vec<_> = revisions.iter().map(|cr| stored_revision(cr)).collect();
+    let index = stores.registered.read();
+    let revisions: Vec<_> = index.of(ns, &uid).collect();
+    let stored: Vec<_> = revisions.iter().map(|r| r.stored.clone()).collect();
     let n = r.pick(&stored).ok_or_else(|| match r.revision {
         Some(_) => "Unable to describe task definition.".to_string(),
         None => format!(
@@ -72,16 +66,18 @@ pub fn resolve(stores: &Stores, ns: &str, reference: &str) -> Result<Resolved, S
             r.family
         ),
     })?;
-    let cr = revisions
+    let picked = revisions
         .iter()
-        .find(|cr| cr.revision == Some(n))
+        .find(|r| r.stored.revision == n)
         .expect("picked from these");
-    let spec: TaskDefinitionSpec = serde_json::from_value(cr.data.0.clone())
+    let spec = picked
+        .spec
+        .clone()
         .map_err(|e| format!("stored revision {}:{n} is unreadable: {e}", r.family))?;
     Ok(Resolved {
         family: r.family,
         revision: n,
-        active: stored_revision(cr).active,
+        active: picked.stored.active,
         spec,
     })
 }
@@ -247,19 +243,6 @@ pub(super) fn host_ports(pod: &Pod) -> Vec<u16> {
         .collect()
 }
 
-/// Taints a task pod does not tolerate keep kubecs from binding there, as kube-scheduler would.
-fn untolerated_taint(node: &Node) -> bool {
-    node.spec
-        .as_ref()
-        .and_then(|s| s.taints.as_ref())
-        .is_some_and(|ts| {
-            ts.iter().any(|t| {
-                matches!(t.effect.as_str(), "NoSchedule" | "NoExecute")
-                    && t.key != "node.kubernetes.io/unschedulable"
-            })
-        })
-}
-
 /// Pods placed but not yet seen by the reflector: placement counts them, so two decisions
 /// in a row never promise the same room twice. A placement reserves its room here before
 /// its pods are created and names them once the API server has: the lock is never held
@@ -273,7 +256,6 @@ pub struct Ledger {
 
 struct InFlight {
     ticket: u64,
-    namespace: String,
     /// None while the pod is being created (`generateName`: the server names it).
     name: Option<String>,
     node: String,
@@ -284,11 +266,10 @@ struct InFlight {
 
 impl Ledger {
     /// Promises room on `node` to a pod about to be created.
-    fn reserve(&mut self, namespace: &str, node: &str, task: RunningTask, ports: Vec<u16>) -> u64 {
+    fn reserve(&mut self, node: &str, task: RunningTask, ports: Vec<u16>) -> u64 {
         self.next_ticket += 1;
         self.in_flight.push(InFlight {
             ticket: self.next_ticket,
-            namespace: namespace.to_string(),
             name: None,
             node: node.to_string(),
             task,
@@ -321,42 +302,32 @@ pub fn instances(
     cluster: &str,
 ) -> Vec<InstanceState> {
     let key = format!("{ns}/{cluster}");
-    let mut by_node: BTreeMap<String, InstanceState> = stores
-        .nodes
-        .state()
-        .iter()
-        .filter(|n| n.annotations().get(CLAIM_ANNOTATION) == Some(&key))
-        .filter(|n| !untolerated_taint(n))
-        .map(|n| {
-            let s = InstanceState::from_container_instance(&ContainerInstance::from_node(n));
-            (s.id.clone(), s)
-        })
-        .collect();
+    let mut instances: Vec<InstanceState> = stores.instances.read().of(&key).cloned().collect();
     // What runs on the cluster's Nodes, ours or not (foreign pods use room too), from the
     // index: pods on other Nodes cost nothing.
     {
         let usage = stores.node_usage.read();
-        for (node, inst) in by_node.iter_mut() {
-            if let Some(on) = usage.room_taken(node) {
+        for inst in instances.iter_mut() {
+            if let Some(on) = usage.room_taken(&inst.id) {
                 inst.run_all(&on.tasks, on.reserved, &on.host_ports);
             }
         }
     }
-    // An in-flight pod the reflector now holds is counted above (or has ended).
-    ledger.in_flight.retain(|f| {
-        f.name.as_ref().is_none_or(|name| {
-            stores
-                .pods
-                .get(&kube::runtime::reflector::ObjectRef::<Pod>::new(name).within(&f.namespace))
-                .is_none()
-        }) && f.at.elapsed() < Duration::from_secs(60)
-    });
+    // An in-flight pod the index now holds is counted above (or has ended).
+    {
+        let usage = stores.node_usage.read();
+        ledger.in_flight.retain(|f| {
+            (f.name.is_none() || !usage.holds(&f.task.id))
+                && f.at.elapsed() < Duration::from_secs(60)
+        });
+    }
+    // In Node name order, as the index keeps them.
     for f in &ledger.in_flight {
-        if let Some(inst) = by_node.get_mut(&f.node) {
-            inst.run(f.task.clone(), &f.ports);
+        if let Ok(i) = instances.binary_search_by(|inst| inst.id.as_str().cmp(&f.node)) {
+            instances[i].run(f.task.clone(), &f.ports);
         }
     }
-    by_node.into_values().collect()
+    instances
 }
 
 /// Who a task pod belongs to and what it is.
@@ -512,7 +483,7 @@ pub async fn place_and_create(
                         cpu,
                         memory,
                     };
-                    ledger.reserve(&ns, n, task, ports.clone())
+                    ledger.reserve(n, task, ports.clone())
                 });
                 (node, ticket)
             })
@@ -630,8 +601,8 @@ mod tests {
         world.node(node("n1", "us-east-1a", Some("ns/c")));
         let mut ledger = Ledger::default();
         assert_eq!(room(&world, &mut ledger), (2048, 4096));
-        let a = ledger.reserve("ns", "n1", task(1024, 1024), vec![]);
-        let b = ledger.reserve("ns", "n1", task(512, 512), vec![]);
+        let a = ledger.reserve("n1", task(1024, 1024), vec![]);
+        let b = ledger.reserve("n1", task(512, 512), vec![]);
         assert_eq!(room(&world, &mut ledger), (512, 2560));
         // Not created: the room is free again.
         ledger.cancel(b);

@@ -6,6 +6,7 @@ pub mod alarms;
 pub mod cluster;
 pub mod conditions;
 pub mod image_digests;
+pub mod instance_index;
 pub mod launch;
 pub mod lifecycle_hooks;
 pub mod node_changes;
@@ -13,6 +14,7 @@ pub mod pod_index;
 pub mod preflight;
 pub mod pullsecret;
 pub mod repository;
+pub mod revision_index;
 pub mod service;
 pub mod service_deployments;
 pub mod spec_changes;
@@ -21,6 +23,7 @@ pub mod taskdef;
 #[cfg(test)]
 pub mod testing;
 pub mod traffic;
+pub mod watch_index;
 
 use std::sync::Arc;
 
@@ -80,20 +83,22 @@ pub struct Expectation {
 pub struct Stores {
     /// Every Node, kept by a reflector (container instances are read from here, not listed).
     pub nodes: Store<Node>,
-    /// Every pod that is not Succeeded or Failed (remaining resources, task counts).
-    pub pods: Store<Pod>,
     /// Every ECS Service (cluster service counts, deletion protection).
     pub services: Store<Service>,
     /// Every TaskDefinition (family uniqueness, reference resolution).
     pub taskdefs: Store<TaskDefinition>,
     /// Every registered task definition revision (ControllerRevisions kubecs made).
     pub revisions: Store<ControllerRevision>,
+    /// The same revisions by TaskDefinition, parsed once (from the `revisions` watch).
+    pub registered: Arc<watch_index::Shared<revision_index::RevisionsByOwner>>,
     /// Every task pod kubecs made, in any phase (owners read stopped tasks too).
     pub tasks: Store<Pod>,
     /// Every CapacityProvider (the instance groups strategies name).
     pub capacity_providers: Store<CapacityProvider>,
     /// Every EcsCluster (services and tasks read their cluster here, not with a GET).
     pub clusters: Store<EcsCluster>,
+    /// Each cluster's container instances, parsed once per Node change (from the `nodes` watch).
+    pub instances: Arc<watch_index::Shared<instance_index::InstancesByCluster>>,
     /// What runs on each Node, kept from the `pods` watch.
     pub node_usage: Arc<pod_index::Shared<pod_index::NodeUsage>>,
     /// The task pods of each owner, kept from the `tasks` watch.

@@ -4,111 +4,72 @@
 //!   ports), for placement and cluster status; pods on other Nodes cost nothing;
 //! - [`TasksByOwner`]: the task pods of each owning Service or Task.
 //!
-//! An index is updated before the store it sits beside (see `cli::wiring`), so whatever a
-//! reconcile finds in the store, the index holds too. A relist builds a fresh index and swaps
-//! it in when the list is complete, as the store does.
+//! Each is a [`WatchIndex`] kept by its watch (see `watch_index`).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
 
+pub use super::watch_index::{Shared, WatchIndex};
 use crate::placement::engine::RunningTask;
 use crate::placement::instance::{pod_is_active, pod_requests};
 
-/// What an index keeps of a pod.
-pub trait PodIndex: Default + Send + Sync + 'static {
-    /// Adds `pod`, replacing what the index held for the same uid.
-    fn upsert(&mut self, pod: &Pod);
-    /// Forgets the pod with `uid`.
-    fn remove(&mut self, uid: &str);
-}
-
-/// An index shared between the watch that keeps it and the reconcilers that read it.
-#[derive(Default)]
-pub struct Shared<I: PodIndex> {
-    live: RwLock<I>,
-    /// The index a relist is building, swapped in at `InitDone`.
-    building: Mutex<Option<I>>,
-}
-
-impl<I: PodIndex> Shared<I> {
-    /// Applies one watch event.
-    pub fn apply(&self, event: &watcher::Event<Pod>) {
-        match event {
-            watcher::Event::Apply(p) => self.write().upsert(p),
-            watcher::Event::Delete(p) => self.write().remove(&p.uid().unwrap_or_default()),
-            watcher::Event::Init => {
-                *self.building.lock().expect("not poisoned") = Some(I::default())
-            }
-            watcher::Event::InitApply(p) => {
-                if let Some(b) = self.building.lock().expect("not poisoned").as_mut() {
-                    b.upsert(p);
-                }
-            }
-            watcher::Event::InitDone => {
-                if let Some(b) = self.building.lock().expect("not poisoned").take() {
-                    *self.write() = b;
-                }
-            }
-        }
-    }
-
-    pub fn read(&self) -> RwLockReadGuard<'_, I> {
-        self.live.read().expect("not poisoned")
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, I> {
-        self.live.write().expect("not poisoned")
-    }
-}
-
-/// What the store of every active pod keeps of one: its identity and labels, its Node and
-/// phase. What it uses of a Node's room is in [`NodeUsage`], read before the trim; the rest
-/// (containers, volumes, conditions) of thousands of foreign pods is not kept.
-pub fn trim_to_presence(pod: &mut Pod) {
-    let node_name = pod.spec.as_ref().and_then(|s| s.node_name.clone());
-    let phase = pod.status.as_ref().and_then(|s| s.phase.clone());
-    pod.metadata.annotations = None;
-    pod.metadata.owner_references = None;
-    pod.spec = Some(k8s_openapi::api::core::v1::PodSpec {
-        node_name,
-        containers: Vec::new(),
-        ..Default::default()
-    });
-    pod.status = Some(k8s_openapi::api::core::v1::PodStatus {
-        phase,
-        ..Default::default()
-    });
-}
-
-/// What the task pods' store drops: what no reconciler reads of a task pod once it exists
-/// (volumes, environment, mounts, commands, tolerations, affinity). In k8s-openapi's
-/// structs these are most of a pod's memory, and the store holds every task pod, twice as
-/// many while a service rolls.
+/// What the task pods' store keeps of one: what observing a task reads
+/// (`deploy::task::observe`: its metadata, Node, containers' names, images and readiness
+/// probes, phase and container states), nothing else. Its room and host ports were read by
+/// the indexes before the trim. The store holds every task pod, twice as many while a
+/// service rolls, and k8s-openapi's structs are large: a container's environment, mounts,
+/// resources and the pod's volumes, conditions and IPs were most of the memory it held.
 pub fn trim_task(pod: &mut Pod) {
-    let Some(spec) = pod.spec.as_mut() else {
-        return;
+    use k8s_openapi::api::core::v1::{Container, ContainerStatus, PodSpec, PodStatus};
+    let keep_container = |c: &mut Container| Container {
+        name: std::mem::take(&mut c.name),
+        image: c.image.take(),
+        readiness_probe: c.readiness_probe.take(),
+        // An init container that restarts always is a sidecar (it runs beside the others).
+        restart_policy: c.restart_policy.take(),
+        ..Default::default()
     };
-    spec.volumes = None;
-    spec.tolerations = None;
-    spec.affinity = None;
-    spec.topology_spread_constraints = None;
-    spec.security_context = None;
-    for c in spec
-        .containers
-        .iter_mut()
-        .chain(spec.init_containers.iter_mut().flatten())
-    {
-        c.env = None;
-        c.env_from = None;
-        c.volume_mounts = None;
-        c.command = None;
-        c.args = None;
-        c.security_context = None;
+    if let Some(spec) = pod.spec.as_mut() {
+        *spec = PodSpec {
+            node_name: spec.node_name.take(),
+            containers: spec.containers.iter_mut().map(keep_container).collect(),
+            init_containers: spec
+                .init_containers
+                .as_mut()
+                .map(|cs| cs.iter_mut().map(keep_container).collect()),
+            ..Default::default()
+        };
+    }
+    let keep_status = |c: &mut ContainerStatus| ContainerStatus {
+        name: std::mem::take(&mut c.name),
+        image: std::mem::take(&mut c.image),
+        image_id: std::mem::take(&mut c.image_id),
+        ready: c.ready,
+        restart_count: c.restart_count,
+        started: c.started,
+        state: c.state.take(),
+        ..Default::default()
+    };
+    if let Some(status) = pod.status.as_mut() {
+        *status = PodStatus {
+            phase: status.phase.take(),
+            reason: status.reason.take(),
+            message: status.message.take(),
+            start_time: status.start_time.take(),
+            container_statuses: status
+                .container_statuses
+                .as_mut()
+                .map(|cs| cs.iter_mut().map(keep_status).collect()),
+            init_container_statuses: status
+                .init_container_statuses
+                .as_mut()
+                .map(|cs| cs.iter_mut().map(keep_status).collect()),
+            ..Default::default()
+        };
     }
 }
 
@@ -166,13 +127,18 @@ impl NodeUsage {
             .flat_map(|m| m.pods.values())
     }
 
+    /// Whether the active pod with `uid` is counted on its Node.
+    pub fn holds(&self, uid: &str) -> bool {
+        self.node_of.contains_key(uid)
+    }
+
     /// What the active pods bound to `node` take of it.
     pub fn room_taken(&self, node: &str) -> Option<&OnNode> {
         self.by_node.get(node)
     }
 }
 
-impl PodIndex for NodeUsage {
+impl WatchIndex<Pod> for NodeUsage {
     fn upsert(&mut self, pod: &Pod) {
         let uid = pod.uid().unwrap_or_default();
         self.remove(&uid);
@@ -237,7 +203,7 @@ impl TasksByOwner {
     }
 }
 
-impl PodIndex for TasksByOwner {
+impl WatchIndex<Pod> for TasksByOwner {
     fn upsert(&mut self, pod: &Pod) {
         let uid = pod.uid().unwrap_or_default();
         self.remove(&uid);
@@ -271,6 +237,7 @@ impl PodIndex for TasksByOwner {
 
 #[cfg(test)]
 mod tests {
+    use kube::runtime::watcher;
     use serde_json::json;
 
     use super::*;
@@ -380,11 +347,21 @@ mod tests {
             "spec": {"nodeName": "n1",
                      "volumes": [{"name": "v", "emptyDir": {}}],
                      "tolerations": [{"key": "k", "operator": "Exists"}],
+                     "initContainers": [{"name": "log", "image": "y", "restartPolicy": "Always",
+                                         "resources": {"requests": {"memory": "64Mi"}}}],
                      "containers": [{"name": "app", "image": "x", "env": [{"name": "A", "value": "1"}],
                                      "readinessProbe": {"exec": {"command": ["true"]}},
+                                     "ports": [{"containerPort": 80, "hostPort": 8080}],
                                      "resources": {"requests": {"cpu": "1"}}}]},
-            "status": {"phase": "Running", "containerStatuses": [{"name": "app", "image": "x",
-                       "imageID": "", "ready": true, "restartCount": 0}]},
+            "status": {"phase": "Running", "podIP": "10.0.0.9", "startTime": "2026-12-07T10:00:00Z",
+                       "conditions": [{"type": "Ready", "status": "True"}],
+                       "initContainerStatuses": [{"name": "log", "image": "y", "imageID": "y@sha256:2",
+                                                  "ready": true, "restartCount": 0, "started": true,
+                                                  "state": {"running": {"startedAt": "2026-12-07T10:00:01Z"}}}],
+                       "containerStatuses": [{"name": "app", "image": "x", "imageID": "x@sha256:1",
+                                              "ready": true, "restartCount": 1,
+                                              "state": {"running": {"startedAt": "2026-12-07T10:00:02Z"}},
+                                              "lastState": {"terminated": {"exitCode": 1}}}]},
         }))
         .expect("a Pod");
         let before = p.clone();
@@ -395,15 +372,15 @@ mod tests {
             (None, None)
         );
         assert_eq!(spec.containers[0].env, None);
-        // What observing a task reads is kept.
+        assert_eq!(spec.containers[0].resources, None);
+        // What observing a task reads is kept: it observes the trimmed pod as the whole one.
         assert_eq!(p.metadata, before.metadata);
-        assert_eq!(p.status, before.status);
         assert_eq!(spec.node_name.as_deref(), Some("n1"));
         assert_eq!(spec.containers[0].name, "app");
         assert!(spec.containers[0].readiness_probe.is_some());
         assert_eq!(
-            spec.containers[0].resources,
-            before.spec.as_ref().unwrap().containers[0].resources
+            crate::deploy::observe(&p, 1_000, 0),
+            crate::deploy::observe(&before, 1_000, 0)
         );
     }
 

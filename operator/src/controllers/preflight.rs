@@ -141,7 +141,9 @@ mod tests {
             family: "web".into(),
             revision: 3,
             active,
-            spec: serde_json::from_value::<TaskDefinitionSpec>(spec).unwrap(),
+            spec: serde_json::from_value::<TaskDefinitionSpec>(spec)
+                .unwrap()
+                .into(),
         }
     }
 

@@ -285,7 +285,7 @@ async fn launch_tasks(
             Ok(s) => s,
             Err(e) => return Ok(Err(("InvalidOverrides", e.0.join(" ")))),
         },
-        None => resolved.spec.clone(),
+        None => (*resolved.spec).clone(),
     };
     let group = task
         .spec

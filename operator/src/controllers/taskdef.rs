@@ -297,7 +297,9 @@ async fn reconcile(td: Arc<TaskDefinition>, ctx: Arc<Context>) -> Result<Action>
             && !ann.contains_key(DEREGISTERED_AT_ANNOTATION)
         {
             let now = k8s_openapi::jiff::Timestamp::now().to_string();
-            *cr = annotate_revision(&crs, cr.clone(), DEREGISTERED_AT_ANNOTATION, &now).await?;
+            // Read afresh: the store drops `data`, and the update must carry it as stored.
+            let stored = crs.get(&cr.name_any()).await?;
+            *cr = annotate_revision(&crs, stored, DEREGISTERED_AT_ANNOTATION, &now).await?;
             publish(
                 &ctx,
                 &td,

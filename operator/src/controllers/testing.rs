@@ -169,7 +169,6 @@ pub struct World {
     pub ctx: Arc<Context>,
     pub api: ApiServer,
     nodes: Writer<Node>,
-    pods: Writer<Pod>,
     services: Writer<Service>,
     taskdefs: Writer<TaskDefinition>,
     revisions: Writer<ControllerRevision>,
@@ -210,7 +209,6 @@ impl World {
         });
         let client = Client::new(mock, "default");
         let (nodes_r, nodes) = reflector::store();
-        let (pods_r, pods) = reflector::store();
         let (services_r, services) = reflector::store();
         let (taskdefs_r, taskdefs) = reflector::store();
         let (revisions_r, revisions) = reflector::store();
@@ -223,13 +221,14 @@ impl World {
             Arc::new(Metrics::new(&mut registry)),
             Stores {
                 nodes: nodes_r,
-                pods: pods_r,
                 services: services_r,
                 taskdefs: taskdefs_r,
                 revisions: revisions_r,
                 tasks: tasks_r,
                 capacity_providers: capacity_r,
                 clusters: clusters_r,
+                registered: Default::default(),
+                instances: Default::default(),
                 node_usage: Default::default(),
                 task_owners: Default::default(),
             },
@@ -238,7 +237,6 @@ impl World {
             ctx: Arc::new(ctx),
             api,
             nodes,
-            pods,
             services,
             taskdefs,
             revisions,
@@ -253,6 +251,10 @@ impl World {
     }
 
     pub fn node(&mut self, n: Node) {
+        self.ctx
+            .stores
+            .instances
+            .apply(&watcher::Event::Apply(n.clone()));
         self.nodes.apply_watcher_event(&watcher::Event::Apply(n));
     }
 
@@ -260,8 +262,6 @@ impl World {
         let event = watcher::Event::Apply(p.clone());
         self.ctx.stores.node_usage.apply(&event);
         self.ctx.stores.task_owners.apply(&event);
-        self.pods
-            .apply_watcher_event(&watcher::Event::Apply(p.clone()));
         self.tasks.apply_watcher_event(&watcher::Event::Apply(p));
     }
 
@@ -283,6 +283,10 @@ impl World {
     }
 
     pub fn revision(&mut self, r: ControllerRevision) {
+        self.ctx
+            .stores
+            .registered
+            .apply(&watcher::Event::Apply(r.clone()));
         self.revisions
             .apply_watcher_event(&watcher::Event::Apply(r));
     }

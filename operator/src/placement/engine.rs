@@ -66,8 +66,9 @@ pub struct RunningTask {
 pub struct InstanceState {
     /// The container instance id (ECS `ec2InstanceId`: the Node's name).
     pub id: String,
-    /// ECS attributes (`ecs.availability-zone`, `ecs.instance-type`, custom ones).
-    pub attributes: BTreeMap<String, String>,
+    /// ECS attributes (`ecs.availability-zone`, `ecs.instance-type`, custom ones), shared
+    /// with the index that parsed them.
+    pub attributes: std::sync::Arc<BTreeMap<String, String>>,
     /// CPU units not reserved by any pod bound to the instance (ours or not).
     pub remaining_cpu: i64,
     /// MiB not reserved by any pod bound to the instance.
@@ -94,7 +95,7 @@ impl InstanceState {
     pub fn from_container_instance(ci: &ContainerInstance) -> Self {
         Self {
             id: ci.id.clone(),
-            attributes: ci.attributes.clone(),
+            attributes: std::sync::Arc::new(ci.attributes.clone()),
             remaining_cpu: ci.registered_cpu,
             remaining_memory: ci.registered_memory,
             used_ports: Vec::new(),
@@ -972,11 +973,13 @@ mod tests {
     fn instance(id: &str, zone: &str, cpu: i64, memory: i64) -> InstanceState {
         InstanceState {
             id: id.into(),
-            attributes: [
-                ("ecs.availability-zone".to_string(), zone.to_string()),
-                ("ecs.instance-type".to_string(), "m5.large".to_string()),
-            ]
-            .into(),
+            attributes: std::sync::Arc::new(
+                [
+                    ("ecs.availability-zone".to_string(), zone.to_string()),
+                    ("ecs.instance-type".to_string(), "m5.large".to_string()),
+                ]
+                .into(),
+            ),
             remaining_cpu: cpu,
             remaining_memory: memory,
             agent_connected: true,
@@ -1179,8 +1182,7 @@ mod tests {
             instance("m5-a", "z", 8192, 8192),
             instance("m5-b", "z", 8192, 8192),
         ];
-        instances[0]
-            .attributes
+        std::sync::Arc::make_mut(&mut instances[0].attributes)
             .insert("ecs.instance-type".into(), "t2.micro".into());
         instances[2].tasks = vec![task("db", "service:db")].into();
         let p = policy(
@@ -1315,8 +1317,7 @@ mod tests {
             instance("full", "z", 8192, 100),
             instance("wrong-type", "z", 8192, 8192),
         ];
-        instances[1]
-            .attributes
+        std::sync::Arc::make_mut(&mut instances[1].attributes)
             .insert("ecs.instance-type".into(), "t2.micro".into());
         let p = policy(
             vec![Strategy::Random],
@@ -1561,11 +1562,13 @@ mod tests {
                 .prop_map(|(z, t, cpu, mem, groups, connected, draining, port)| {
                     InstanceState {
                         id: String::new(),
-                        attributes: [
-                            ("ecs.availability-zone".to_string(), ZONES[z].to_string()),
-                            ("ecs.instance-type".to_string(), TYPES[t].to_string()),
-                        ]
-                        .into(),
+                        attributes: std::sync::Arc::new(
+                            [
+                                ("ecs.availability-zone".to_string(), ZONES[z].to_string()),
+                                ("ecs.instance-type".to_string(), TYPES[t].to_string()),
+                            ]
+                            .into(),
+                        ),
                         remaining_cpu: cpu,
                         remaining_memory: mem,
                         used_ports: port.into_iter().collect(),

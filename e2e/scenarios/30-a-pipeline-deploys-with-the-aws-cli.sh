@@ -15,11 +15,7 @@ node="${REAL_NODES%% *}"
 [ -n "$node" ] || fail "no real node"
 cleanup() {
   [ -n "${drained_node:-}" ] && kubectl uncordon "$drained_node" >/dev/null 2>&1
-  # A Repository with images holds its deletion (and its namespace's) until forced, as ECR's
-  # DeleteRepository does.
-  for r in $(kubectl get repositories.ecr.kubecs.io -n $NS -o name 2>/dev/null); do
-    kubectl patch -n $NS "$r" --type merge -p '{"spec":{"force":true}}' >/dev/null 2>&1 || true
-  done
+  force_repositories $NS
   kubectl label node "$node" ecs.kubecs.io/ecs-cluster- >/dev/null 2>&1 || true
   kubectl delete clusterrolebinding e2e-pipeline-instances --ignore-not-found >/dev/null 2>&1 || true
   kubectl -n kubecs-system delete secret -l app.kubernetes.io/managed-by=kubecs,e2e-access-key=pipeline --ignore-not-found >/dev/null 2>&1 || true

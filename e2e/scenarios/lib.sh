@@ -182,6 +182,28 @@ ci_registry_token() {
   "$KUBECS_BIN" registry-token --token-key-file "$E2E_REGISTRY_KEY" --user "system:serviceaccount:$1:ci" --group "system:serviceaccounts:$1"
 }
 
+# force_repositories NS: lets the namespace's Repositories go with their images (one with
+# images holds its deletion, and its namespace's, until forced: ECR's
+# RepositoryNotEmptyException). For a scenario's clean-up.
+force_repositories() {
+  local r
+  for r in $(kubectl get repositories.ecr.kubecs.io -n "$1" -o name 2>/dev/null); do
+    kubectl patch -n "$1" "$r" --type merge -p '{"spec":{"force":true}}' >/dev/null 2>&1 || true
+  done
+}
+
+# start_distribution ROOT ADDR LOG: distribution (built from its Go module) storing under
+# ROOT, on ADDR, its log (access log included) in LOG; its pid in DISTRIBUTION_PID.
+start_distribution() {
+  local bin
+  bin="$(distribution_bin)" || fail "distribution could not be built"
+  mkdir -p "$1"
+  printf 'version: 0.1\nlog: {level: warn}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: %s}\n' "$1" "$2" > "$1.yml"
+  "$bin" serve "$1.yml" >"$3" 2>&1 &
+  DISTRIBUTION_PID=$!
+  wait_until "distribution on $2" 30 curl -sf -o /dev/null "http://$2/v2/"
+}
+
 # --- the real node (e2e/node): containers that really run ------------------------------------
 
 # real_cluster NS NAME: an EcsCluster over the real nodes only (label type=real), registered.

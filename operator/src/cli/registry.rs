@@ -482,6 +482,7 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
             pulls.clone(),
             storage.clone(),
             Duration::from_secs(a.pull_time_flush_seconds),
+            changes.clone(),
             stopped.clone(),
         ))
     });
@@ -527,8 +528,15 @@ async fn flush_pulls(
     pulls: Arc<oci::pulls::PullTimes>,
     storage: Arc<dyn oci::Storage>,
     interval: Duration,
+    changes: Option<UnboundedSender<String>>,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) {
+    // A repository whose pull times were written has a new lastPulledAt to show.
+    let recorded = move |repo: &str| {
+        if let Some(tx) = &changes {
+            let _ = tx.send(repo.to_string());
+        }
+    };
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -536,7 +544,7 @@ async fn flush_pulls(
             _ = tick.tick() => false,
             _ = stopped.wait_for(|s| *s) => true,
         };
-        if let Err(e) = pulls.flush(&*storage).await {
+        if let Err(e) = pulls.flush(&*storage, &recorded).await {
             tracing::warn!(error = %e, "recording pull times failed; kept for the next try");
         }
         if last {

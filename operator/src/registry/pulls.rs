@@ -66,8 +66,13 @@ impl PullTimes {
     }
 
     /// Writes the pending pulls: one `record_pulls` per repository. A repository whose write
-    /// failed is kept for the next flush. Returns the records written.
-    pub async fn flush(&self, storage: &dyn Storage) -> StorageResult<usize> {
+    /// failed is kept for the next flush. Returns the records written; `recorded` is told
+    /// each repository written (its Repository status shows its last pull).
+    pub async fn flush(
+        &self,
+        storage: &dyn Storage,
+        recorded: &(dyn Fn(&str) + Sync),
+    ) -> StorageResult<usize> {
         let mut written = 0;
         let mut failed = Batch::new();
         let mut error = None;
@@ -75,7 +80,10 @@ impl PullTimes {
             let mut batch: Vec<(Digest, SystemTime)> = images.into_iter().collect();
             batch.sort();
             match storage.record_pulls(&repo, &batch).await {
-                Ok(n) => written += n,
+                Ok(n) => {
+                    written += n;
+                    recorded(&repo);
+                }
                 Err(e) => {
                     failed.insert(repo, batch.into_iter().collect());
                     error = Some(e);

@@ -1945,7 +1945,7 @@ async fn pulls_are_coalesced_flushed_and_survive_a_restart(k: Kind) {
     // Pushes are not pulls, and a HEAD only checks.
     let head = h.send(Method::HEAD, "/v2/r/manifests/v2", &[], b"").await;
     assert_eq!(head.status, StatusCode::OK);
-    assert_eq!(h.pulls.flush(&*h.storage).await.unwrap(), 0);
+    assert_eq!(h.pulls.flush(&*h.storage, &|_| {}).await.unwrap(), 0);
     let before = SystemTime::now();
     for i in 0..50 {
         let uri = if i % 2 == 0 {
@@ -1962,8 +1962,12 @@ async fn pulls_are_coalesced_flushed_and_survive_a_restart(k: Kind) {
         "noted in memory only until the flush"
     );
     // Fifty pulls of one image: one write.
-    assert_eq!(h.pulls.flush(&*h.storage).await.unwrap(), 1);
-    assert_eq!(h.pulls.flush(&*h.storage).await.unwrap(), 0, "nothing left");
+    assert_eq!(h.pulls.flush(&*h.storage, &|_| {}).await.unwrap(), 1);
+    assert_eq!(
+        h.pulls.flush(&*h.storage, &|_| {}).await.unwrap(),
+        0,
+        "nothing left"
+    );
     let h = h.reopen();
     let listed = h.storage.list_images("r").await.unwrap();
     let at = |d: &Digest| {
@@ -1995,7 +1999,7 @@ async fn pulls_are_coalesced_flushed_and_survive_a_restart(k: Kind) {
     assert_eq!(h.get("/v2/r/manifests/v2").await.status, StatusCode::OK);
     h.send(Method::DELETE, &format!("/v2/r/manifests/{idle}"), &[], b"")
         .await;
-    assert_eq!(h.pulls.flush(&*h.storage).await.unwrap(), 0);
+    assert_eq!(h.pulls.flush(&*h.storage, &|_| {}).await.unwrap(), 0);
 }
 
 async fn list_images_reports_tags_sizes_and_push_time(k: Kind) {

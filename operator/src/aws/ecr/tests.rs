@@ -1215,7 +1215,7 @@ async fn describe_images_reports_the_last_recorded_pull_time_of_pulled_images_on
     )
     .await
     .unwrap();
-    assert_eq!(r.pulls.flush(&*r.storage).await.unwrap(), 1);
+    assert_eq!(r.pulls.flush(&*r.storage, &|_| {}).await.unwrap(), 1);
     let described = ecr(&c, l, "DescribeImages", json!({"repositoryName": "web"}))
         .await
         .unwrap();

@@ -19,15 +19,9 @@ PORT="$(free_port)"
 REG="127.0.0.1:$PORT"
 registry_pid=""
 stop_registry() { [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null; registry_pid=""; }
-# On failure, the registry is gone: release its finalizers so the namespace can go.
-release_finalizers() {
-  kubectl -n "$NS" get repository -o name 2>/dev/null | while read -r r; do
-    kubectl -n "$NS" patch "$r" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
-  done
-}
 # This scenario's registry is the only one while it runs (both would write Repository status).
 "$E2E_DIR/cluster" registry-stop
-trap 'stop_registry; release_finalizers; cp "$tmp/registry.log" "$WORK/15-registry.log" 2>/dev/null; rm -rf "$tmp"; "$E2E_DIR/cluster" registry-start' EXIT
+trap 'stop_registry; release_finalizers "$NS"; cp "$tmp/registry.log" "$WORK/15-registry.log" 2>/dev/null; rm -rf "$tmp"; "$E2E_DIR/cluster" registry-start' EXIT
 
 sa_kubeconfig kubecs-system kubecs-registry "$tmp/registry.kubeconfig" 1h
 start_registry() { # LIFECYCLE_INTERVAL

@@ -14,14 +14,9 @@ tmp="$(mktemp -d)"
 export DOCKER_CONFIG="$tmp/docker"
 declare -A pid port
 moto_pid=""
-release_finalizers() {
-  kubectl -n "$NS" get repository -o name 2>/dev/null | while read -r r; do
-    kubectl -n "$NS" patch "$r" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
-  done
-}
 # These replicas are the only registry while the scenario runs (they take the Lease).
 "$E2E_DIR/cluster" registry-stop
-trap 'for p in "${pid[@]}" $moto_pid; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; release_finalizers
+trap 'for p in "${pid[@]}" $moto_pid; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; release_finalizers "$NS"
   cp "$tmp"/replica-*.log "$WORK/" 2>/dev/null; rm -rf "$tmp"; "$E2E_DIR/cluster" registry-start' EXIT
 start_moto "$tmp/moto.log"
 moto_pid=$MOTO_PID

@@ -98,13 +98,10 @@ done
 for b in "${own[@]}"; do
   expect_eq "fetches of blob $b (new to the registry) from the upstream" 1 "$(grep -c "\"GET /v2/library/busybox/blobs/$b " "$dist_log" || true)"
 done
-repo_object() {
-  kubectl get repositories.ecr.kubecs.io -n $NS -o jsonpath='{range .items[*]}{.metadata.name} {.spec.repositoryName} {.metadata.annotations.ecr\.kubecs\.io/pull-through-cache-prefix}{"\n"}{end}' \
-    | awk '$2 == "e2e-hub/library/busybox" && $3 == "e2e-hub" {print $1}' | grep .
-}
-wait_until "the cache's Repository in $NS" 30 repo_object
-repo="$(repo_object)"
+wait_until "the cache's Repository in $NS" 30 repository_object $NS e2e-hub/library/busybox
+repo="$(repository_object $NS e2e-hub/library/busybox)"
 kubectl get repositories.ecr.kubecs.io -n $NS -o wide
+expect_eq "the rule that made it" e2e-hub "$(jp repositories.ecr.kubecs.io "$repo" '{.metadata.annotations.ecr\.kubecs\.io/pull-through-cache-prefix}' $NS)"
 expect_eq "the template's tag mutability" IMMUTABLE "$(jp repositories.ecr.kubecs.io "$repo" '{.spec.imageTagMutability}' $NS)"
 expect_eq "the template's tags" "team=platform" "$(jp repositories.ecr.kubecs.io "$repo" '{range .spec.tags[*]}{.key}={.value}{end}' $NS)"
 expect_eq "the template's lifecycle rule" "sinceImagePulled 30" \

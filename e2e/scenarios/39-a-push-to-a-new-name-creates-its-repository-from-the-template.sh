@@ -14,13 +14,8 @@ NS=e2e-create-on-push
 fresh_namespace $NS
 tmp="$(mktemp -d)"
 registry_pid=""
-release_finalizers() {
-  kubectl -n "$NS" get repository -o name 2>/dev/null | while read -r r; do
-    kubectl -n "$NS" patch "$r" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
-  done
-}
 "$E2E_DIR/cluster" registry-stop
-trap '[ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null; wait 2>/dev/null; release_finalizers
+trap '[ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null; wait 2>/dev/null; release_finalizers "$NS"
   cp "$tmp/registry.log" "$WORK/registry-39.log" 2>/dev/null; rm -rf "$tmp"; "$E2E_DIR/cluster" registry-start' EXIT
 kubectl apply -f - <<YAML
 apiVersion: ecr.kubecs.io/v1alpha1
@@ -53,13 +48,9 @@ build_image "$tmp/layout" other "another image" >/dev/null
 push() { # OCI-LAYOUT:TAG NAME:TAG
   timeout 60 skopeo copy -q --dest-tls-verify=false --dest-creds "AWS:$token" "oci:$1" "docker://$registry/$2"
 }
-repo_object() { # NAME: the Repository object of repository NAME in $NS
-  kubectl get repositories.ecr.kubecs.io -n $NS -o jsonpath='{range .items[*]}{.metadata.name} {.spec.repositoryName}{"\n"}{end}' \
-    | awk -v want="$1" '$2 == want {print $1}' | grep .
-}
 push "$layout:busybox" e2e-onpush/web:v1
-wait_until "the Repository of e2e-onpush/web" 30 repo_object e2e-onpush/web
-repo="$(repo_object e2e-onpush/web)"
+wait_until "the Repository of e2e-onpush/web" 30 repository_object $NS e2e-onpush/web
+repo="$(repository_object $NS e2e-onpush/web)"
 kubectl get repositories.ecr.kubecs.io -n $NS
 expect_eq "the template's tag mutability" IMMUTABLE "$(jp repositories.ecr.kubecs.io "$repo" '{.spec.imageTagMutability}' $NS)"
 expect_eq "the template's tags" "team=ci" "$(jp repositories.ecr.kubecs.io "$repo" '{range .spec.tags[*]}{.key}={.value}{end}' $NS)"
@@ -74,6 +65,6 @@ grep -qiE "cannot be overwritten because the repository is immutable|tag invalid
 
 # A name under no template's prefix: created with ECR's defaults, in the pusher's namespace.
 push "$layout:busybox" e2e-plain/web:v1
-wait_until "the Repository of e2e-plain/web" 30 repo_object e2e-plain/web
-expect_eq "ECR's default mutability" "" "$(jp repositories.ecr.kubecs.io "$(repo_object e2e-plain/web)" '{.spec.imageTagMutability}' $NS | sed 's/^MUTABLE$//')"
+wait_until "the Repository of e2e-plain/web" 30 repository_object $NS e2e-plain/web
+expect_eq "ECR's default mutability" "" "$(jp repositories.ecr.kubecs.io "$(repository_object $NS e2e-plain/web)" '{.spec.imageTagMutability}' $NS | sed 's/^MUTABLE$//')"
 echo "created on push: e2e-onpush/web as $repo with the template's settings; e2e-plain/web with ECR's defaults"

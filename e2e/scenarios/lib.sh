@@ -192,6 +192,23 @@ force_repositories() {
   done
 }
 
+# release_finalizers NS: drops the registry's finalizer from the namespace's Repositories,
+# for a scenario whose own registry is gone (stopped, or the scenario failed) so the
+# namespace can be deleted.
+release_finalizers() {
+  local r
+  for r in $(kubectl -n "$1" get repository -o name 2>/dev/null); do
+    kubectl -n "$1" patch "$r" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
+  done
+}
+
+# repository_object NS NAME: the name of the Repository object of repository NAME in NS
+# (fails while there is none).
+repository_object() {
+  kubectl get repositories.ecr.kubecs.io -n "$1" -o jsonpath='{range .items[*]}{.metadata.name} {.spec.repositoryName}{"\n"}{end}' \
+    | awk -v want="$2" '$2 == want {print $1}' | grep .
+}
+
 # start_distribution ROOT ADDR LOG: distribution (built from its Go module) storing under
 # ROOT, on ADDR, its log (access log included) in LOG; its pid in DISTRIBUTION_PID.
 start_distribution() {

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Client;
@@ -17,7 +16,7 @@ use prometheus_client::registry::Registry;
 use tracing::info;
 
 use super::Fatal;
-use super::wiring::{admin_server, index_watch, indexed_reflector, shared_reflector};
+use super::wiring::{Subscribers, admin_server, index_watch, indexed_reflector, shared_reflector};
 use crate::api::{self, Service, TaskDefinition};
 use crate::controllers::{self, Context, WatchHealth};
 use crate::metrics::Metrics;
@@ -132,13 +131,18 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
         // exist and their state (status, deregistration), not their definitions.
         |cr: &mut ControllerRevision| cr.data = Default::default(),
     );
-    // Task pods in every phase: their owners read stopped tasks too.
-    let task_owners = Arc::new(controllers::pod_index::Shared::default());
-    let index = task_owners.clone();
-    // A task pod that changed or is gone concerns its cluster's counts: the index's watch
-    // passes it on (the reflector's event stream carries no deletions).
-    let (cluster_tx, cluster_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (tasks, task_events) = indexed_reflector(
+    // Task pods in every phase (their owners read stopped tasks too), kept as their owners
+    // read them: no task Pod is stored. Each change is passed on to the controllers it
+    // concerns once the index holds it.
+    let tasks = Arc::new(controllers::pod_index::Shared::<
+        controllers::pod_index::TaskPods,
+    >::default());
+    let task_events = {
+        let tasks = tasks.clone();
+        Subscribers::new(move || tasks.read().iter().cloned().collect())
+    };
+    let (index, fan_out) = (tasks.clone(), task_events.clone());
+    let mut tasks_listed = index_watch(
         Api::<Pod>::all(client.clone()),
         watcher::Config::default().labels(&format!(
             "{}={}",
@@ -146,13 +150,7 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
             api::labels::MANAGER
         )),
         &health,
-        move |e| {
-            index.apply(e);
-            if let watcher::Event::Apply(pod) | watcher::Event::Delete(pod) = e {
-                let _ = cluster_tx.send(controllers::cluster::cluster_of_task(pod));
-            }
-        },
-        controllers::pod_index::trim_task,
+        move |e| fan_out.send(index.apply_task_event(e)),
     );
     // Capacity providers: the instance groups capacity provider strategies name.
     let (capacity_providers, _) = shared_reflector(
@@ -179,7 +177,7 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
     pods_listed.wait_for(|listed| *listed).await?;
     taskdefs.wait_until_ready().await?;
     revisions.wait_until_ready().await?;
-    tasks.wait_until_ready().await?;
+    tasks_listed.wait_for(|listed| *listed).await?;
     capacity_providers.wait_until_ready().await?;
     clusters.wait_until_ready().await?;
     ready.store(true, Ordering::SeqCst);
@@ -198,7 +196,6 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
             clusters,
             instances,
             node_usage,
-            task_owners,
         },
     );
     context.stopped_task_retention = Duration::from_secs(a.stopped_task_retention_seconds);
@@ -223,10 +220,7 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
             cluster_events.subscribe(),
             node_events.subscribe(),
             service_events.subscribe(),
-            futures::stream::unfold(cluster_rx, |mut rx| async move {
-                rx.recv().await.map(|r| (r, rx))
-            })
-            .filter_map(futures::future::ready),
+            task_events.subscribe(),
         )),
         tokio::spawn(controllers::taskdef::run(
             ctx.clone(),

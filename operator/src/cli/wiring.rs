@@ -81,11 +81,8 @@ where
     K: Watched,
 {
     let (reader, writer) = reflector::store();
-    let subscribers = Subscribers {
-        senders: Default::default(),
-        store: reader.clone(),
-    };
-    let fan_out = subscribers.clone();
+    let subscribers = Subscribers::of_store(reader.clone());
+    let (fan_out, store) = (subscribers.clone(), reader.clone());
     let kind = format!("{}.{}", K::plural(&()), K::group(&()));
     let health = health.clone();
     let watch = watcher(api, config.any_semantic())
@@ -101,7 +98,7 @@ where
         .reflect(writer)
         .for_each(move |event| {
             if let Some(event) = checked(&health, &kind, event) {
-                fan_out.dispatch(&event);
+                fan_out.dispatch(&store, &event);
             }
             futures::future::ready(())
         });
@@ -160,8 +157,9 @@ fn checked<K>(
     }
 }
 
-/// The objects a reflector applied, passed on to each subscriber (the controllers it
-/// triggers) as the store holds them.
+/// What a watch applied, passed on to each subscriber (the controllers it triggers) as the
+/// store or index beside the watch holds it: a reflector's objects, or task pods as
+/// `pod_index::TaskPods` keeps them.
 ///
 /// Not kube's shared-store dispatcher: its subscriber stream answers `Pending` without a
 /// waker when the object it was told of has left the store by the time it reads (a pod
@@ -170,53 +168,72 @@ fn checked<K>(
 /// and holds the reflector, and every store of that kind goes stale (services saw none of
 /// their new tasks and started more). Here each subscriber has an unbounded channel: the
 /// watch never waits for a reader, and a reader is only ever late.
-pub struct Subscribers<K: Watched> {
-    senders: Arc<std::sync::Mutex<Vec<tokio::sync::mpsc::UnboundedSender<Arc<K>>>>>,
-    store: Store<K>,
+pub struct Subscribers<T> {
+    senders: Arc<std::sync::Mutex<Vec<tokio::sync::mpsc::UnboundedSender<Arc<T>>>>>,
+    /// Everything the store or index holds now.
+    held: Arc<dyn Fn() -> Vec<Arc<T>> + Send + Sync>,
 }
 
-impl<K: Watched> Clone for Subscribers<K> {
+impl<T> Clone for Subscribers<T> {
     fn clone(&self) -> Self {
         Self {
             senders: self.senders.clone(),
-            store: self.store.clone(),
+            held: self.held.clone(),
         }
     }
 }
 
-impl<K: Watched> Subscribers<K> {
-    /// A stream of the objects applied from now on, starting with every object the store
-    /// holds: a subscriber that comes late (a controller started on gaining a lease) still
-    /// sees each object once.
-    pub fn subscribe(&self) -> impl futures::Stream<Item = Arc<K>> + Send + 'static {
+impl<T: Send + Sync + 'static> Subscribers<T> {
+    /// Subscribers of what `held` answers from.
+    pub fn new(held: impl Fn() -> Vec<Arc<T>> + Send + Sync + 'static) -> Self {
+        Self {
+            senders: Default::default(),
+            held: Arc::new(held),
+        }
+    }
+
+    /// A stream of the objects applied from now on, starting with every object held: a
+    /// subscriber that comes late (a controller started on gaining a lease) still sees each
+    /// object once.
+    pub fn subscribe(&self) -> impl futures::Stream<Item = Arc<T>> + Send + 'static {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         // Under the lock: an object applied after this snapshot is sent to `tx` too.
         let mut senders = self.senders.lock().expect("not poisoned");
-        for obj in self.store.state() {
+        for obj in (self.held)() {
             let _ = tx.send(obj);
         }
         senders.push(tx);
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|o| (o, rx)) })
     }
 
-    /// Passes on what a watch event put in the store: the object applied, or after a
-    /// (re)list every object.
-    fn dispatch(&self, event: &watcher::Event<K>) {
-        let objects: Vec<Arc<K>> = match event {
-            watcher::Event::Apply(obj) => self
-                .store
+    /// Passes `objects` on to every subscriber.
+    pub fn send(&self, objects: Vec<Arc<T>>) {
+        if objects.is_empty() {
+            return;
+        }
+        let mut senders = self.senders.lock().expect("not poisoned");
+        // A subscriber that has gone (its stream dropped) is forgotten.
+        senders.retain(|tx| objects.iter().all(|o| tx.send(o.clone()).is_ok()));
+    }
+}
+
+impl<K: Watched> Subscribers<K> {
+    /// Subscribers of a reflector's store.
+    fn of_store(store: Store<K>) -> Self {
+        Self::new(move || store.state())
+    }
+
+    /// Passes on what a watch event put in `store`: the object applied, or after a (re)list
+    /// every object.
+    fn dispatch(&self, store: &Store<K>, event: &watcher::Event<K>) {
+        self.send(match event {
+            watcher::Event::Apply(obj) => store
                 .get(&reflector::ObjectRef::from_obj(obj))
                 .into_iter()
                 .collect(),
-            watcher::Event::InitDone => self.store.state(),
+            watcher::Event::InitDone => store.state(),
             _ => return,
-        };
-        let mut senders = self.senders.lock().expect("not poisoned");
-        if senders.is_empty() {
-            return;
-        }
-        // A subscriber that has gone (its stream dropped) is forgotten.
-        senders.retain(|tx| objects.iter().all(|o| tx.send(o.clone()).is_ok()));
+        });
     }
 }
 
@@ -326,22 +343,19 @@ mod tests {
     #[tokio::test]
     async fn a_subscriber_never_holds_the_watch_and_a_late_one_sees_the_store() {
         let (store, mut writer) = reflector::store::<Pod>();
-        let subs = Subscribers {
-            senders: Default::default(),
-            store: store.clone(),
-        };
+        let subs = Subscribers::of_store(store.clone());
         // A subscriber nobody polls while thousands of events go by: dispatching never
         // waits for it (kube's dispatcher would stop at its buffer of 1,024).
         let idle = subs.subscribe();
         for i in 0..3000 {
             let ev = Event::Apply(pod(&format!("t{i}")));
             writer.apply_watcher_event(&ev);
-            subs.dispatch(&ev);
+            subs.dispatch(&store, &ev);
         }
         // An object gone from the store by the time it is read is simply not in the stream.
         let gone = Event::Delete(pod("t0"));
         writer.apply_watcher_event(&gone);
-        subs.dispatch(&gone);
+        subs.dispatch(&store, &gone);
         let first: Vec<_> = idle.take(3000).collect().await;
         assert_eq!(first.len(), 3000);
 
@@ -349,12 +363,12 @@ mod tests {
         let late = subs.subscribe();
         let next = Event::Apply(pod("new"));
         writer.apply_watcher_event(&next);
-        subs.dispatch(&next);
+        subs.dispatch(&store, &next);
         let seen: Vec<_> = late.take(3000).collect().await;
         assert!(names(&seen).contains(&"new".to_string()) && !names(&seen).contains(&"t0".into()));
         assert!(store.get(&ObjectRef::new("new").within("shop")).is_some());
         // Both subscriptions were dropped: they are forgotten on the next dispatch.
-        subs.dispatch(&next);
+        subs.dispatch(&store, &next);
         assert!(subs.senders.lock().unwrap().is_empty());
     }
 }

@@ -2,12 +2,13 @@
 //! reports ECS's counts, and holds deletion while services or tasks remain.
 
 use crate::api::states::ClusterState;
+use crate::deploy::TaskPod;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::Selector;
@@ -23,9 +24,9 @@ use super::conditions::{condition, merge};
 use super::{Context, Error, Result};
 use crate::api::cluster::{ConflictingInstance, ContainerInstanceSummary, InstanceResources};
 use crate::api::common::condition as cond;
-use crate::api::{EcsCluster, EcsClusterStatus, Service, labels};
+use crate::api::{EcsCluster, EcsClusterStatus, Service};
 use crate::arn;
-use crate::placement::instance::{CLAIM_ANNOTATION, REGISTERED_AT_ANNOTATION, pod_is_active};
+use crate::placement::instance::{CLAIM_ANNOTATION, REGISTERED_AT_ANNOTATION};
 use crate::placement::{ContainerInstance, NodeView, plan_claims};
 
 /// Holds deletion until no service or task uses the cluster, then releases its instances.
@@ -50,19 +51,13 @@ pub fn cluster_name(spec_cluster: Option<&str>) -> &str {
         .unwrap_or("default")
 }
 
-/// The cluster a task pod counts in.
-pub fn cluster_of_task(pod: &Pod) -> Option<ObjectRef<EcsCluster>> {
-    let cluster = pod.labels().get(labels::CLUSTER)?;
-    Some(ObjectRef::new(cluster).within(&pod.namespace()?))
-}
-
 /// Runs the controller until the stream ends.
 pub async fn run(
     ctx: Arc<Context>,
     cluster_events: impl futures::Stream<Item = Arc<EcsCluster>> + Send + 'static,
     node_events: impl futures::Stream<Item = Arc<Node>> + Send + 'static,
     service_events: impl futures::Stream<Item = Arc<Service>> + Send + 'static,
-    task_changes: impl futures::Stream<Item = ObjectRef<EcsCluster>> + Send + 'static,
+    task_events: impl futures::Stream<Item = Arc<TaskPod>> + Send + 'static,
 ) {
     let store = ctx.stores.clusters.clone();
     // A Node change can concern any cluster: its holder, or any cluster whose selector now
@@ -85,7 +80,13 @@ pub async fn run(
             Some(ObjectRef::new(cluster_name(svc.spec.cluster.as_deref())).within(&ns))
         })
         // The cluster's counts follow its tasks (throttled to a pass a second).
-        .reconcile_on(task_changes)
+        .reconcile_on(task_events.filter_map(|t| {
+            futures::future::ready(
+                t.cluster
+                    .as_deref()
+                    .map(|c| ObjectRef::new(c).within(&t.namespace)),
+            )
+        }))
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {
@@ -260,10 +261,9 @@ async fn cleanup(cluster: &EcsCluster, ctx: &Context) -> Result<Action> {
     let active_tasks = ctx
         .stores
         .tasks
-        .state()
-        .iter()
-        .filter(|p| p.namespace().as_deref() == Some(ns.as_str()) && pod_is_active(p))
-        .filter(|p| p.labels().get(labels::CLUSTER) == Some(&name))
+        .read()
+        .in_cluster(&ns, &name)
+        .filter(|t| t.is_active())
         .count();
     let blocker = if !using.is_empty() {
         Some(format!("{HAS_SERVICES} Services: {}.", using.join(", ")))
@@ -362,15 +362,11 @@ fn build_status(
     }
     // The cluster's tasks, bound or not (a FARGATE task may run on a Node the cluster
     // does not own, or wait unbound).
-    for pod in ctx.stores.tasks.state().iter().filter(|p| pod_is_active(p)) {
-        if pod.namespace().as_deref() == Some(ns.as_str())
-            && pod.labels().get(labels::CLUSTER) == Some(&name)
-        {
-            if is_running(pod) {
-                running += 1
-            } else {
-                pending += 1
-            }
+    for task in ctx.stores.tasks.read().in_cluster(&ns, &name) {
+        match (task.is_active(), task.is_running()) {
+            (true, true) => running += 1,
+            (true, false) => pending += 1,
+            (false, _) => {}
         }
     }
     let instances: Vec<ContainerInstanceSummary> = owned
@@ -478,17 +474,6 @@ fn services_of(ctx: &Context, ns: &str, name: &str) -> Vec<Arc<Service>> {
             s.namespace().as_deref() == Some(ns) && cluster_name(s.spec.cluster.as_deref()) == name
         })
         .collect()
-}
-
-/// ECS's RUNNING: the pod runs and every container has started.
-pub(super) fn is_running(pod: &Pod) -> bool {
-    pod.status.as_ref().is_some_and(|s| {
-        s.phase.as_deref() == Some("Running")
-            && s.container_statuses.as_ref().is_some_and(|cs| {
-                cs.iter()
-                    .all(|c| c.state.as_ref().is_some_and(|st| st.running.is_some()))
-            })
-    })
 }
 
 #[cfg(test)]

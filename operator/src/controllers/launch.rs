@@ -331,7 +331,7 @@ pub fn instances(
 }
 
 /// Who a task pod belongs to and what it is.
-pub struct TaskPod<'a> {
+pub struct PodToRender<'a> {
     pub namespace: &'a str,
     pub cluster: &'a str,
     pub resolved: &'a Resolved,
@@ -347,7 +347,7 @@ pub struct TaskPod<'a> {
 }
 
 /// Renders the task's pod (not yet placed).
-pub fn render(t: &TaskPod) -> Result<Pod, String> {
+pub fn render(t: &PodToRender) -> Result<Pod, String> {
     let identity = PodIdentity {
         name: t.name.clone(),
         namespace: Some(t.namespace.to_string()),

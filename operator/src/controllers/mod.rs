@@ -28,7 +28,7 @@ pub mod watch_index;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::ControllerRevision;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
@@ -91,8 +91,9 @@ pub struct Stores {
     pub revisions: Store<ControllerRevision>,
     /// The same revisions by TaskDefinition, parsed once (from the `revisions` watch).
     pub registered: Arc<watch_index::Shared<revision_index::RevisionsByOwner>>,
-    /// Every task pod kubecs made, in any phase (owners read stopped tasks too).
-    pub tasks: Store<Pod>,
+    /// Every task pod kubecs made, in any phase (owners read stopped tasks too), as its
+    /// owner reads it; kept from the task pods' watch.
+    pub tasks: Arc<pod_index::Shared<pod_index::TaskPods>>,
     /// Every CapacityProvider (the instance groups strategies name).
     pub capacity_providers: Store<CapacityProvider>,
     /// Every EcsCluster (services and tasks read their cluster here, not with a GET).
@@ -101,15 +102,12 @@ pub struct Stores {
     pub instances: Arc<watch_index::Shared<instance_index::InstancesByCluster>>,
     /// What runs on each Node, kept from the `pods` watch.
     pub node_usage: Arc<pod_index::Shared<pod_index::NodeUsage>>,
-    /// The task pods of each owner, kept from the `tasks` watch.
-    pub task_owners: Arc<pod_index::Shared<pod_index::TasksByOwner>>,
 }
 
 impl Stores {
     /// The task pods whose controller is the object with `uid`.
-    pub fn tasks_owned_by(&self, uid: &str) -> Vec<Arc<Pod>> {
-        let refs = self.task_owners.read().of(uid);
-        refs.iter().filter_map(|r| self.tasks.get(r)).collect()
+    pub fn tasks_owned_by(&self, uid: &str) -> Vec<Arc<crate::deploy::TaskPod>> {
+        self.tasks.read().of(uid)
     }
 
     /// Cluster `ns/name`, as the reflector holds it.
@@ -171,15 +169,11 @@ impl Context {
     pub fn expectations_met(&self, key: &str, ns: &str) -> bool {
         let mut all = self.expectations.lock().expect("not poisoned");
         let Some(e) = all.get(key) else { return true };
-        let present = |name: &str| {
-            self.stores
-                .tasks
-                .get(&kube::runtime::reflector::ObjectRef::new(name).within(ns))
-        };
-        let met = e.created.iter().all(|n| present(n).is_some())
+        let tasks = self.stores.tasks.read();
+        let met = e.created.iter().all(|n| tasks.named(ns, n).is_some())
             && e.deleted
                 .iter()
-                .all(|n| present(n).is_none_or(|p| p.metadata.deletion_timestamp.is_some()));
+                .all(|n| tasks.named(ns, n).is_none_or(|p| p.deleting));
         if met || e.at.elapsed() > std::time::Duration::from_secs(30) {
             all.remove(key);
             return true;

@@ -2,11 +2,12 @@
 //! reconcile reads what concerns it instead of scanning every pod in the cluster:
 //! - [`NodeUsage`]: what runs on each Node (the room it uses, its task group, its host
 //!   ports), for placement and cluster status; pods on other Nodes cost nothing;
-//! - [`TasksByOwner`]: the task pods of each owning Service or Task.
+//! - [`TaskPods`]: every task pod kubecs made, in any phase, as a [`TaskPod`] (what its owner
+//!   and its cluster read), by owner and by name: the operator keeps no task `Pod`.
 //!
 //! Each is a [`WatchIndex`] kept by its watch (see `watch_index`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -14,64 +15,10 @@ use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 
 pub use super::watch_index::{Shared, WatchIndex};
+use crate::deploy::TaskPod;
+use crate::deploy::task_pod::pod_is_running;
 use crate::placement::engine::RunningTask;
 use crate::placement::instance::{pod_is_active, pod_requests};
-
-/// What the task pods' store keeps of one: what observing a task reads
-/// (`deploy::task::observe`: its metadata, Node, containers' names, images and readiness
-/// probes, phase and container states), nothing else. Its room and host ports were read by
-/// the indexes before the trim. The store holds every task pod, twice as many while a
-/// service rolls, and k8s-openapi's structs are large: a container's environment, mounts,
-/// resources and the pod's volumes, conditions and IPs were most of the memory it held.
-pub fn trim_task(pod: &mut Pod) {
-    use k8s_openapi::api::core::v1::{Container, ContainerStatus, PodSpec, PodStatus};
-    let keep_container = |c: &mut Container| Container {
-        name: std::mem::take(&mut c.name),
-        image: c.image.take(),
-        readiness_probe: c.readiness_probe.take(),
-        // An init container that restarts always is a sidecar (it runs beside the others).
-        restart_policy: c.restart_policy.take(),
-        ..Default::default()
-    };
-    if let Some(spec) = pod.spec.as_mut() {
-        *spec = PodSpec {
-            node_name: spec.node_name.take(),
-            containers: spec.containers.iter_mut().map(keep_container).collect(),
-            init_containers: spec
-                .init_containers
-                .as_mut()
-                .map(|cs| cs.iter_mut().map(keep_container).collect()),
-            ..Default::default()
-        };
-    }
-    let keep_status = |c: &mut ContainerStatus| ContainerStatus {
-        name: std::mem::take(&mut c.name),
-        image: std::mem::take(&mut c.image),
-        image_id: std::mem::take(&mut c.image_id),
-        ready: c.ready,
-        restart_count: c.restart_count,
-        started: c.started,
-        state: c.state.take(),
-        ..Default::default()
-    };
-    if let Some(status) = pod.status.as_mut() {
-        *status = PodStatus {
-            phase: status.phase.take(),
-            reason: status.reason.take(),
-            message: status.message.take(),
-            start_time: status.start_time.take(),
-            container_statuses: status
-                .container_statuses
-                .as_mut()
-                .map(|cs| cs.iter_mut().map(keep_status).collect()),
-            init_container_statuses: status
-                .init_container_statuses
-                .as_mut()
-                .map(|cs| cs.iter_mut().map(keep_status).collect()),
-            ..Default::default()
-        };
-    }
-}
 
 /// One active pod on a Node, as placement and cluster status count it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -153,7 +100,7 @@ impl WatchIndex<Pod> for NodeUsage {
             (
                 pod.namespace().unwrap_or_default(),
                 c.clone(),
-                super::cluster::is_running(pod),
+                pod_is_running(pod),
             )
         });
         let entry = PodOnNode {
@@ -186,50 +133,118 @@ impl WatchIndex<Pod> for NodeUsage {
     }
 }
 
-/// The task pods of each controlling owner (a Service or a Task), by the owner's uid.
+/// Every task pod, as a [`TaskPod`], by uid; and the uids of each controlling owner's
+/// (a Service or a Task) and by `namespace/name`.
 #[derive(Default)]
-pub struct TasksByOwner {
-    by_owner: HashMap<String, HashSet<ObjectRef<Pod>>>,
-    owner_of: HashMap<String, (String, ObjectRef<Pod>)>,
+pub struct TaskPods {
+    by_uid: HashMap<String, Arc<TaskPod>>,
+    by_owner: HashMap<String, BTreeSet<String>>,
+    by_name: HashMap<(String, String), String>,
 }
 
-impl TasksByOwner {
-    /// The pods whose controller is the object with `uid`.
-    pub fn of(&self, owner_uid: &str) -> Vec<ObjectRef<Pod>> {
+impl TaskPods {
+    /// The task pods whose controller is the object with `owner_uid`.
+    pub fn of(&self, owner_uid: &str) -> Vec<Arc<TaskPod>> {
         self.by_owner
             .get(owner_uid)
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default()
+            .into_iter()
+            .flatten()
+            .filter_map(|uid| self.by_uid.get(uid).cloned())
+            .collect()
+    }
+
+    /// The task pod `ns/name`.
+    pub fn named(&self, ns: &str, name: &str) -> Option<&Arc<TaskPod>> {
+        self.by_name
+            .get(&(ns.to_string(), name.to_string()))
+            .and_then(|uid| self.by_uid.get(uid))
+    }
+
+    /// The task pod with `uid`.
+    pub fn get(&self, uid: &str) -> Option<&Arc<TaskPod>> {
+        self.by_uid.get(uid)
+    }
+
+    /// Every task pod.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<TaskPod>> {
+        self.by_uid.values()
+    }
+
+    /// The task pods that count in cluster `ns/cluster`, in any phase.
+    pub fn in_cluster<'a>(
+        &'a self,
+        ns: &'a str,
+        cluster: &'a str,
+    ) -> impl Iterator<Item = &'a Arc<TaskPod>> + 'a {
+        self.iter()
+            .filter(move |t| t.namespace == ns && t.cluster.as_deref() == Some(cluster))
     }
 }
 
-impl WatchIndex<Pod> for TasksByOwner {
+/// The controlling owner of task pod `t`, when it is a `K` (a Service or a Task).
+pub fn owner_of_kind<K>(t: &TaskPod) -> Option<ObjectRef<K>>
+where
+    K: kube::Resource<DynamicType = ()>,
+{
+    let owner = t.owner.as_ref().filter(|o| o.kind == K::kind(&()))?;
+    Some(ObjectRef::new(&owner.name).within(&t.namespace))
+}
+
+impl Shared<TaskPods> {
+    /// Applies a watch event of a task pod and answers the task pods it concerns, for the
+    /// controllers it triggers: the one applied or deleted (as the deletion last saw it), or
+    /// after a relist every one.
+    pub fn apply_task_event(
+        &self,
+        event: &kube::runtime::watcher::Event<Pod>,
+    ) -> Vec<Arc<TaskPod>> {
+        use kube::runtime::watcher::Event;
+        self.apply(event);
+        match event {
+            Event::Apply(pod) => self
+                .read()
+                .get(pod.uid().as_deref().unwrap_or_default())
+                .cloned()
+                .into_iter()
+                .collect(),
+            Event::Delete(pod) => vec![Arc::new(TaskPod::from_pod(pod))],
+            Event::InitDone => self.read().iter().cloned().collect(),
+            Event::Init | Event::InitApply(_) => Vec::new(),
+        }
+    }
+}
+
+impl WatchIndex<Pod> for TaskPods {
     fn upsert(&mut self, pod: &Pod) {
-        let uid = pod.uid().unwrap_or_default();
-        self.remove(&uid);
-        let Some(owner) = pod
-            .owner_references()
-            .iter()
-            .find(|o| o.controller == Some(true))
-            .map(|o| o.uid.clone())
-        else {
-            return;
-        };
-        let r = ObjectRef::from(pod);
-        self.by_owner
-            .entry(owner.clone())
-            .or_default()
-            .insert(r.clone());
-        self.owner_of.insert(uid, (owner, r));
+        let task = TaskPod::from_pod(pod);
+        self.remove(&task.uid);
+        if let Some(owner) = &task.owner {
+            self.by_owner
+                .entry(owner.uid.clone())
+                .or_default()
+                .insert(task.uid.clone());
+        }
+        self.by_name.insert(
+            (task.namespace.clone(), task.name.clone()),
+            task.uid.clone(),
+        );
+        self.by_uid.insert(task.uid.clone(), Arc::new(task));
     }
 
     fn remove(&mut self, uid: &str) {
-        if let Some((owner, r)) = self.owner_of.remove(uid)
-            && let Some(s) = self.by_owner.get_mut(&owner)
+        let Some(task) = self.by_uid.remove(uid) else {
+            return;
+        };
+        let key = (task.namespace.clone(), task.name.clone());
+        if self.by_name.get(&key).is_some_and(|u| u == uid) {
+            self.by_name.remove(&key);
+        }
+        if let Some(owner) = &task.owner
+            && let Some(s) = self.by_owner.get_mut(&owner.uid)
         {
-            s.remove(&r);
+            s.remove(uid);
             if s.is_empty() {
-                self.by_owner.remove(&owner);
+                self.by_owner.remove(&owner.uid);
             }
         }
     }
@@ -281,8 +296,7 @@ mod tests {
         assert_eq!((a.task.cpu, a.task.memory), (256, 512));
         assert_eq!(&*a.task.group, "service:web");
         // RUNNING as the cluster counts it (its containers' states).
-        let running =
-            crate::controllers::cluster::is_running(&pod("a", Some("n1"), "Running", "s1"));
+        let running = pod_is_running(&pod("a", Some("n1"), "Running", "s1"));
         assert_eq!(
             a.cluster_task,
             Some(("shop".into(), "prod".into(), running))
@@ -341,52 +355,8 @@ mod tests {
     }
 
     #[test]
-    fn a_trimmed_task_pod_keeps_what_its_owner_reads() {
-        let mut p: Pod = serde_json::from_value(json!({
-            "metadata": {"name": "t", "annotations": {"ecs.kubecs.io/essential-containers": "app"}},
-            "spec": {"nodeName": "n1",
-                     "volumes": [{"name": "v", "emptyDir": {}}],
-                     "tolerations": [{"key": "k", "operator": "Exists"}],
-                     "initContainers": [{"name": "log", "image": "y", "restartPolicy": "Always",
-                                         "resources": {"requests": {"memory": "64Mi"}}}],
-                     "containers": [{"name": "app", "image": "x", "env": [{"name": "A", "value": "1"}],
-                                     "readinessProbe": {"exec": {"command": ["true"]}},
-                                     "ports": [{"containerPort": 80, "hostPort": 8080}],
-                                     "resources": {"requests": {"cpu": "1"}}}]},
-            "status": {"phase": "Running", "podIP": "10.0.0.9", "startTime": "2026-12-07T10:00:00Z",
-                       "conditions": [{"type": "Ready", "status": "True"}],
-                       "initContainerStatuses": [{"name": "log", "image": "y", "imageID": "y@sha256:2",
-                                                  "ready": true, "restartCount": 0, "started": true,
-                                                  "state": {"running": {"startedAt": "2026-12-07T10:00:01Z"}}}],
-                       "containerStatuses": [{"name": "app", "image": "x", "imageID": "x@sha256:1",
-                                              "ready": true, "restartCount": 1,
-                                              "state": {"running": {"startedAt": "2026-12-07T10:00:02Z"}},
-                                              "lastState": {"terminated": {"exitCode": 1}}}]},
-        }))
-        .expect("a Pod");
-        let before = p.clone();
-        trim_task(&mut p);
-        let spec = p.spec.as_ref().unwrap();
-        assert_eq!(
-            (spec.volumes.as_ref(), spec.tolerations.as_ref()),
-            (None, None)
-        );
-        assert_eq!(spec.containers[0].env, None);
-        assert_eq!(spec.containers[0].resources, None);
-        // What observing a task reads is kept: it observes the trimmed pod as the whole one.
-        assert_eq!(p.metadata, before.metadata);
-        assert_eq!(spec.node_name.as_deref(), Some("n1"));
-        assert_eq!(spec.containers[0].name, "app");
-        assert!(spec.containers[0].readiness_probe.is_some());
-        assert_eq!(
-            crate::deploy::observe(&p, 1_000, 0),
-            crate::deploy::observe(&before, 1_000, 0)
-        );
-    }
-
-    #[test]
     fn a_relist_replaces_the_index_only_when_complete() {
-        let index = Shared::<TasksByOwner>::default();
+        let index = Shared::<TaskPods>::default();
         index.apply(&watcher::Event::Apply(pod(
             "a",
             Some("n1"),
@@ -422,5 +392,21 @@ mod tests {
         };
         assert_eq!(names("s1"), vec!["a"]);
         assert_eq!(names("s2"), vec!["b"]);
+        assert!(index.read().named("shop", "gone").is_none());
+        assert_eq!(
+            index.read().named("shop", "b").map(|t| t.uid.clone()),
+            Some("uid-b".into())
+        );
+        // A deleted pod leaves every view of the index.
+        index.apply(&watcher::Event::Delete(pod(
+            "b",
+            Some("n1"),
+            "Running",
+            "s2",
+        )));
+        assert!(index.read().named("shop", "b").is_none());
+        assert!(index.read().get("uid-b").is_none());
+        assert_eq!(names("s2"), Vec::<String>::new());
+        assert_eq!(index.read().iter().count(), 1);
     }
 }

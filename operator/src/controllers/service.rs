@@ -32,6 +32,7 @@ use crate::api::service::{
 use crate::api::states::ServiceState;
 use crate::api::{EcsCluster, Service, ServiceStatus, labels};
 use crate::arn;
+use crate::deploy::TaskPod;
 use crate::deploy::replica::{AlarmWatch, ServiceSnapshot};
 use crate::deploy::{
     self, Bounds, Breaker, ObservedTask, Plan, RolloutState, Strategy, breaker_threshold,
@@ -64,7 +65,7 @@ fn steady_message(svc: &str) -> String {
 pub async fn run(
     ctx: Arc<Context>,
     service_events: impl futures::Stream<Item = Arc<Service>> + Send + 'static,
-    task_events: impl futures::Stream<Item = Arc<Pod>> + Send + 'static,
+    task_events: impl futures::Stream<Item = Arc<TaskPod>> + Send + 'static,
     node_events: impl futures::Stream<Item = Arc<Node>> + Send + 'static,
     cluster_events: impl futures::Stream<Item = Arc<EcsCluster>> + Send + 'static,
     taskdef_events: impl futures::Stream<Item = Arc<crate::api::TaskDefinition>> + Send + 'static,
@@ -90,7 +91,11 @@ pub async fn run(
                 .debounce(DEBOUNCE)
                 .concurrency(CONCURRENT_PASSES),
         )
-        .owns_shared_stream(task_events)
+        .reconcile_on(
+            task_events.filter_map(|t| {
+                futures::future::ready(super::pod_index::owner_of_kind::<Service>(&t))
+            }),
+        )
         // An instance joining, leaving, draining or freeing room concerns its cluster's
         // services (DAEMON ones follow instances; others may be waiting for room). A Node no
         // cluster claims any more concerns every DAEMON service.
@@ -170,7 +175,7 @@ fn now() -> (i64, String) {
 }
 
 /// The service's task pods (owned by this incarnation of it).
-fn tasks_of(ctx: &Context, svc: &Service) -> Vec<Arc<Pod>> {
+fn tasks_of(ctx: &Context, svc: &Service) -> Vec<Arc<TaskPod>> {
     ctx.stores.tasks_owned_by(&svc.uid().unwrap_or_default())
 }
 
@@ -677,6 +682,7 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
         }
         created.extend(names);
     }
+    let stopped = deleted.len();
     ctx.expect(&key, created.clone(), deleted);
     if plan.steady
         && status.events.first().map(|e| e.message.clone()) != Some(steady_message(&name))
@@ -725,8 +731,9 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
     // 5. The deployment history, from what status now holds.
     let records = deploy::history::decide(&history_facts, &status.deployments);
     super::service_deployments::sync(&ctx.client, &ctx.deployment_records, &svc, records).await;
-    if !created.is_empty() {
-        info!(service = %name, started = created.len(), "started tasks");
+    if !created.is_empty() || stopped > 0 {
+        let deployment = plan.deployments.first().map(|d| d.id.as_str());
+        info!(service = %name, ?deployment, started = created.len(), stopped, "tasks started and stopped");
     }
     Ok(if plan.steady {
         Action::requeue(Duration::from_secs(60))
@@ -904,23 +911,19 @@ fn conditions(
 }
 
 /// The capacity provider of each task (by name), from its pod's label.
-fn providers_of(pods: &[Arc<Pod>]) -> BTreeMap<String, String> {
+fn providers_of(pods: &[Arc<TaskPod>]) -> BTreeMap<String, String> {
     pods.iter()
-        .filter_map(|p| {
-            let provider = p.labels().get(labels::CAPACITY_PROVIDER)?;
-            Some((p.name_any(), provider.clone()))
-        })
+        .filter_map(|p| Some((p.name.clone(), p.capacity_provider.clone()?)))
         .collect()
 }
 
 /// How many live tasks of a deployment (its label value) each capacity provider runs.
-fn deployment_providers(pods: &[Arc<Pod>], deployment: &str) -> BTreeMap<String, u64> {
+fn deployment_providers(pods: &[Arc<TaskPod>], deployment: &str) -> BTreeMap<String, u64> {
     let mut m = BTreeMap::new();
     for p in pods {
-        let l = p.labels();
-        if p.metadata.deletion_timestamp.is_none()
-            && l.get(labels::DEPLOYMENT).map(String::as_str) == Some(deployment)
-            && let Some(provider) = l.get(labels::CAPACITY_PROVIDER)
+        if !p.deleting
+            && p.deployment.as_deref() == Some(deployment)
+            && let Some(provider) = &p.capacity_provider
         {
             *m.entry(provider.clone()).or_default() += 1;
         }
@@ -1013,7 +1016,7 @@ fn task_pod(
         (labels::DEPLOYMENT.to_string(), deployment.to_string()),
     ]
     .into();
-    launch::render(&launch::TaskPod {
+    launch::render(&launch::PodToRender {
         namespace: &ns,
         cluster: cluster_name(svc.spec.cluster.as_deref()),
         resolved: revision,
@@ -1542,13 +1545,13 @@ mod tests {
         assert!(picked.iter().all(|p| ["a", "b", "c"].contains(&p.as_str())));
     }
 
-    fn pod(name: &str, deployment: &str, provider: &str, deleting: bool) -> Arc<Pod> {
+    fn pod(name: &str, deployment: &str, provider: &str, deleting: bool) -> Arc<TaskPod> {
         let mut v = json!({"metadata": {"name": name, "labels": {
             labels::DEPLOYMENT: deployment, labels::CAPACITY_PROVIDER: provider}}});
         if deleting {
             v["metadata"]["deletionTimestamp"] = json!("2026-12-01T10:00:00Z");
         }
-        Arc::new(serde_json::from_value(v).unwrap())
+        Arc::new(TaskPod::from_pod(&serde_json::from_value(v).unwrap()))
     }
 
     #[test]

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams};
 use kube::runtime::controller::{Action, Controller};
@@ -25,6 +24,7 @@ use crate::api::common::condition as cond;
 use crate::api::states::DesiredStatus;
 use crate::api::task::{Failure, TaskInfo, TaskStatus};
 use crate::api::{Task, labels};
+use crate::deploy::TaskPod;
 use crate::deploy::{self, LastStatus};
 use crate::placement::TaskKind;
 use crate::placement::engine::family_group;
@@ -33,7 +33,7 @@ const CONTROLLER: &str = "task";
 
 pub async fn run(
     ctx: Arc<Context>,
-    task_events: impl futures::Stream<Item = Arc<Pod>> + Send + 'static,
+    task_events: impl futures::Stream<Item = Arc<TaskPod>> + Send + 'static,
 ) {
     let api = Api::<Task>::all(ctx.client.clone());
     Controller::new(api, watcher::Config::default().any_semantic())
@@ -41,7 +41,11 @@ pub async fn run(
             kube::runtime::controller::Config::default()
                 .concurrency(super::service::CONCURRENT_PASSES),
         )
-        .owns_shared_stream(task_events)
+        .reconcile_on(
+            task_events.filter_map(|t| {
+                futures::future::ready(super::pod_index::owner_of_kind::<Task>(&t))
+            }),
+        )
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {
@@ -122,12 +126,12 @@ async fn reconcile(task: Arc<Task>, ctx: Arc<Context>) -> Result<Action> {
 
     // Observe: each recorded task from its pod, or as last recorded once the pod is gone.
     let (now_s, now) = (Timestamp::now().as_second(), Timestamp::now().to_string());
-    let pods: BTreeMap<String, Arc<Pod>> = ctx
+    let pods: BTreeMap<String, Arc<TaskPod>> = ctx
         .stores
         .tasks_owned_by(&task.uid().unwrap_or_default())
         .into_iter()
-        .filter(|p| p.labels().get(labels::TASK) == Some(&name))
-        .map(|p| (p.name_any(), p))
+        .filter(|p| p.task.as_ref() == Some(&name))
+        .map(|p| (p.name.clone(), p))
         .collect();
     let mut stop_now = Vec::new();
     for info in status.tasks.iter_mut() {
@@ -323,7 +327,7 @@ async fn launch_tasks(
                 crate::taskdef::names::label_value(by),
             );
         }
-        let pod = match launch::render(&launch::TaskPod {
+        let pod = match launch::render(&launch::PodToRender {
             namespace: ns,
             cluster,
             resolved: &resolved,

@@ -172,7 +172,6 @@ pub struct World {
     services: Writer<Service>,
     taskdefs: Writer<TaskDefinition>,
     revisions: Writer<ControllerRevision>,
-    tasks: Writer<Pod>,
     capacity_providers: Writer<CapacityProvider>,
     clusters: Writer<EcsCluster>,
 }
@@ -212,7 +211,6 @@ impl World {
         let (services_r, services) = reflector::store();
         let (taskdefs_r, taskdefs) = reflector::store();
         let (revisions_r, revisions) = reflector::store();
-        let (tasks_r, tasks) = reflector::store();
         let (capacity_r, capacity_providers) = reflector::store();
         let (clusters_r, clusters) = reflector::store();
         let mut registry = prometheus_client::registry::Registry::default();
@@ -224,13 +222,12 @@ impl World {
                 services: services_r,
                 taskdefs: taskdefs_r,
                 revisions: revisions_r,
-                tasks: tasks_r,
+                tasks: Default::default(),
                 capacity_providers: capacity_r,
                 clusters: clusters_r,
                 registered: Default::default(),
                 instances: Default::default(),
                 node_usage: Default::default(),
-                task_owners: Default::default(),
             },
         );
         World {
@@ -240,7 +237,6 @@ impl World {
             services,
             taskdefs,
             revisions,
-            tasks,
             capacity_providers,
             clusters,
         }
@@ -261,8 +257,7 @@ impl World {
     pub fn pod(&mut self, p: Pod) {
         let event = watcher::Event::Apply(p.clone());
         self.ctx.stores.node_usage.apply(&event);
-        self.ctx.stores.task_owners.apply(&event);
-        self.tasks.apply_watcher_event(&watcher::Event::Apply(p));
+        self.ctx.stores.tasks.apply(&event);
     }
 
     pub fn service(&mut self, s: Service) {

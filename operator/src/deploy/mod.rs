@@ -14,11 +14,13 @@ pub mod hooks;
 pub mod rebalance;
 pub mod replica;
 pub mod task;
+pub mod task_pod;
 
 pub use crate::api::states::{
     DeploymentStatus, HealthStatus as Health, LastStatus, LifecycleStage, RolloutState, StopCode,
 };
 pub use task::{ObservedTask, StopCause, observe};
+pub use task_pod::TaskPod;
 
 use crate::api::service::Deployment;
 

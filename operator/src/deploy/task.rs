@@ -1,10 +1,8 @@
 //! What a task pod says about its task, in ECS terms: `lastStatus`, health, and whether (and
 //! why) the task has stopped or must be stopped. Pure: a function of the pod and the clock.
 
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod, Probe};
-
+use super::task_pod::{ContainerState, PodPhase, ProbeTiming, TaskPod};
 use crate::api::task::ContainerInfo;
-use crate::taskdef::annotations;
 
 pub use crate::api::states::{HealthStatus as Health, LastStatus, StopCode};
 
@@ -111,86 +109,38 @@ const FATAL_WAITING: &[&str] = &[
 const RETRIED_PULL: &[&str] = &["ErrImagePull", "ImagePullBackOff"];
 pub const PULL_RETRY_SECONDS: i64 = 30;
 
-fn seconds(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> i64 {
-    t.0.as_second()
-}
-
 /// Seconds after a container starts by which a failing readiness probe means UNHEALTHY:
 /// ECS's startPeriod + interval × retries (+ timeout), then the service's grace period.
-fn unhealthy_after(probe: &Probe, grace: i64) -> i64 {
-    let delay = probe.initial_delay_seconds.unwrap_or(0) as i64;
-    let period = probe.period_seconds.unwrap_or(10) as i64;
-    let failures = probe.failure_threshold.unwrap_or(3) as i64;
-    let timeout = probe.timeout_seconds.unwrap_or(1) as i64;
-    grace.max(delay) + period * failures + timeout
+fn unhealthy_after(probe: &ProbeTiming, grace: i64) -> i64 {
+    grace.max(probe.initial_delay) + probe.period * probe.failures + probe.timeout
 }
 
 /// Reads a task pod. `grace` is the service's `healthCheckGracePeriodSeconds` (0 for RunTask).
-pub fn observe(pod: &Pod, now: i64, grace: i64) -> ObservedTask {
-    let meta = &pod.metadata;
-    let spec = pod.spec.as_ref();
-    let status = pod.status.as_ref();
-    let labels = meta.labels.clone().unwrap_or_default();
-    let essential: Vec<String> = meta
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(annotations::ESSENTIAL_CONTAINERS))
-        .map(|s| {
-            s.split(',')
-                .filter(|n| !n.is_empty())
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_else(|| {
-            spec.map(|s| s.containers.iter().map(|c| c.name.clone()).collect())
-                .unwrap_or_default()
-        });
-    // Init containers are ECS containers too: COMPLETE/SUCCESS targets run to completion
-    // there, and START/HEALTHY targets run beside the others as native sidecars.
-    let statuses: Vec<&ContainerStatus> = status
-        .map(|s| {
-            let regular = s.container_statuses.iter().flatten();
-            regular
-                .chain(s.init_container_statuses.iter().flatten())
-                .collect()
-        })
-        .unwrap_or_default();
-    let probe_of = |name: &str| {
-        spec.and_then(|s| {
-            s.containers
-                .iter()
-                .chain(s.init_containers.iter().flatten())
-                .find(|c| c.name == name)
-        })
-        .and_then(|c| c.readiness_probe.as_ref())
-    };
-    let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
-    let node = spec.and_then(|s| s.node_name.clone());
-    let stopping = meta.deletion_timestamp.is_some();
-
-    let created_at = meta.creation_timestamp.as_ref().map(seconds).unwrap_or(now);
+pub fn observe(pod: &TaskPod, now: i64, grace: i64) -> ObservedTask {
+    let phase = pod.phase;
+    let stopping = pod.deleting;
+    let created_at = pod.created_at.unwrap_or(now);
     let mut stop: Option<StopCause> = None;
-    let mut all_essential_running = !essential.is_empty();
+    let mut all_essential_running = !pod.essential.is_empty();
     let mut started_at: Option<i64> = None;
     let mut health_checked = false;
     let mut healthy = true;
     let mut unhealthy = false;
-    for name in &essential {
-        let cs = statuses.iter().find(|c| &c.name == name).copied();
-        let state = cs.and_then(|c| c.state.as_ref());
-        let running = state.and_then(|s| s.running.as_ref());
-        let terminated = state.and_then(|s| s.terminated.as_ref());
-        let waiting = state.and_then(|s| s.waiting.as_ref());
-        if let Some(r) = running {
-            let t = r.started_at.as_ref().map(seconds).unwrap_or(now);
-            started_at = Some(started_at.map_or(t, |s: i64| s.max(t)));
-        } else {
-            all_essential_running = false;
+    for name in &pod.essential {
+        let cs = pod.container(name);
+        let state = cs.map(|c| &c.state);
+        match state {
+            Some(ContainerState::Running { started_at: at }) => {
+                let t = at.unwrap_or(now);
+                started_at = Some(started_at.map_or(t, |s: i64| s.max(t)));
+            }
+            _ => all_essential_running = false,
         }
         // A sidecar the kubelet restarted has stopped once: for an essential one, ECS stops
         // the task.
-        let restarted = cs.is_some_and(|c| c.restart_count > 0);
-        if (terminated.is_some() || restarted) && stop.is_none() {
+        let terminated = matches!(state, Some(ContainerState::Terminated { .. }));
+        let restarted = cs.is_some_and(|c| c.restarted);
+        if (terminated || restarted) && stop.is_none() {
             stop = Some(StopCause {
                 code: StopCode::EssentialContainerExited,
                 reason: reasons::ESSENTIAL_EXITED.into(),
@@ -198,13 +148,13 @@ pub fn observe(pod: &Pod, now: i64, grace: i64) -> ObservedTask {
                 unhealthy: false,
             });
         }
-        if let Some(w) = waiting {
-            let why = w.reason.as_deref().unwrap_or_default();
+        if let Some(ContainerState::Waiting { reason, message }) = state {
+            let why = reason.as_deref().unwrap_or_default();
             let age = now - created_at;
             let fatal = FATAL_WAITING.contains(&why)
                 || (RETRIED_PULL.contains(&why) && age >= PULL_RETRY_SECONDS);
             if fatal && stop.is_none() {
-                let detail = w.message.as_deref().unwrap_or(why);
+                let detail = message.as_deref().unwrap_or(why);
                 stop = Some(StopCause {
                     code: StopCode::TaskFailedToStart,
                     reason: format!("CannotPullContainerError: {}", detail.trim_end_matches('.')),
@@ -213,13 +163,13 @@ pub fn observe(pod: &Pod, now: i64, grace: i64) -> ObservedTask {
                 });
             }
         }
-        if let Some(probe) = probe_of(name) {
+        if let Some(probe) = pod.probe(name) {
             health_checked = true;
-            let ready = cs.map(|c| c.ready).unwrap_or(false);
+            let ready = cs.is_some_and(|c| c.ready);
             if !ready {
                 healthy = false;
-                if let Some(r) = running {
-                    let since = r.started_at.as_ref().map(seconds).unwrap_or(now);
+                if let Some(ContainerState::Running { started_at: at }) = state {
+                    let since = at.unwrap_or(now);
                     if now - since >= unhealthy_after(probe, grace) {
                         unhealthy = true;
                     }
@@ -227,20 +177,16 @@ pub fn observe(pod: &Pod, now: i64, grace: i64) -> ObservedTask {
             }
         }
     }
-    if matches!(phase, "Failed" | "Succeeded") && stop.is_none() {
+    if phase.is_terminal() && stop.is_none() {
         stop = Some(StopCause {
             code: StopCode::EssentialContainerExited,
             reason: reasons::ESSENTIAL_EXITED.into(),
-            failure: phase == "Failed",
+            failure: phase == PodPhase::Failed,
             unhealthy: false,
         });
     }
     // StopTask: the user's reason wins over the exit the stop itself causes.
-    if let Some(reason) = meta
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(annotations::STOPPED_REASON))
-    {
+    if let Some(reason) = &pod.stopped_reason {
         stop = Some(StopCause {
             code: StopCode::UserInitiated,
             reason: reason.clone(),
@@ -259,17 +205,18 @@ pub fn observe(pod: &Pod, now: i64, grace: i64) -> ObservedTask {
     // Every container has exited: the task has stopped, even while the kubelet has not yet
     // made the phase terminal (it does so only after tearing the sandbox down). Stopping it
     // then would delete a pod that is already done.
-    let all_exited = !statuses.is_empty()
-        && statuses
+    let all_exited = !pod.containers.is_empty()
+        && pod
+            .containers
             .iter()
-            .all(|c| c.state.as_ref().is_some_and(|s| s.terminated.is_some()));
-    let last_status = if matches!(phase, "Failed" | "Succeeded") || all_exited {
+            .all(|c| matches!(c.state, ContainerState::Terminated { .. }));
+    let last_status = if phase.is_terminal() || all_exited {
         LastStatus::Stopped
     } else if stopping {
         LastStatus::Deprovisioning
-    } else if node.is_none() {
+    } else if pod.node.is_none() {
         LastStatus::Provisioning
-    } else if phase == "Running" && all_essential_running {
+    } else if phase == PodPhase::Running && all_essential_running {
         LastStatus::Running
     } else {
         LastStatus::Pending
@@ -281,65 +228,63 @@ pub fn observe(pod: &Pod, now: i64, grace: i64) -> ObservedTask {
     } else {
         Health::Unknown
     };
-    let containers = statuses
+    let containers = pod
+        .containers
         .iter()
-        .copied()
-        .map(|c| {
-            let state = c.state.as_ref();
-            let term = state.and_then(|s| s.terminated.as_ref());
-            ContainerInfo {
-                name: c.name.clone(),
-                last_status: if term.is_some() {
-                    LastStatus::Stopped
-                } else if state.and_then(|s| s.running.as_ref()).is_some() {
-                    LastStatus::Running
+        .map(|c| ContainerInfo {
+            name: c.name.clone(),
+            last_status: match c.state {
+                ContainerState::Terminated { .. } => LastStatus::Stopped,
+                ContainerState::Running { .. } => LastStatus::Running,
+                _ => LastStatus::Pending,
+            },
+            exit_code: match c.state {
+                ContainerState::Terminated { exit_code, .. } => Some(exit_code),
+                _ => None,
+            },
+            reason: match &c.state {
+                ContainerState::Terminated { reason, .. }
+                | ContainerState::Waiting { reason, .. } => reason.clone(),
+                _ => None,
+            },
+            health_status: pod.probe(&c.name).map(|_| {
+                if c.ready {
+                    Health::Healthy
                 } else {
-                    LastStatus::Pending
-                },
-                exit_code: term.map(|t| t.exit_code),
-                reason: term
-                    .and_then(|t| t.reason.clone())
-                    .or_else(|| state.and_then(|s| s.waiting.as_ref()?.reason.clone())),
-                health_status: probe_of(&c.name).map(|_| {
-                    if c.ready {
-                        Health::Healthy
-                    } else {
-                        Health::Unknown
-                    }
-                }),
-            }
+                    Health::Unknown
+                }
+            }),
         })
         .collect();
     ObservedTask {
-        name: meta.name.clone().unwrap_or_default(),
-        uid: meta.uid.clone().unwrap_or_default(),
-        deployment: labels
-            .get(crate::api::labels::DEPLOYMENT)
-            .cloned()
-            .unwrap_or_default(),
-        node,
+        name: pod.name.clone(),
+        uid: pod.uid.clone(),
+        deployment: pod.deployment.clone().unwrap_or_default(),
+        node: pod.node.clone(),
         last_status,
         health,
         health_checked,
         stopping,
         stop,
         created_at,
-        started_at: started_at.or_else(|| status.and_then(|s| s.start_time.as_ref().map(seconds))),
+        started_at: started_at.or(pod.start_time),
         containers,
-        protected_until: meta
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(annotations::PROTECTED_UNTIL))
-            .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
-            .map(|t| t.as_second()),
+        protected_until: pod.protected_until,
         draining: false,
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use k8s_openapi::api::core::v1::Pod;
     use serde_json::json;
+
+    use super::*;
+    use crate::taskdef::annotations;
+
+    fn observe(p: &Pod, now: i64, grace: i64) -> ObservedTask {
+        super::observe(&TaskPod::from_pod(p), now, grace)
+    }
 
     fn pod(v: serde_json::Value) -> Pod {
         serde_json::from_value(v).unwrap()

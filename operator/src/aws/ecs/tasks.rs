@@ -20,6 +20,7 @@ use crate::aws::page::page;
 use crate::aws::time::{epoch, epoch_of};
 use crate::aws::{AwsError, strip_nulls};
 use crate::controllers::image_digests;
+use crate::deploy::TaskPod;
 use crate::deploy::task::observe;
 use crate::taskdef::annotations;
 
@@ -105,7 +106,7 @@ impl Seen {
         let pod_active = self
             .pods
             .iter()
-            .any(|p| observe(p, now(), 0).last_status != LastStatus::Stopped);
+            .any(|p| observe(&TaskPod::from_pod(p), now(), 0).last_status != LastStatus::Stopped);
         let record_active = self.runs.iter().any(|t| match &t.status {
             None => true,
             Some(s) => s.tasks.iter().any(|i| {
@@ -147,7 +148,7 @@ fn pod_task(pod: &Pod, run: Option<&Task>) -> Value {
     let cluster = l.get(labels::CLUSTER).cloned().unwrap_or_default();
     let id = pod.uid().map(|u| task_id(&u)).unwrap_or_default();
     let arn = task_arn(&ns, &cluster, &id);
-    let t = observe(pod, now(), 0);
+    let t = observe(&TaskPod::from_pod(pod), now(), 0);
     let family = l.get(labels::FAMILY).cloned().unwrap_or_default();
     let td = pod
         .annotations()

@@ -355,6 +355,35 @@ mod tests {
     }
 
     #[test]
+    fn a_task_event_names_the_task_pods_it_concerns_and_their_owners() {
+        let index = Shared::<TaskPods>::default();
+        let names = |v: Vec<Arc<TaskPod>>| v.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
+        let a = pod("a", Some("n1"), "Running", "s1");
+        assert_eq!(
+            names(index.apply_task_event(&watcher::Event::Apply(a.clone()))),
+            ["a"]
+        );
+        // A deletion concerns the pod as it last was: its owner learns that it is gone.
+        let gone = index.apply_task_event(&watcher::Event::Delete(a.clone()));
+        assert_eq!(names(gone.clone()), ["a"]);
+        let owner = owner_of_kind::<crate::api::Service>(&gone[0]).expect("a Service owns it");
+        assert_eq!(
+            (owner.name.as_str(), owner.namespace.as_deref()),
+            ("web", Some("shop"))
+        );
+        assert_eq!(owner_of_kind::<crate::api::Task>(&gone[0]), None);
+        // A relist concerns every pod once it is complete, and none before.
+        assert!(index.apply_task_event(&watcher::Event::Init).is_empty());
+        for n in ["b", "c"] {
+            let e = watcher::Event::InitApply(pod(n, None, "Pending", "s2"));
+            assert!(index.apply_task_event(&e).is_empty());
+        }
+        let mut all = names(index.apply_task_event(&watcher::Event::InitDone));
+        all.sort();
+        assert_eq!(all, ["b", "c"]);
+    }
+
+    #[test]
     fn a_relist_replaces_the_index_only_when_complete() {
         let index = Shared::<TaskPods>::default();
         index.apply(&watcher::Event::Apply(pod(

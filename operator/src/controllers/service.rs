@@ -733,7 +733,7 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
     super::service_deployments::sync(&ctx.client, &ctx.deployment_records, &svc, records).await;
     if !created.is_empty() || stopped > 0 {
         let deployment = plan.deployments.first().map(|d| d.id.as_str());
-        info!(service = %name, ?deployment, started = created.len(), stopped, "tasks started and stopped");
+        info!(service = %name, ?deployment, started = created.len(), stopped, az_rebalancing = rebalance.in_progress, "tasks started and stopped");
     }
     Ok(if plan.steady {
         Action::requeue(Duration::from_secs(60))

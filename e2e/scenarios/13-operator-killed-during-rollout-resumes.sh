@@ -14,9 +14,19 @@ for i in 1 2 3 4 5; do
   start_operator
 done
 wait_until "web:2 COMPLETED with 4 tasks" 120 rollout_is $NS web web:2 COMPLETED 4
+# COMPLETED is not the end: restarts mid-rollout can leave the tasks unevenly spread over the
+# zones, and AZ rebalancing then starts a fifth task in the short zone before it stops the
+# excess one. The service is done when it is steady with exactly its 4 tasks, all of the
+# final deployment (an operator that over-launched never gets there).
+final_tasks() {
+  local label; label="$(jp services.ecs.kubecs.io web '{.status.deployments[0].id}' $NS | sed 's|.*/||')"
+  local ready; ready="$(jp services.ecs.kubecs.io web '{.status.conditions[?(@.type=="Ready")].reason}' $NS)"
+  local got; got="$(service_pods $NS web | wc -l | tr -d ' ') $(service_pods $NS web | awk -v d="$label" '$3 == d' | wc -l | tr -d ' ') $ready"
+  [ "$got" = "4 4 SteadyState" ] || { echo "tasks, of the final deployment, Ready reason: $got"; service_events $NS web | head -n 5; return 1; }
+}
+wait_until "steady with exactly 4 tasks, all of the final deployment" 120 final_tasks
 stop_watch
-label="$(jp services.ecs.kubecs.io web '{.status.deployments[0].id}' $NS | sed 's|.*/||')"
-expect_eq "exactly 4 tasks, all of the final deployment" "4 4" "$(service_pods $NS web | wc -l | tr -d ' ') $(service_pods $NS web | awk -v d="$label" '$3 == d' | wc -l | tr -d ' ')"
+echo "the service's latest events:"; service_events $NS web | head -n 5
 orphans="$(kubectl get pods -n $NS -o jsonpath='{range .items[*]}{.metadata.name} {.metadata.ownerReferences[0].kind}{"\n"}{end}' | awk '$2 != "Service"')"
 expect_eq "no orphan pod" "" "$orphans"
 kubectl delete namespace $NS --wait=false

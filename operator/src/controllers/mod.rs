@@ -5,6 +5,7 @@
 pub mod alarms;
 pub mod cluster;
 pub mod conditions;
+pub mod events;
 pub mod image_digests;
 pub mod instance_index;
 pub mod launch;
@@ -29,8 +30,8 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Client;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
 
 use crate::api::{CapacityProvider, EcsCluster, Service, TaskDefinition};
@@ -42,7 +43,7 @@ pub const FIELD_MANAGER: &str = "kubecs";
 /// What every reconciler gets.
 pub struct Context {
     pub client: Client,
-    pub recorder: Recorder,
+    pub recorder: events::Recorder,
     pub metrics: Arc<Metrics>,
     /// What the reflectors hold: the snapshot every decision reads.
     pub stores: Stores,
@@ -119,13 +120,7 @@ impl Stores {
 
 impl Context {
     pub fn new(client: Client, metrics: Arc<Metrics>, stores: Stores) -> Self {
-        let recorder = Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "kubecs".into(),
-                instance: None,
-            },
-        );
+        let recorder = events::Recorder::new(client.clone(), FIELD_MANAGER);
         Self {
             client,
             recorder,
@@ -232,7 +227,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Writes `status` by server-side apply with kubecs' one field manager: the status writer of
 /// every controller.
-pub async fn apply_status<K>(client: &Client, obj: &K, status: impl serde::Serialize) -> Result<()>
+pub async fn apply_status<K>(client: &Client, obj: &K, status: impl serde::Serialize) -> Result<K>
 where
     K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
         + Clone
@@ -248,72 +243,97 @@ where
         "status": status,
     });
     let params = kube::api::PatchParams::apply(FIELD_MANAGER).force();
-    api.patch_status(&obj.name_any(), &params, &kube::api::Patch::Apply(&patch))
-        .await?;
-    Ok(())
+    Ok(api
+        .patch_status(&obj.name_any(), &params, &kube::api::Patch::Apply(&patch))
+        .await?)
 }
 
-/// The status this operator last wrote for each object, by uid.
+/// The status this operator last wrote for each object, by uid, until the object's store
+/// holds that write.
 ///
 /// A reconcile triggered by a child's event (a pod created a moment ago) can run before the
 /// store has seen the status write of the reconcile before it. Starting from the store's
 /// copy would then write back a status without that write's events and counts (a lost
 /// "has started 6 tasks." event was seen so). Only the leader writes these statuses, so the
-/// last one written is never older than the API server's: it is the one to start from. A
-/// restarted operator has none and starts from the fresh list, which holds every write.
+/// last one written is never older than the API server's: it is the one to start from. Once
+/// the store holds the very write (the resourceVersion the write answered), the store is
+/// the source again and the entry goes: the memo holds the writes in flight, not a second
+/// copy of every status (at 1,000 services that copy was megabytes). A restarted operator
+/// has none and starts from the fresh list, which holds every write.
 #[derive(Default)]
 pub struct StatusMemo {
-    last: std::sync::Mutex<std::collections::HashMap<String, serde_json::Value>>,
+    last: std::sync::Mutex<std::collections::HashMap<String, Written>>,
+}
+
+/// A status write: the object's resourceVersion after it, and the status as JSON.
+struct Written {
+    resource_version: Option<String>,
+    status: Vec<u8>,
 }
 
 /// Entries kept at most; past it the memo starts over (the stores are then the source).
 const STATUS_MEMO_LIMIT: usize = 20_000;
 
 impl StatusMemo {
-    /// The status to start a reconcile from: the last one written for this object, else
-    /// the store's.
-    pub fn current<S>(&self, uid: &str, stored: Option<&S>) -> S
+    /// The status to start a reconcile from: the last one written for this object while
+    /// its store (`meta`, `stored`) has not caught up with it, else the store's.
+    pub fn current<S>(&self, meta: &ObjectMeta, stored: Option<&S>) -> S
     where
         S: Clone + Default + serde::de::DeserializeOwned,
     {
-        let last = self.last.lock().expect("not poisoned").get(uid).cloned();
-        last.and_then(|v| serde_json::from_value(v).ok())
-            .or_else(|| stored.cloned())
-            .unwrap_or_default()
-    }
-
-    pub fn wrote(&self, uid: &str, status: &impl serde::Serialize) {
-        let Ok(v) = serde_json::to_value(status) else {
-            return;
+        let uid = meta.uid.as_deref().unwrap_or_default();
+        let mut all = self.last.lock().expect("not poisoned");
+        let pending = match all.get(uid) {
+            Some(w)
+                if w.resource_version.is_some() && w.resource_version == meta.resource_version =>
+            {
+                all.remove(uid);
+                None
+            }
+            Some(w) => serde_json::from_slice(&w.status).ok(),
+            None => None,
         };
-        self.remember(uid, v);
+        drop(all);
+        pending.or_else(|| stored.cloned()).unwrap_or_default()
     }
 
-    fn remember(&self, uid: &str, v: serde_json::Value) {
+    fn remember(&self, uid: &str, resource_version: Option<String>, status: Vec<u8>) {
         let mut last = self.last.lock().expect("not poisoned");
         if last.len() >= STATUS_MEMO_LIMIT && !last.contains_key(uid) {
             last.clear();
         }
-        last.insert(uid.to_string(), v);
+        last.insert(
+            uid.to_string(),
+            Written {
+                resource_version,
+                status,
+            },
+        );
     }
 
-    /// Whether `status` is what the object already has: the status last written for it,
-    /// else (nothing written by this process) the stored object's own `stored`.
+    /// Whether `status` (as JSON) is what the object already has: the status last written
+    /// for it, else (no write in flight) the stored object's own `stored`.
     pub fn unchanged(
         &self,
         uid: &str,
-        status: &serde_json::Value,
-        stored: impl FnOnce() -> Option<serde_json::Value>,
+        status: &[u8],
+        stored: impl FnOnce() -> Option<Vec<u8>>,
     ) -> bool {
         if let Some(last) = self.last.lock().expect("not poisoned").get(uid) {
-            return last == status;
+            return last.status == status;
         }
-        stored().as_ref() == Some(status)
+        stored().as_deref() == Some(status)
     }
 
     /// The object is going: nothing to remember.
     pub fn forget(&self, uid: &str) {
         self.last.lock().expect("not poisoned").remove(uid);
+    }
+
+    /// The writes the stores have not caught up with.
+    #[cfg(test)]
+    fn in_flight(&self) -> usize {
+        self.last.lock().expect("not poisoned").len()
     }
 }
 
@@ -332,35 +352,47 @@ impl Context {
     {
         let kind = K::kind(&());
         let uid = obj.meta().uid.as_deref().unwrap_or_default();
+        // Through a Value, as the stored status is: the same fields in the same order.
         let value = serde_json::to_value(status)
             .map_err(|e| Error::InvalidSpec(format!("status does not serialize: {e}")))?;
+        let bytes = serde_json::to_vec(&value).unwrap_or_default();
         let stored = || {
             serde_json::to_value(obj)
                 .ok()
                 .and_then(|mut o| o.get_mut("status").map(serde_json::Value::take))
+                .and_then(|s| serde_json::to_vec(&s).ok())
         };
-        if self.statuses.unchanged(uid, &value, stored) {
+        if self.statuses.unchanged(uid, &bytes, stored) {
             self.metrics.status_write(&kind, false);
             return Ok(());
         }
-        apply_status(&self.client, obj, &value).await?;
+        let written = apply_status(&self.client, obj, &value).await?;
         self.metrics.status_write(&kind, true);
-        self.statuses.remember(uid, value);
+        self.statuses
+            .remember(uid, written.meta().resource_version.clone(), bytes);
         Ok(())
     }
 }
 
 #[cfg(test)]
 mod status_memo_tests {
-    use super::StatusMemo;
+    use super::{ObjectMeta, StatusMemo};
     use crate::api::service::{ServiceEvent, ServiceStatus};
 
+    fn meta(uid: &str, rv: &str) -> ObjectMeta {
+        ObjectMeta {
+            uid: Some(uid.into()),
+            resource_version: Some(rv.into()),
+            ..Default::default()
+        }
+    }
+
     #[test]
-    fn a_reconcile_starts_from_the_last_written_status_not_a_stale_store() {
+    fn a_reconcile_starts_from_the_last_written_status_until_the_store_holds_it() {
         let memo = StatusMemo::default();
         let stale = ServiceStatus::default();
         // Nothing written yet: the store's copy.
-        assert_eq!(memo.current("u1", Some(&stale)), stale);
+        assert_eq!(memo.current(&meta("u1", "5"), Some(&stale)), stale);
         let written = ServiceStatus {
             events: vec![ServiceEvent {
                 id: "1".into(),
@@ -369,14 +401,22 @@ mod status_memo_tests {
             }],
             ..Default::default()
         };
-        memo.wrote("u1", &written);
-        // The store has not caught up: the written status wins.
-        assert_eq!(memo.current("u1", Some(&stale)), written);
+        let json = serde_json::to_vec(&serde_json::to_value(&written).unwrap()).unwrap();
+        memo.remember("u1", Some("7".into()), json.clone());
+        // The store has not caught up: the written status wins, and a write of the same
+        // status changes nothing.
+        assert_eq!(memo.current(&meta("u1", "5"), Some(&stale)), written);
+        assert!(memo.unchanged("u1", &json, || None));
         // Another object (a new incarnation has another uid) is not affected.
-        assert_eq!(memo.current("u2", Some(&stale)), stale);
+        assert_eq!(memo.current(&meta("u2", "5"), Some(&stale)), stale);
+        // The store holds the write: it is the source again, and the entry is gone.
+        assert_eq!(memo.current(&meta("u1", "7"), Some(&written)), written);
+        assert_eq!(memo.in_flight(), 0);
+        assert!(memo.unchanged("u1", &json, || Some(json.clone())));
+        memo.remember("u1", Some("8".into()), json);
         memo.forget("u1");
         assert_eq!(
-            memo.current::<ServiceStatus>("u1", None),
+            memo.current::<ServiceStatus>(&meta("u1", "5"), None),
             ServiceStatus::default()
         );
     }

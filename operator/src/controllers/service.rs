@@ -7,12 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::events::{Event, EventType};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod, Service as CoreService};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
@@ -194,10 +194,7 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
         return Ok(Action::requeue(Duration::from_millis(500)));
     }
     let cluster = cluster_name(svc.spec.cluster.as_deref()).to_string();
-    let old: ServiceStatus = ctx.statuses.current(
-        svc.uid().as_deref().unwrap_or_default(),
-        svc.status.as_ref(),
-    );
+    let old: ServiceStatus = ctx.statuses.current(&svc.metadata, svc.status.as_ref());
     let generation = svc.metadata.generation;
 
     let daemon = svc.spec.scheduling_strategy == Some(SchedulingStrategy::Daemon);

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::events::{Event, EventType};
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use tracing::warn;
@@ -80,10 +80,7 @@ async fn reconcile(task: Arc<Task>, ctx: Arc<Context>) -> Result<Action> {
     let ns = task.namespace().unwrap_or_default();
     let name = task.name_any();
     let cluster = cluster_name(task.spec.cluster.as_deref()).to_string();
-    let old: TaskStatus = ctx.statuses.current(
-        task.uid().as_deref().unwrap_or_default(),
-        task.status.as_ref(),
-    );
+    let old: TaskStatus = ctx.statuses.current(&task.metadata, task.status.as_ref());
     let generation = task.metadata.generation;
     let mut status = TaskStatus {
         observed_generation: generation,

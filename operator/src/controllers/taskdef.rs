@@ -6,12 +6,12 @@ use crate::api::states::RevisionState;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::events::{Event, EventType};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};

@@ -255,22 +255,12 @@ mod tests {
         let world = World::plain();
         let recorder = &world.ctx.recorder;
         let events = "/apis/events.k8s.io/v1/namespaces/shop/events";
-        recorder
-            .publish(&event("A"), &reference("web"))
-            .await
-            .unwrap();
-        recorder
-            .publish(&event("A"), &reference("web"))
-            .await
-            .unwrap();
-        recorder
-            .publish(&event("A"), &reference("web"))
-            .await
-            .unwrap();
-        recorder
-            .publish(&event("B"), &reference("web"))
-            .await
-            .unwrap();
+        for action in ["A", "A", "A", "B"] {
+            recorder
+                .publish(&event(action), &reference("web"))
+                .await
+                .unwrap();
+        }
         let created = world.api.all(&Method::POST, events);
         assert_eq!(created.len(), 2, "A once, then B");
         assert_eq!(created[0].body["reason"], "ServiceEvent");
@@ -296,14 +286,12 @@ mod tests {
             (c.method == Method::PATCH).then(|| failure(404, "NotFound", "not found"))
         }));
         let recorder = &world.ctx.recorder;
-        recorder
-            .publish(&event("A"), &reference("web"))
-            .await
-            .unwrap();
-        recorder
-            .publish(&event("A"), &reference("web"))
-            .await
-            .unwrap();
+        for _ in 0..2 {
+            recorder
+                .publish(&event("A"), &reference("web"))
+                .await
+                .unwrap();
+        }
         let events = "/apis/events.k8s.io/v1/namespaces/shop/events";
         assert_eq!(world.api.all(&Method::POST, events).len(), 2);
     }

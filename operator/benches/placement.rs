@@ -35,7 +35,7 @@ fn cluster() -> Vec<InstanceState> {
         .map(|i| {
             let (kind, cpu, memory) = TYPES[i % TYPES.len()];
             let mut inst = InstanceState {
-                id: format!("i-{i:05}"),
+                id: format!("i-{i:05}").into(),
                 attributes: std::sync::Arc::new(
                     [
                         (

@@ -324,7 +324,8 @@ async fn write_status(
     deletion_blocked: Option<&str>,
 ) -> Result<()> {
     let status = build_status(cluster, ctx, owned, conflicts, deletion_blocked);
-    ctx.write_status(cluster, &status).await?;
+    ctx.write_status(cluster, cluster.status.as_ref(), &status)
+        .await?;
     Ok(())
 }
 

@@ -110,7 +110,7 @@ mod tests {
         index
             .read()
             .of(key)
-            .map(|i| (i.id.clone(), i.remaining_memory))
+            .map(|i| (i.id.to_string(), i.remaining_memory))
             .collect()
     }
 

@@ -12,11 +12,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReferen
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 
-use super::taskdef::{TaskDefinitionRef, family_of};
+use super::taskdef::{TaskDefinitionRef, family_name};
 use super::{Context, Stores};
-use crate::api::TaskDefinitionSpec;
 use crate::api::common::{CapacityProviderStrategyItem, LaunchType};
 use crate::api::labels;
+use crate::api::{TaskDefinition, TaskDefinitionSpec};
 use crate::placement::capacity::{self, Share};
 use crate::placement::engine::{InstanceState, RunningTask, family_group, service_group};
 use crate::placement::instance::pod_requests;
@@ -49,14 +49,32 @@ impl Resolved {
 /// Errors are ECS's ClientException messages.
 pub fn resolve(stores: &Stores, ns: &str, reference: &str) -> Result<Resolved, String> {
     let r = TaskDefinitionRef::parse(reference)?;
-    let td = stores
-        .taskdefs
-        .state()
-        .into_iter()
-        .find(|t| t.namespace().as_deref() == Some(ns) && family_of(t) == r.family)
-        .ok_or_else(|| "Unable to describe task definition.".to_string())?;
-    let uid = td.uid().unwrap_or_default();
     let index = stores.registered.read();
+    // The family's owner registers its revisions (a later claimant is refused): most often
+    // the object named after the family. Every service pass resolves, so that one is read
+    // first and the namespace scanned only when it is not the owner.
+    let uid_of = |t: &TaskDefinition| t.metadata.uid.clone().unwrap_or_default();
+    let owner = stores
+        .taskdefs
+        .get(&kube::runtime::reflector::ObjectRef::new(&r.family).within(ns))
+        .filter(|t| family_name(t) == r.family && index.of(ns, &uid_of(t)).next().is_some())
+        .or_else(|| {
+            stores
+                .taskdefs
+                .state()
+                .into_iter()
+                .filter(|t| {
+                    t.metadata.namespace.as_deref() == Some(ns) && family_name(t) == r.family
+                })
+                .min_by_key(|t| {
+                    (
+                        t.metadata.creation_timestamp.clone().map(|t| t.0),
+                        t.metadata.name.clone(),
+                    )
+                })
+        });
+    let td = owner.ok_or_else(|| "Unable to describe task definition.".to_string())?;
+    let uid = uid_of(&td);
     let revisions: Vec<_> = index.of(ns, &uid).collect();
     let stored: Vec<_> = revisions.iter().map(|r| r.stored.clone()).collect();
     let n = r.pick(&stored).ok_or_else(|| match r.revision {
@@ -323,7 +341,7 @@ pub fn instances(
     }
     // In Node name order, as the index keeps them.
     for f in &ledger.in_flight {
-        if let Ok(i) = instances.binary_search_by(|inst| inst.id.as_str().cmp(&f.node)) {
+        if let Ok(i) = instances.binary_search_by(|inst| (*inst.id).cmp(f.node.as_str())) {
             instances[i].run(f.task.clone(), &f.ports);
         }
     }
@@ -455,7 +473,7 @@ pub async fn place_and_create(
         } else {
             let mut states = instances(&ctx.stores, &mut ledger, &ns, cluster);
             if let Some(allowed) = only_on {
-                states.retain(|s| allowed.contains(&s.id));
+                states.retain(|s| allowed.contains(&*s.id));
             }
             let seed = Instant::now().elapsed().as_nanos() as u64 ^ count as u64;
             let req = request_of(pod, group, count, seed ^ rand_seed());
@@ -463,7 +481,7 @@ pub async fn place_and_create(
             let nodes = out
                 .placed
                 .iter()
-                .map(|&i| Some(states[i].id.clone()))
+                .map(|&i| Some(states[i].id.to_string()))
                 .collect();
             if out.failure.is_some() {
                 outcome = Some(out);
@@ -593,6 +611,72 @@ mod tests {
             "status": {"phase": "Pending"},
         }))
         .expect("a pod")
+    }
+
+    fn taskdef(world: &mut World, name: &str, family: Option<&str>, created: &str, uid: &str) {
+        world.taskdef(
+            serde_json::from_value(json!({
+                "apiVersion": "ecs.kubecs.io/v1alpha1", "kind": "TaskDefinition",
+                "metadata": {"name": name, "namespace": "ns", "uid": uid, "creationTimestamp": created},
+                "spec": {"family": family,
+                         "containerDefinitions": [{"name": "app", "image": name, "memory": 256}]},
+            }))
+            .expect("a TaskDefinition"),
+        );
+    }
+
+    fn revision(world: &mut World, owner_uid: &str, n: i64, image: &str) {
+        world.revision(
+            serde_json::from_value(json!({
+                "metadata": {"name": format!("{owner_uid}-{n}"), "namespace": "ns",
+                             "uid": format!("rev-{owner_uid}-{n}"),
+                             "labels": {super::super::taskdef::OWNER_UID_LABEL: owner_uid}},
+                "revision": n,
+                "data": {"family": "web",
+                         "containerDefinitions": [{"name": "app", "image": image, "memory": 256}]},
+            }))
+            .expect("a ControllerRevision"),
+        );
+    }
+
+    #[tokio::test]
+    async fn a_family_resolves_to_the_object_that_registered_it() {
+        let mut world = World::plain();
+        // The object named after the family owns it: read without a scan.
+        taskdef(&mut world, "web", None, "2026-01-02T00:00:00Z", "td-web");
+        revision(&mut world, "td-web", 1, "web:1");
+        let r = resolve(&world.ctx.stores, "ns", "web").expect("resolves");
+        assert_eq!(r.name(), "web:1");
+        assert_eq!(
+            r.spec.container_definitions[0].image.as_deref(),
+            Some("web:1")
+        );
+
+        // An older object claims the family under another name: it owns it, and the one
+        // named `web` (refused, FamilyConflict) registered nothing.
+        let mut world = World::plain();
+        taskdef(&mut world, "web", None, "2026-01-02T00:00:00Z", "td-web");
+        taskdef(
+            &mut world,
+            "shop-web",
+            Some("web"),
+            "2026-01-01T00:00:00Z",
+            "td-shop",
+        );
+        revision(&mut world, "td-shop", 4, "shop:4");
+        let r = resolve(&world.ctx.stores, "ns", "web:4").expect("resolves");
+        assert_eq!(
+            r.spec.container_definitions[0].image.as_deref(),
+            Some("shop:4")
+        );
+        assert_eq!(
+            resolve(&world.ctx.stores, "ns", "web:5").expect_err("no such revision"),
+            "Unable to describe task definition."
+        );
+        assert_eq!(
+            resolve(&world.ctx.stores, "ns", "api").expect_err("no such family"),
+            "Unable to describe task definition."
+        );
     }
 
     #[tokio::test]

@@ -3,7 +3,7 @@
 //! it creates names a recorded deployment), then stops and starts tasks and reports in
 //! ECS's words.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -235,7 +235,7 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
     let draining: BTreeSet<&str> = instances
         .iter()
         .filter(|i| i.draining)
-        .map(|i| i.id.as_str())
+        .map(|i| &*i.id)
         .collect();
     let tasks: Vec<ObservedTask> = pods
         .iter()
@@ -250,7 +250,7 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
     let eligible = if daemon {
         usable
             .iter()
-            .map(|&i| instances[i].id.clone())
+            .map(|&i| instances[i].id.to_string())
             .collect::<Vec<_>>()
     } else {
         Vec::new()
@@ -372,14 +372,15 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
         hooks: hook_config,
         hook_outcomes: &hook_outcomes,
     };
-    let zone_of: BTreeMap<String, String> = instances
+    // Borrowed: a pass reads every instance of its cluster, and must not copy their names.
+    let zone_of: HashMap<&str, &str> = instances
         .iter()
         .filter_map(|i| {
             Some((
-                i.id.clone(),
+                &*i.id,
                 i.attributes
                     .get(crate::placement::engine::AVAILABILITY_ZONE_ATTRIBUTE)?
-                    .clone(),
+                    .as_str(),
             ))
         })
         .collect();
@@ -390,7 +391,12 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
         let group = service_group(&name);
         let strategies = policy.strategies.clone();
         let provider_of = providers_of(&pods);
-        let task_zone = |t: &ObservedTask| t.node.as_ref().and_then(|n| zone_of.get(n)).cloned();
+        let task_zone = |t: &ObservedTask| {
+            t.node
+                .as_deref()
+                .and_then(|n| zone_of.get(n))
+                .map(|z| z.to_string())
+        };
         let stops = &mut rebalance_stops;
         deploy::replica::plan(&state, &mut |candidates, n| {
             // A rebalance stops its excess task in the fullest zone.
@@ -430,18 +436,22 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
             .first()
             .map(|d| deployment_label(&d.id).to_string());
         let stopping: BTreeSet<&str> = plan.stop.iter().map(|s| s.name.as_str()).collect();
-        let mut zones: rebalance::ZoneTasks = usable
+        let mut zones = rebalance::ZoneTasks::new();
+        for z in usable
             .iter()
-            .filter_map(|&i| zone_of.get(&instances[i].id))
-            .map(|z| (z.clone(), 0))
-            .collect();
+            .filter_map(|&i| zone_of.get(&*instances[i].id))
+        {
+            if !zones.contains_key(*z) {
+                zones.insert(z.to_string(), 0);
+            }
+        }
         for t in tasks.iter().filter(|t| {
             t.is_live()
                 && Some(&t.deployment) == primary.as_ref()
                 && !stopping.contains(t.name.as_str())
         }) {
-            if let Some(z) = t.node.as_ref().and_then(|n| zone_of.get(n))
-                && let Some(c) = zones.get_mut(z)
+            if let Some(z) = t.node.as_deref().and_then(|n| zone_of.get(n))
+                && let Some(c) = zones.get_mut(*z)
             {
                 *c += 1;
             }
@@ -463,9 +473,9 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
     let rebalance_zone_nodes: Option<BTreeSet<String>> = rebalance.start_in.as_ref().map(|zone| {
         usable
             .iter()
-            .map(|&i| &instances[i].id)
-            .filter(|id| zone_of.get(*id) == Some(zone))
-            .cloned()
+            .map(|&i| &*instances[i].id)
+            .filter(|id| zone_of.get(id) == Some(&zone.as_str()))
+            .map(str::to_string)
             .collect()
     });
     if let (Some(_), Some(primary)) = (&rebalance.start_in, plan.deployments.first()) {
@@ -554,7 +564,8 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
         for m in messages.drain(..) {
             publish(&ctx, &svc, &m).await;
         }
-        ctx.write_status(svc.as_ref(), &status).await?;
+        ctx.write_status(svc.as_ref(), svc.status.as_ref(), &status)
+            .await?;
     }
 
     // 2. Stop, then start.
@@ -723,7 +734,8 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
         generation,
     );
     status.conditions = merge(&old.conditions, conditions);
-    ctx.write_status(svc.as_ref(), &status).await?;
+    ctx.write_status(svc.as_ref(), svc.status.as_ref(), &status)
+        .await?;
 
     // 5. The deployment history, from what status now holds.
     let records = deploy::history::decide(&history_facts, &status.deployments);
@@ -1147,7 +1159,7 @@ async fn refuse(
             ),
         ],
     );
-    ctx.write_status(svc, &status).await?;
+    ctx.write_status(svc, svc.status.as_ref(), &status).await?;
     if old.conditions.iter().all(|c| c.message != message) {
         let ev = Event {
             type_: EventType::Warning,

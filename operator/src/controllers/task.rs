@@ -112,7 +112,8 @@ async fn reconcile(task: Arc<Task>, ctx: Arc<Context>) -> Result<Action> {
                         condition(cond::DEGRADED, true, reason, msg.clone(), generation),
                     ],
                 );
-                ctx.write_status(task.as_ref(), &status).await?;
+                ctx.write_status(task.as_ref(), task.status.as_ref(), &status)
+                    .await?;
                 if old.conditions.iter().all(|c| c.message != msg) {
                     publish(&ctx, &task, EventType::Warning, reason, &msg).await;
                 }
@@ -226,7 +227,8 @@ async fn reconcile(task: Arc<Task>, ctx: Arc<Context>) -> Result<Action> {
         ],
     );
     if status != old {
-        ctx.write_status(task.as_ref(), &status).await?;
+        ctx.write_status(task.as_ref(), task.status.as_ref(), &status)
+            .await?;
     }
     if all_stopped || (status.tasks.is_empty() && !status.failures.is_empty()) {
         // Finished runs stay visible for the retention time, then go (their pods with them).

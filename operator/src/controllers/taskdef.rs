@@ -42,7 +42,16 @@ pub const DEREGISTERED_AT_ANNOTATION: &str = "ecs.kubecs.io/deregistered-at";
 
 /// The family of a TaskDefinition: `spec.family`, else `metadata.name`.
 pub fn family_of(td: &TaskDefinition) -> String {
-    td.spec.family.clone().unwrap_or_else(|| td.name_any())
+    family_name(td).to_string()
+}
+
+/// The family `td` registers, borrowed: lookups scan every TaskDefinition of the store, and
+/// must not copy each name to compare it.
+pub fn family_name(td: &TaskDefinition) -> &str {
+    td.spec
+        .family
+        .as_deref()
+        .unwrap_or_else(|| td.metadata.name.as_deref().unwrap_or_default())
 }
 
 /// The normalised definition a revision stores: the spec with its family filled in.
@@ -180,7 +189,9 @@ async fn reconcile(td: Arc<TaskDefinition>, ctx: Arc<Context>) -> Result<Action>
         .taskdefs
         .state()
         .into_iter()
-        .filter(|o| o.namespace().as_deref() == Some(ns.as_str()) && family_of(o) == family)
+        .filter(|o| {
+            o.metadata.namespace.as_deref() == Some(ns.as_str()) && family_name(o) == family
+        })
         .min_by_key(|o| {
             (
                 o.metadata.creation_timestamp.clone().map(|t| t.0),
@@ -427,7 +438,7 @@ async fn write_status(
         observed_generation: generation,
         conditions: merge(&old.conditions, conds),
     };
-    ctx.write_status(td, &status).await?;
+    ctx.write_status(td, td.status.as_ref(), &status).await?;
     Ok(())
 }
 

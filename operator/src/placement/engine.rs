@@ -64,8 +64,9 @@ pub struct RunningTask {
 /// A container instance and what runs on it now: the engine's input.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct InstanceState {
-    /// The container instance id (ECS `ec2InstanceId`: the Node's name).
-    pub id: String,
+    /// The container instance id (ECS `ec2InstanceId`: the Node's name). Shared, as are the
+    /// strings below: every service pass copies its cluster's instances.
+    pub id: std::sync::Arc<str>,
     /// ECS attributes (`ecs.availability-zone`, `ecs.instance-type`, custom ones), shared
     /// with the index that parsed them.
     pub attributes: std::sync::Arc<BTreeMap<String, String>>,
@@ -81,9 +82,9 @@ pub struct InstanceState {
     /// DRAINING (the Node is cordoned): ECS places nothing there.
     pub draining: bool,
     /// The agent version, for `agentVersion` queries.
-    pub agent_version: Option<String>,
+    pub agent_version: Option<std::sync::Arc<str>>,
     /// When it registered (RFC 3339), for `registeredAt` queries.
-    pub registered_at: Option<String>,
+    pub registered_at: Option<std::sync::Arc<str>>,
     /// The tasks running there (`runningTasksCount`, `task:group`, spread, distinctInstance).
     /// Shared with the index that keeps them: a placement copies no task.
     pub tasks: std::sync::Arc<Vec<RunningTask>>,
@@ -94,7 +95,7 @@ impl InstanceState {
     /// [`run`](Self::run)s what the Node holds.
     pub fn from_container_instance(ci: &ContainerInstance) -> Self {
         Self {
-            id: ci.id.clone(),
+            id: ci.id.as_str().into(),
             attributes: std::sync::Arc::new(ci.attributes.clone()),
             remaining_cpu: ci.registered_cpu,
             remaining_memory: ci.registered_memory,
@@ -102,7 +103,7 @@ impl InstanceState {
             agent_connected: ci.agent_connected,
             draining: ci.draining,
             agent_version: None,
-            registered_at: ci.registered_at.clone(),
+            registered_at: ci.registered_at.as_deref().map(Into::into),
             tasks: Default::default(),
         }
     }
@@ -555,10 +556,7 @@ pub struct PlacementOutcome {
 impl PlacementOutcome {
     /// The chosen instances' ids, task by task.
     pub fn instance_ids<'a>(&self, instances: &'a [InstanceState]) -> Vec<&'a str> {
-        self.placed
-            .iter()
-            .map(|&i| instances[i].id.as_str())
-            .collect()
+        self.placed.iter().map(|&i| &*instances[i].id).collect()
     }
 }
 
@@ -860,7 +858,7 @@ fn closest_failure(
     }
     match best {
         Some((_, _, i, shortfall)) => PlacementFailure {
-            closest: Some(board.instances[i].id.clone()),
+            closest: Some(board.instances[i].id.to_string()),
             shortfall,
         },
         None => PlacementFailure {
@@ -1561,7 +1559,7 @@ mod tests {
             )
                 .prop_map(|(z, t, cpu, mem, groups, connected, draining, port)| {
                     InstanceState {
-                        id: String::new(),
+                        id: "".into(),
                         attributes: std::sync::Arc::new(
                             [
                                 ("ecs.availability-zone".to_string(), ZONES[z].to_string()),
@@ -1593,7 +1591,7 @@ mod tests {
         fn arb_instances() -> impl Strategy<Value = Vec<InstanceState>> {
             proptest::collection::vec(arb_instance(), 0..25).prop_map(|mut v| {
                 for (i, inst) in v.iter_mut().enumerate() {
-                    inst.id = format!("i-{i}");
+                    inst.id = format!("i-{i}").into();
                 }
                 v
             })
@@ -1748,7 +1746,7 @@ mod tests {
                     prop_assert!(!state.iter().any(|i| fits(i, &policy, &request)),
                         "stopped short though something fits: {failure:?}");
                     if let Some(id) = &failure.closest {
-                        prop_assert!(state.iter().any(|i| &i.id == id));
+                        prop_assert!(state.iter().any(|i| *i.id == **id));
                     }
                 } else {
                     prop_assert!(outcome.failure.is_none());

@@ -15,7 +15,7 @@ kube-scheduler), and API requests per task started or stopped from the API serve
 apiserver_request_total (less KWOK's pod and node status writes and leases, which both
 sides cause alike). Prints one table; asserts no timing.
 """
-import argparse, re, sys, time
+import argparse, os, re, subprocess, sys, tempfile, time
 
 from bench_common import Followed, cpu_seconds, kubectl, peak_rss_mib, rss_mib
 
@@ -27,6 +27,10 @@ ap.add_argument("--operator-pid", type=int, required=True)
 ap.add_argument("--kcm-pid", type=int, required=True)
 ap.add_argument("--scheduler-pid", type=int, required=True)
 ap.add_argument("--kubecs-only", action="store_true", help="the operator's phases alone")
+ap.add_argument("--nodes", type=int, default=200, help="the bench Nodes (bench-node-0001...)")
+ap.add_argument("--foreign-pods", action="store_true",
+                help="with --kubecs-only: roll again beside N x T bare pods bound round-robin to the "
+                     "Nodes (the Deployments' pods without their 30 minutes of placing them)")
 ap.add_argument("--timeout", type=int, default=1800, help="per phase, seconds")
 a = ap.parse_args()
 
@@ -160,7 +164,72 @@ spec:
 """
 
 
+def foreign_pod(i, nodes):
+    """One of the Deployments' pods as kube-scheduler spreads them, bound by name."""
+    return f"""---
+apiVersion: v1
+kind: Pod
+metadata: {{name: foreign-{i}, namespace: {DEP_NS}, labels: {{app: foreign-{i // 10}}}}}
+spec:
+  nodeName: bench-node-{i % nodes + 1:04d}
+  containers:
+    - name: app
+      image: public.ecr.aws/nginx/nginx:1.27
+      ports: [{{containerPort: 80}}]
+      resources: {{requests: {{cpu: 256m, memory: 512Mi}}, limits: {{cpu: 256m, memory: 512Mi}}}}
+"""
+
+
 rows = []
+
+
+def row(side, name):
+    return next(r for r in rows if r["side"] == side and r["phase"] == name)
+
+
+CLIENTS = 8
+
+
+def kubectl_all(verb, docs):
+    """`kubectl VERB` of DOCS from CLIENTS kubectl processes at once, each every CLIENTS-th
+    object: a deploy tool's parallel apply, so that a phase times the controllers and not one
+    client's round trips (one kubectl applying 1,000 objects one after the other took half
+    of a roll's time)."""
+    docs = list(docs)
+    procs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in range(min(CLIENTS, len(docs))):
+            path = os.path.join(tmp, f"{k}.yaml")
+            with open(path, "w") as f:
+                f.write("".join(docs[k::CLIENTS]))
+            procs.append(subprocess.Popen(["kubectl", verb, "-f", path], stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.PIPE, text=True))
+        errors = [p.communicate()[1] for p in procs]
+    if any(p.returncode != 0 for p in procs):
+        sys.exit(f"kubectl {verb}: {' '.join(e.strip() for e in errors)[:2000]}")
+
+
+def quiet_pods(ns):
+    """(pods in NS, how many of them are not Running or are being deleted)."""
+    out = kubectl("get", "pods", "-n", ns, "--no-headers",
+                  "-o", "custom-columns=P:.status.phase,D:.metadata.deletionTimestamp")
+    lines = [l.split() for l in out.splitlines() if l.strip()]
+    return len(lines), sum(1 for l in lines if l != ["Running", "<none>"])
+
+
+def settle(expected):
+    """Waits until each namespace holds exactly its expected pods, all Running and none being
+    deleted: a phase starts from a quiet cluster, not in the tail of the one before (KWOK
+    still deleting the old pods of a roll that its controller already counts as done)."""
+    t0 = time.time()
+    while time.time() - t0 < 600:
+        counts = {ns: quiet_pods(ns) for ns in expected}
+        if all(counts[ns] == (n, 0) for ns, n in expected.items()):
+            if time.time() - t0 > 1:
+                print(f"  settled in {time.time() - t0:.0f} s", file=sys.stderr)
+            return
+        time.sleep(5)
+    print(f"  not settled after 600 s: {counts}", file=sys.stderr)
 
 
 def phase(name, side, change, wait, tasks_changed):
@@ -169,6 +238,7 @@ def phase(name, side, change, wait, tasks_changed):
     req0 = api_requests()
     t0 = time.time()
     change()
+    applied = time.time() - t0
     ok = wait()
     secs = time.time() - t0
     cpu = sum(cpu_seconds(p) for p in pids) - cpu0
@@ -179,7 +249,7 @@ def phase(name, side, change, wait, tasks_changed):
     top = ", ".join(f"{v:.0f} {k[0]} {k[1]}{'/' + k[2] if k[2] else ''}" for k, v in
                     sorted(req.items(), key=lambda kv: -kv[1])[:6])
     rss = f"  operator RSS {rss_mib(a.operator_pid):.0f} MiB, peak {peak_rss_mib(a.operator_pid):.0f}"
-    print(f"  {side:11} {name:34} {secs:7.1f} s  cpu {cpu:6.1f} s  {total:7.0f} requests "
+    print(f"  {side:11} {name:34} {secs:7.1f} s  (kubectl {applied:.0f} s)  cpu {cpu:6.1f} s  {total:7.0f} requests "
           f"({total / max(tasks_changed, 1):.2f}/task: {top}){rss}{'' if ok else '  NOT CONVERGED'}", file=sys.stderr)
     return secs
 
@@ -198,41 +268,62 @@ deps = Converged(f"/apis/apps/v1/namespaces/{DEP_NS}/deployments")
 print(f"operator at scale: {N} services x {T} tasks, then {N} Deployments x {T} replicas", file=sys.stderr)
 
 # kubecs: create, then roll alone.
-kubectl("create", "-f", "-", input="".join(taskdef(i, "1") for i in range(N)))
-phase("create", "kubecs", lambda: kubectl("create", "-f", "-", input="".join(service(i, T) for i in range(N))),
+kubectl_all("create", (taskdef(i, "1") for i in range(N)))
+phase("create", "kubecs", lambda: kubectl_all("create", (service(i, T) for i in range(N))),
       lambda: ecs.wait(ecs_done(1, T), N, a.timeout), N * T)
+settle({ECS_NS: N * T})
 phase("roll to a new revision (alone)", "kubecs",
-      lambda: kubectl("apply", "-f", "-", input="".join(taskdef(i, "2") for i in range(N))),
+      lambda: kubectl_all("apply", (taskdef(i, "2") for i in range(N))),
       lambda: ecs.wait(ecs_done(2, T), N, a.timeout), 2 * N * T)
 if a.kubecs_only:
+    rev = 2
+    if a.foreign_pods:
+        bare = Converged(f"/api/v1/namespaces/{DEP_NS}/pods")
+        t0 = time.time()
+        kubectl_all("create", (foreign_pod(i, a.nodes) for i in range(N * T)))
+        running = lambda p: (p.get("status") or {}).get("phase") == "Running"
+        if not bare.wait(running, N * T, a.timeout):
+            sys.exit("the foreign pods did not all start")
+        print(f"  {N * T} foreign pods running after {time.time() - t0:.1f} s", file=sys.stderr)
+        rev = 3
+        settle({ECS_NS: N * T, DEP_NS: N * T})
+        phase("roll with the foreign pods", "kubecs",
+              lambda: kubectl_all("apply", (taskdef(i, "3") for i in range(N))),
+              lambda: ecs.wait(ecs_done(3, T), N, a.timeout), 2 * N * T)
+    settle({ECS_NS: N * T, **({DEP_NS: N * T} if a.foreign_pods else {})})
     phase(f"scale in to {S}", "kubecs",
-          lambda: kubectl("apply", "-f", "-", input="".join(service(i, S) for i in range(N))),
-          lambda: ecs.wait(ecs_done(2, S), N, a.timeout), N * (T - S))
+          lambda: kubectl_all("apply", (service(i, S) for i in range(N))),
+          lambda: ecs.wait(ecs_done(rev, S), N, a.timeout), N * (T - S))
+    if a.foreign_pods:
+        alone, crowded = row("kubecs", "roll to a new revision (alone)"), row("kubecs", "roll with the foreign pods")
+        print(f"crowded roll / roll alone: {crowded['seconds'] / alone['seconds']:.2f}x in time, "
+              f"{crowded['cpu'] / max(alone['cpu'], 0.01):.2f}x in CPU")
     print(f"peak RSS: operator {peak_rss_mib(a.operator_pid):.0f} MiB")
     sys.exit(0 if all(r["converged"] for r in rows) else 1)
 # Deployments: create and roll, with kubecs' tasks present.
-phase("create", "Deployments", lambda: kubectl("create", "-f", "-", input="".join(deployment(i, T, "1") for i in range(N))),
+settle({ECS_NS: N * T})
+phase("create", "Deployments", lambda: kubectl_all("create", (deployment(i, T, "1") for i in range(N))),
       lambda: deps.wait(deploy_done(T, "1"), N, a.timeout), N * T)
+settle({ECS_NS: N * T, DEP_NS: N * T})
 phase("roll to a new revision", "Deployments",
-      lambda: kubectl("apply", "-f", "-", input="".join(deployment(i, T, "2") for i in range(N))),
+      lambda: kubectl_all("apply", (deployment(i, T, "2") for i in range(N))),
       lambda: deps.wait(deploy_done(T, "2"), N, a.timeout), 2 * N * T)
 # kubecs again, now with the Deployments' pods on the same nodes.
+settle({ECS_NS: N * T, DEP_NS: N * T})
 phase("roll with the Deployments' pods", "kubecs",
-      lambda: kubectl("apply", "-f", "-", input="".join(taskdef(i, "3") for i in range(N))),
+      lambda: kubectl_all("apply", (taskdef(i, "3") for i in range(N))),
       lambda: ecs.wait(ecs_done(3, T), N, a.timeout), 2 * N * T)
 # Scale in, each side.
+settle({ECS_NS: N * T, DEP_NS: N * T})
 phase(f"scale in to {S}", "kubecs",
-      lambda: kubectl("apply", "-f", "-", input="".join(service(i, S) for i in range(N))),
+      lambda: kubectl_all("apply", (service(i, S) for i in range(N))),
       lambda: ecs.wait(ecs_done(3, S), N, a.timeout), N * (T - S))
+settle({ECS_NS: N * S, DEP_NS: N * T})
 phase(f"scale in to {S}", "Deployments",
-      lambda: kubectl("apply", "-f", "-", input="".join(deployment(i, S, "2") for i in range(N))),
+      lambda: kubectl_all("apply", (deployment(i, S, "2") for i in range(N))),
       lambda: deps.wait(deploy_done(S, "2"), N, a.timeout), N * (T - S))
 
 op_rss, kcm_rss = peak_rss_mib(a.operator_pid), peak_rss_mib(a.kcm_pid)
-
-
-def row(side, name):
-    return next(r for r in rows if r["side"] == side and r["phase"] == name)
 
 
 print()

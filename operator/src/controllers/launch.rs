@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReferen
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 
-use super::taskdef::{TaskDefinitionRef, family_name};
+use super::taskdef::{TaskDefinitionRef, family_name, family_owner};
 use super::{Context, Stores};
 use crate::api::common::{CapacityProviderStrategyItem, LaunchType};
 use crate::api::labels;
@@ -58,21 +58,7 @@ pub fn resolve(stores: &Stores, ns: &str, reference: &str) -> Result<Resolved, S
         .taskdefs
         .get(&kube::runtime::reflector::ObjectRef::new(&r.family).within(ns))
         .filter(|t| family_name(t) == r.family && index.of(ns, &uid_of(t)).next().is_some())
-        .or_else(|| {
-            stores
-                .taskdefs
-                .state()
-                .into_iter()
-                .filter(|t| {
-                    t.metadata.namespace.as_deref() == Some(ns) && family_name(t) == r.family
-                })
-                .min_by_key(|t| {
-                    (
-                        t.metadata.creation_timestamp.clone().map(|t| t.0),
-                        t.metadata.name.clone(),
-                    )
-                })
-        });
+        .or_else(|| family_owner(&stores.taskdefs, ns, &r.family));
     let td = owner.ok_or_else(|| "Unable to describe task definition.".to_string())?;
     let uid = uid_of(&td);
     let revisions: Vec<_> = index.of(ns, &uid).collect();

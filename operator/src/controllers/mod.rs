@@ -312,7 +312,7 @@ impl StatusMemo {
     }
 
     /// Whether `status` (as JSON) is what the object already has: the status last written
-    /// for it, else (no write in flight) whether the stored object's equals it.
+    /// for it, else (no write in flight) whether the stored object's status equals it.
     pub fn unchanged(&self, uid: &str, status: &[u8], stored_equal: impl FnOnce() -> bool) -> bool {
         if let Some(last) = self.last.lock().expect("not poisoned").get(uid) {
             return last.status == status;

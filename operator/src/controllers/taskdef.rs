@@ -54,6 +54,25 @@ pub fn family_name(td: &TaskDefinition) -> &str {
         .unwrap_or_else(|| td.metadata.name.as_deref().unwrap_or_default())
 }
 
+/// The object that owns `family` in `ns`: the oldest that claims it (then by name). Later
+/// claimants are refused and register nothing.
+pub fn family_owner(
+    taskdefs: &Store<TaskDefinition>,
+    ns: &str,
+    family: &str,
+) -> Option<Arc<TaskDefinition>> {
+    taskdefs
+        .state()
+        .into_iter()
+        .filter(|o| o.metadata.namespace.as_deref() == Some(ns) && family_name(o) == family)
+        .min_by_key(|o| {
+            (
+                o.metadata.creation_timestamp.clone().map(|t| t.0),
+                o.metadata.name.clone(),
+            )
+        })
+}
+
 /// The normalised definition a revision stores: the spec with its family filled in.
 pub fn normalise(td: &TaskDefinition) -> TaskDefinitionSpec {
     let mut spec = td.spec.clone();
@@ -184,20 +203,7 @@ async fn reconcile(td: Arc<TaskDefinition>, ctx: Arc<Context>) -> Result<Action>
         .collect();
 
     // One family, one object: a second object claiming a registered family is refused.
-    let owner_of_family = ctx
-        .stores
-        .taskdefs
-        .state()
-        .into_iter()
-        .filter(|o| {
-            o.metadata.namespace.as_deref() == Some(ns.as_str()) && family_name(o) == family
-        })
-        .min_by_key(|o| {
-            (
-                o.metadata.creation_timestamp.clone().map(|t| t.0),
-                o.name_any(),
-            )
-        });
+    let owner_of_family = family_owner(&ctx.stores.taskdefs, &ns, &family);
     if let Some(owner) = owner_of_family.filter(|o| o.uid() != td.uid()) {
         let msg = format!(
             "Family '{family}' is already registered by TaskDefinition '{}'.",

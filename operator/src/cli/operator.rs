@@ -207,7 +207,7 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
     let ctx = Arc::new(context);
     // One active operator: wait for the Lease; losing it ends the process (its pod restarts
     // as a standby), so two leaders never write at once.
-    let _lease_task = if a.lease.leader_election {
+    let leadership = if a.lease.leader_election {
         Some(lead(ctx.client.clone(), &a.lease).await?)
     } else {
         None
@@ -242,23 +242,33 @@ pub async fn run(a: Args) -> Result<(), Fatal> {
         c.await?;
     }
     admin.abort();
+    // Stopped by a signal: a standby takes over at once, not a lease duration later.
+    if let Some((l, watchdog)) = leadership {
+        watchdog.abort();
+        l.release().await;
+    }
     Ok(())
 }
 
-/// Blocks until this process holds the operator Lease; then watches it and exits the process
-/// if it is lost.
-async fn lead(client: Client, lease: &LeaseArgs) -> Result<tokio::task::JoinHandle<()>, Fatal> {
+/// Blocks until this process holds the operator Lease; then exits the process if it is lost
+/// (the leader steps down before a standby may take over: see `lease`).
+async fn lead(
+    client: Client,
+    lease: &LeaseArgs,
+) -> Result<(crate::lease::Leadership, tokio::task::JoinHandle<()>), Fatal> {
     let mut leadership =
         crate::lease::join(client, &lease.lease_namespace, LEASE, lease.lease_seconds).await?;
     let identity = leadership.identity.clone();
     info!(%identity, "standby: waiting for the {LEASE} lease");
     if !leadership.acquired().await {
-        return Err(format!("the {LEASE} lease manager stopped").into());
+        return Err(format!("the {LEASE} lease election stopped").into());
     }
     info!(%identity, "leading: holding the {LEASE} lease");
-    Ok(tokio::spawn(async move {
-        leadership.lost().await;
+    let lost = leadership.lost_signal();
+    let watchdog = tokio::spawn(async move {
+        lost.await;
         tracing::error!("lost the {LEASE} lease: exiting");
         std::process::exit(2);
-    }))
+    });
+    Ok((leadership, watchdog))
 }

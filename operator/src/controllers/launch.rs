@@ -429,14 +429,27 @@ pub struct Placement<'a> {
     pub only_on: Option<&'a BTreeSet<String>>,
 }
 
+/// What one placement's creates came to. A create that failed does not hide those that
+/// succeeded: their owner must expect them, or it would start them again from a store that
+/// has not seen them yet (as the API server restarts, say).
+#[derive(Debug, Default)]
+pub struct Launched {
+    /// The pods the API server created.
+    pub created: Vec<String>,
+    /// Pods whose create failed without saying whether it was committed (the connection
+    /// dropped, or the API server answered 5xx): they may exist. Each has its own name, so
+    /// creating it again settles it (201 or 409), and never makes a second pod.
+    pub uncertain: Vec<Pod>,
+    /// When not all fit: why.
+    pub outcome: Option<PlacementOutcome>,
+    /// The first create that failed.
+    pub error: Option<kube::Error>,
+}
+
 /// Places `count` copies of `pod` (EC2) and creates them bound to their instances; FARGATE
-/// pods are created unbound. Returns the created pods' names and, when not all fit, the
-/// placement outcome that says why.
-pub async fn place_and_create(
-    ctx: &Context,
-    pod: &Pod,
-    how: &Placement<'_>,
-) -> Result<(Vec<String>, Option<PlacementOutcome>), kube::Error> {
+/// pods are created unbound. A pod with a `generateName` is named here, as the API server
+/// would name it, so that a create whose answer was lost can be told apart and retried.
+pub async fn place_and_create(ctx: &Context, pod: &Pod, how: &Placement<'_>) -> Launched {
     let Placement {
         cluster,
         group,
@@ -493,44 +506,93 @@ pub async fn place_and_create(
             })
             .collect()
     };
-    let results: Vec<(Option<u64>, Result<Pod, kube::Error>)> = futures::stream::iter(placed)
+    let results: Vec<(Option<u64>, Pod, Result<Pod, kube::Error>)> = futures::stream::iter(placed)
         .map(|(node, ticket)| {
             let mut p = pod.clone();
             if let Some(n) = node {
                 p.spec.as_mut().expect("rendered").node_name = Some(n);
             }
+            if p.metadata.name.is_none()
+                && let Some(prefix) = p.metadata.generate_name.take()
+            {
+                p.metadata.name = Some(generated_name(&prefix));
+            }
             let api = api.clone();
-            async move { (ticket, api.create(&PostParams::default(), &p).await) }
+            async move {
+                let result = api.create(&PostParams::default(), &p).await;
+                (ticket, p, result)
+            }
         })
         .buffered(CREATES_AT_ONCE)
         .collect()
         .await;
     let mut ledger = ctx.ledger.lock().await;
-    let mut created = Vec::new();
-    let mut failed = None;
-    for (ticket, result) in results {
+    let mut launched = Launched {
+        outcome,
+        ..Default::default()
+    };
+    for (ticket, sent, result) in results {
         match result {
             Ok(made) => {
                 let name = made.name_any();
                 if let Some(t) = ticket {
                     ledger.created(t, &name, &made.uid().unwrap_or_default());
                 }
-                created.push(name);
+                launched.created.push(name);
             }
-            // RunTask's deterministic names: created before a crash (the reflector counts it).
+            // RunTask's deterministic names: created before a crash (the reflector counts
+            // it). A generated name: taken by another pod; this one was not created.
             Err(kube::Error::Api(s)) if s.code == 409 => {
                 ticket.into_iter().for_each(|t| ledger.cancel(t))
             }
             Err(e) => {
                 ticket.into_iter().for_each(|t| ledger.cancel(t));
-                failed.get_or_insert(e);
+                if may_have_happened(&e) {
+                    launched.uncertain.push(sent);
+                }
+                launched.error.get_or_insert(e);
             }
         }
     }
-    match failed {
-        Some(e) => Err(e),
-        None => Ok((created, outcome)),
+    launched
+}
+
+/// Whether a failed write may still have been committed: the answer was lost (a dropped
+/// connection, a timeout) or the API server failed after it began (5xx). A 4xx refusal, or
+/// a connection that never opened, wrote nothing.
+pub fn may_have_happened(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(s) => s.code >= 500,
+        other => !is_connect_error(other),
     }
+}
+
+/// The request never reached the API server: the connection was refused or never opened.
+fn is_connect_error(e: &kube::Error) -> bool {
+    use std::error::Error as _;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = e.source();
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<hyper_util::client::legacy::Error>()
+            && h.is_connect()
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// `prefix` and five characters from the API server's own `generateName` alphabet (no
+/// vowels, no look-alikes), from the OS's randomness.
+pub fn generated_name(prefix: &str) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut bytes = [0u8; 5];
+    getrandom::fill(&mut bytes).expect("the OS has randomness");
+    let suffix: String = bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect();
+    format!("{prefix}{suffix}")
 }
 
 /// Pods of one placement created at once: a service's new tasks cost about one round trip,
@@ -703,9 +765,20 @@ mod tests {
             fixed_nodes: None,
             only_on: None,
         };
-        let pod = task_pod("web-x", None);
+        let mut pod = task_pod("web-x", None);
+        pod.metadata.name = None;
+        pod.metadata.generate_name = Some("web-".into());
         let result = place_and_create(&world.ctx, &pod, &how).await;
-        assert!(result.is_err(), "{result:?}");
+        assert!(result.error.is_some(), "{result:?}");
+        assert!(result.created.is_empty());
+        // A 500 may have been committed: both pods are uncertain, each with its own name.
+        assert_eq!(result.uncertain.len(), 2);
+        let names: BTreeSet<String> = result.uncertain.iter().map(|p| p.name_any()).collect();
+        assert_eq!(names.len(), 2);
+        assert!(
+            names.iter().all(|n| n.len() == 9 && n.starts_with("web-")),
+            "{names:?}"
+        );
         let mut ledger = world.ctx.ledger.lock().await;
         assert!(ledger.in_flight.is_empty());
         assert_eq!(room(&world, &mut ledger), (2048, 4096));

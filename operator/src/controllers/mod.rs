@@ -72,11 +72,20 @@ pub struct Context {
 /// What an owner waits to see in its store (ReplicaSet-style expectations): planning on a
 /// store that lags its own writes would double-create or double-stop tasks. A restarted
 /// operator has none: it starts from a fresh list, which holds every committed write.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Expectation {
     pub created: Vec<String>,
+    /// Creates whose answer was lost (see [`launch::Launched::uncertain`]): expected as the
+    /// created are, and settled by creating them again.
+    pub uncertain: Vec<k8s_openapi::api::core::v1::Pod>,
     pub deleted: Vec<String>,
-    pub at: std::time::Instant,
+    pub at: Option<std::time::Instant>,
+}
+
+impl Expectation {
+    pub fn is_empty(&self) -> bool {
+        self.created.is_empty() && self.uncertain.is_empty() && self.deleted.is_empty()
+    }
 }
 
 /// The shared stores: read-only, and buildable without a client (tests fill them by hand).
@@ -166,29 +175,71 @@ impl Context {
         let Some(e) = all.get(key) else { return true };
         let tasks = self.stores.tasks.read();
         let met = e.created.iter().all(|n| tasks.named(ns, n).is_some())
+            && e.uncertain.iter().all(|p| {
+                tasks
+                    .named(ns, p.metadata.name.as_deref().unwrap_or_default())
+                    .is_some()
+            })
             && e.deleted
                 .iter()
                 .all(|n| tasks.named(ns, n).is_none_or(|p| p.deleting));
-        if met || e.at.elapsed() > std::time::Duration::from_secs(30) {
+        if met
+            || e.at
+                .is_none_or(|at| at.elapsed() > std::time::Duration::from_secs(30))
+        {
             all.remove(key);
             return true;
         }
         false
     }
 
-    /// Records what the owner `key` just created and deleted.
-    pub fn expect(&self, key: &str, created: Vec<String>, deleted: Vec<String>) {
-        if created.is_empty() && deleted.is_empty() {
+    /// Records what the owner `key` just wrote (and what it may have).
+    pub fn expect(&self, key: &str, mut writes: Expectation) {
+        if writes.is_empty() {
             return;
         }
-        self.expectations.lock().expect("not poisoned").insert(
-            key.to_string(),
-            Expectation {
-                created,
-                deleted,
-                at: std::time::Instant::now(),
-            },
-        );
+        writes.at = Some(std::time::Instant::now());
+        self.expectations
+            .lock()
+            .expect("not poisoned")
+            .insert(key.to_string(), writes);
+    }
+
+    /// Settles the owner `key`'s uncertain creates that its store does not show: each is
+    /// created again under its own name. 201 or 409 both say it exists now (the store will
+    /// show it); a refusal says this try made nothing; a lost answer leaves it uncertain.
+    pub async fn settle_uncertain(&self, key: &str, ns: &str) {
+        let pending = {
+            let mut all = self.expectations.lock().expect("not poisoned");
+            let Some(e) = all.get_mut(key) else { return };
+            std::mem::take(&mut e.uncertain)
+        };
+        if pending.is_empty() {
+            return;
+        }
+        let api: kube::Api<k8s_openapi::api::core::v1::Pod> =
+            kube::Api::namespaced(self.client.clone(), ns);
+        let (mut made, mut still) = (Vec::new(), Vec::new());
+        for pod in pending {
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            if self.stores.tasks.read().named(ns, &name).is_some() {
+                made.push(name);
+                continue;
+            }
+            match api.create(&Default::default(), &pod).await {
+                Ok(_) => made.push(name),
+                Err(kube::Error::Api(s)) if s.code == 409 => made.push(name),
+                Err(kube::Error::Api(s)) if s.code < 500 => {
+                    tracing::warn!(pod = %name, error = %s, "a task whose create was uncertain was refused when tried again")
+                }
+                Err(_) => still.push(pod),
+            }
+        }
+        let mut all = self.expectations.lock().expect("not poisoned");
+        if let Some(e) = all.get_mut(key) {
+            e.created.extend(made);
+            e.uncertain.extend(still);
+        }
     }
 }
 

@@ -191,6 +191,7 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
     let name = svc.name_any();
     let key = format!("{ns}/Service/{name}");
     if !ctx.expectations_met(&key, &ns) {
+        ctx.settle_uncertain(&key, &ns).await;
         return Ok(Action::requeue(Duration::from_millis(500)));
     }
     let cluster = cluster_name(svc.spec.cluster.as_deref()).to_string();
@@ -568,130 +569,150 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
             .await?;
     }
 
-    // 2. Stop, then start.
-    let mut deleted = Vec::new();
+    // 2. Stop, then start. Whatever was written (or may have been) is expected before an
+    // error returns: the next pass must not redo it from a store that has not seen it yet
+    // (the API server restarting mid-pass).
+    let mut writes = super::Expectation::default();
     for s in &plan.stop {
         let uid = tasks
             .iter()
             .find(|t| t.name == s.name)
             .map(|t| t.uid.clone())
             .unwrap_or_default();
-        launch::stop(&ctx, &ns, &s.name, &uid).await?;
-        deleted.push(s.name.clone());
+        match launch::stop(&ctx, &ns, &s.name, &uid).await {
+            Ok(()) => writes.deleted.push(s.name.clone()),
+            Err(e) => {
+                if launch::may_have_happened(&e) {
+                    writes.deleted.push(s.name.clone());
+                }
+                ctx.expect(&key, writes);
+                return Err(e.into());
+            }
+        }
     }
     let mut created = Vec::new();
     let mut placement_problem = None;
-    for l in &plan.launch {
-        let dep_label = deployment_label(&l.deployment).to_string();
-        let revision = if l.task_definition == resolved.name() {
-            resolved.clone()
-        } else {
-            // A rollback: the deployment runs an older revision.
-            match launch::resolve(&ctx.stores, &ns, &l.task_definition) {
-                Ok(r) => r,
+    let started: std::result::Result<(), kube::Error> = async {
+        for l in &plan.launch {
+            let dep_label = deployment_label(&l.deployment).to_string();
+            let revision = if l.task_definition == resolved.name() {
+                resolved.clone()
+            } else {
+                // A rollback: the deployment runs an older revision.
+                match launch::resolve(&ctx.stores, &ns, &l.task_definition) {
+                    Ok(r) => r,
+                    Err(msg) => {
+                        placement_problem = Some(msg);
+                        continue;
+                    }
+                }
+            };
+            let options = launch::render_options(&ctx, &ns, &revision.spec).await?;
+            let pod = match task_pod(&svc, &revision, &dep_label, launch_type, &options) {
+                Ok(mut p) => {
+                    if let Some(d) = plan.deployments.iter().find(|d| d.id == l.deployment) {
+                        image_digests::pin_pod(&mut p, &d.container_images);
+                    }
+                    p
+                }
                 Err(msg) => {
                     placement_problem = Some(msg);
                     continue;
                 }
-            }
-        };
-        let options = launch::render_options(&ctx, &ns, &revision.spec).await?;
-        let pod = match task_pod(&svc, &revision, &dep_label, launch_type, &options) {
-            Ok(mut p) => {
-                if let Some(d) = plan.deployments.iter().find(|d| d.id == l.deployment) {
-                    image_digests::pin_pod(&mut p, &d.container_images);
+            };
+            let fixed = daemon.then_some(l.instances.as_slice());
+            let group = service_group(&name);
+            // With a capacity provider strategy, the deployment's new tasks are split among the
+            // providers (counting the tasks it runs already), each batch on its provider.
+            let batches: Vec<(Option<String>, usize)> = match &providers {
+                Some(p) => {
+                    let running = deployment_providers(&pods, &dep_label);
+                    p.groups(&running, l.count)
+                        .into_iter()
+                        .map(|(provider, k)| (Some(provider), k))
+                        .collect()
                 }
-                p
-            }
-            Err(msg) => {
-                placement_problem = Some(msg);
-                continue;
-            }
-        };
-        let fixed = daemon.then_some(l.instances.as_slice());
-        let group = service_group(&name);
-        // With a capacity provider strategy, the deployment's new tasks are split among the
-        // providers (counting the tasks it runs already), each batch on its provider.
-        let batches: Vec<(Option<String>, usize)> = match &providers {
-            Some(p) => {
-                let running = deployment_providers(&pods, &dep_label);
-                p.groups(&running, l.count)
-                    .into_iter()
-                    .map(|(provider, k)| (Some(provider), k))
-                    .collect()
-            }
-            None => vec![(None, l.count)],
-        };
-        let mut names = Vec::new();
-        for (provider, count) in batches {
-            let kind = provider
-                .as_ref()
-                .and_then(|pr| providers.as_ref().and_then(|p| p.kinds.get(pr)));
-            let mut pod = pod.clone();
-            if let Some(pr) = &provider {
-                pod.labels_mut()
-                    .insert(labels::CAPACITY_PROVIDER.into(), pr.clone());
-            }
-            let how = launch::Placement {
-                cluster: &cluster,
-                group: &group,
-                count,
-                policy: &policy,
-                launch_type: match kind {
-                    Some(launch::ProviderKind::Fargate) => LaunchType::Fargate,
-                    Some(launch::ProviderKind::Instances(_)) => LaunchType::Ec2,
-                    None => launch_type,
-                },
-                fixed_nodes: fixed,
-                only_on: match kind {
-                    Some(launch::ProviderKind::Instances(nodes)) => Some(nodes),
-                    _ => None,
-                },
+                None => vec![(None, l.count)],
             };
-            let how = match (&rebalance.start_in, &rebalance_zone_nodes) {
-                (Some(_), Some(nodes)) if how.only_on.is_none() => launch::Placement {
-                    only_on: Some(nodes),
-                    ..how
-                },
-                _ => how,
-            };
-            let (made, failure) = launch::place_and_create(&ctx, &pod, &how).await?;
-            if let Some(zone) = &rebalance.start_in {
-                if made.is_empty() {
-                    let msg = rebalance::unable_to_place(&name, zone);
-                    if status.events.first().map(|e| &e.message) != Some(&msg) {
-                        messages.push(EcsEvent::warning(msg));
+            let mut names = Vec::new();
+            for (provider, count) in batches {
+                let kind = provider
+                    .as_ref()
+                    .and_then(|pr| providers.as_ref().and_then(|p| p.kinds.get(pr)));
+                let mut pod = pod.clone();
+                if let Some(pr) = &provider {
+                    pod.labels_mut()
+                        .insert(labels::CAPACITY_PROVIDER.into(), pr.clone());
+                }
+                let how = launch::Placement {
+                    cluster: &cluster,
+                    group: &group,
+                    count,
+                    policy: &policy,
+                    launch_type: match kind {
+                        Some(launch::ProviderKind::Fargate) => LaunchType::Fargate,
+                        Some(launch::ProviderKind::Instances(_)) => LaunchType::Ec2,
+                        None => launch_type,
+                    },
+                    fixed_nodes: fixed,
+                    only_on: match kind {
+                        Some(launch::ProviderKind::Instances(nodes)) => Some(nodes),
+                        _ => None,
+                    },
+                };
+                let how = match (&rebalance.start_in, &rebalance_zone_nodes) {
+                    (Some(_), Some(nodes)) if how.only_on.is_none() => launch::Placement {
+                        only_on: Some(nodes),
+                        ..how
+                    },
+                    _ => how,
+                };
+                let launched = launch::place_and_create(&ctx, &pod, &how).await;
+                writes.uncertain.extend(launched.uncertain);
+                created.extend(launched.created.iter().cloned());
+                if let Some(e) = launched.error {
+                    return Err(e);
+                }
+                let (made, failure) = (launched.created, launched.outcome);
+                if let Some(zone) = &rebalance.start_in {
+                    if made.is_empty() {
+                        let msg = rebalance::unable_to_place(&name, zone);
+                        if status.events.first().map(|e| &e.message) != Some(&msg) {
+                            messages.push(EcsEvent::warning(msg));
+                        }
+                    } else {
+                        messages.push(EcsEvent::normal(rebalance::started(
+                            &name,
+                            zone,
+                            made.iter().map(String::as_str),
+                        )));
                     }
-                } else {
-                    messages.push(EcsEvent::normal(rebalance::started(
-                        &name,
-                        zone,
-                        made.iter().map(String::as_str),
-                    )));
+                    continue;
                 }
-                created.extend(made);
-                continue;
+                names.extend(made);
+                if let Some(f) = failure.and_then(|o| o.failure) {
+                    let msg = f.service_event(&name);
+                    if status.events.first().map(|e| &e.message) != Some(&msg) {
+                        messages.push(EcsEvent::warning(msg.clone()));
+                    }
+                    placement_problem = Some(msg);
+                }
             }
-            names.extend(made);
-            if let Some(f) = failure.and_then(|o| o.failure) {
-                let msg = f.service_event(&name);
-                if status.events.first().map(|e| &e.message) != Some(&msg) {
-                    messages.push(EcsEvent::warning(msg.clone()));
-                }
-                placement_problem = Some(msg);
+            if !names.is_empty() {
+                messages.push(EcsEvent::normal(format!(
+                    "(service {name}) has started {} tasks: {}.",
+                    names.len(),
+                    deploy::task_list(names.iter().map(String::as_str))
+                )));
             }
         }
-        if !names.is_empty() {
-            messages.push(EcsEvent::normal(format!(
-                "(service {name}) has started {} tasks: {}.",
-                names.len(),
-                deploy::task_list(names.iter().map(String::as_str))
-            )));
-        }
-        created.extend(names);
+        Ok(())
     }
-    let stopped = deleted.len();
-    ctx.expect(&key, created.clone(), deleted);
+    .await;
+    let stopped = writes.deleted.len();
+    writes.created = created.clone();
+    ctx.expect(&key, writes);
+    started?;
     if plan.steady
         && status.events.first().map(|e| e.message.clone()) != Some(steady_message(&name))
     {
@@ -1677,7 +1698,12 @@ mod conversation {
 
     /// Cluster `shop/prod` with two instances, and task definition `web:1`.
     fn world() -> World {
-        let mut world = World::plain();
+        world_answering(Box::new(|_| None))
+    }
+
+    /// The same, on an API server that answers `script` first.
+    fn world_answering(script: crate::controllers::testing::Script) -> World {
+        let mut world = World::new(script);
         prod_cluster(&mut world, json!({}));
         world.node(node("n1", "us-east-1a", Some("shop/prod")));
         world.node(node("n2", "us-east-1b", Some("shop/prod")));
@@ -1919,6 +1945,60 @@ mod conversation {
             "ClusterNotFoundException: Cluster not found.",
         )
         .await;
+    }
+
+    /// The API server fails in the middle of a pass: the task it created, and the one whose
+    /// create may have been committed (a 500), are expected; the next pass, on a store that
+    /// shows neither yet, starts no other task: it settles the uncertain one by creating it
+    /// again under the same name.
+    #[tokio::test]
+    async fn a_pass_cut_short_by_the_api_server_starts_nothing_twice() {
+        let posts = std::sync::atomic::AtomicUsize::new(0);
+        let world = world_answering(Box::new(move |call| {
+            (call.is(&Method::POST, PODS)
+                && posts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1)
+                .then(|| {
+                    crate::controllers::testing::failure(
+                        500,
+                        "InternalError",
+                        "etcdserver: request timed out",
+                    )
+                })
+        }));
+        let svc = Arc::new(service(2));
+        world
+            .api
+            .seed(SERVICE, serde_json::to_value(&*svc).expect("json"));
+        assert!(reconcile(svc.clone(), world.ctx.clone()).await.is_err());
+        let names = |world: &World| -> Vec<String> {
+            world
+                .api
+                .all(&Method::POST, PODS)
+                .iter()
+                .map(|c| {
+                    c.body["metadata"]["name"]
+                        .as_str()
+                        .expect("named here")
+                        .to_string()
+                })
+                .collect()
+        };
+        let first = names(&world);
+        assert_eq!(first.len(), 2, "{first:?}");
+
+        // The store has seen neither pod: the next passes wait, and create only the
+        // uncertain one again.
+        for _ in 0..3 {
+            reconcile(svc.clone(), world.ctx.clone())
+                .await
+                .expect("waits");
+        }
+        let all = names(&world);
+        assert_eq!(all.len(), 3, "{all:?}");
+        assert_eq!(
+            all[2], first[1],
+            "the uncertain task is created again by name"
+        );
     }
 
     #[tokio::test]

@@ -353,7 +353,13 @@ async fn launch_tasks(
                 _ => None,
             },
         };
-        let (names, outcome) = launch::place_and_create(ctx, &pod, &how).await?;
+        // RunTask's names are its own: a create whose answer was lost is tried again by the
+        // next pass, and answers 409 if it had been made.
+        let launched = launch::place_and_create(ctx, &pod, &how).await;
+        if let Some(e) = launched.error {
+            return Err(e.into());
+        }
+        let (names, outcome) = (launched.created, launched.outcome);
         if names.is_empty() {
             // 409: created before a crash; or placement failed.
             if let Some(f) = outcome.and_then(|o| o.failure) {

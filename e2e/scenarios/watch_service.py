@@ -34,24 +34,28 @@ def ready(p):
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
 
 
+def describe(tasks):
+    """name:revision[+ready][+terminating] of each task, for a violation's message."""
+    return ", ".join(
+        f"{p['metadata']['name']}:{p['metadata'].get('labels', {}).get('ecs.kubecs.io/revision')}"
+        f"{'+ready' if ready(p) else ''}{'+terminating' if p['metadata'].get('deletionTimestamp') else ''}"
+        for p in tasks)
+
+
 def check(why):
     ours = [p for p in pods.values() if p["metadata"].get("labels", {}).get("ecs.kubecs.io/service") == a.service]
     holding = [p for p in ours if p.get("status", {}).get("phase") not in ("Succeeded", "Failed")]
     healthy = [p for p in holding if ready(p) and not p["metadata"].get("deletionTimestamp")]
     seen["max_tasks"] = max(seen["max_tasks"], len(holding))
     if a.max_tasks is not None and len(holding) > a.max_tasks:
-        violations.append(f"{len(holding)} tasks > {a.max_tasks} ({why})")
+        violations.append(f"{len(holding)} tasks > {a.max_tasks} ({why}; tasks: {describe(holding)})")
     if a.min_healthy is not None:
         if len(healthy) >= a.min_healthy:
             seen["armed"] = True
         if seen["armed"]:
             seen["min_healthy"] = len(healthy) if seen["min_healthy"] is None else min(seen["min_healthy"], len(healthy))
             if len(healthy) < a.min_healthy:
-                state = ", ".join(
-                    f"{p['metadata']['name']}:{p['metadata'].get('labels', {}).get('ecs.kubecs.io/revision')}"
-                    f"{'+ready' if ready(p) else ''}{'+terminating' if p['metadata'].get('deletionTimestamp') else ''}"
-                    for p in holding)
-                violations.append(f"{len(healthy)} healthy < {a.min_healthy} ({why}; tasks: {state})")
+                violations.append(f"{len(healthy)} healthy < {a.min_healthy} ({why}; tasks: {describe(holding)})")
     if a.never_ready_revision:
         bad = [p["metadata"]["name"] for p in ours
                if p["metadata"].get("labels", {}).get("ecs.kubecs.io/revision") == a.never_ready_revision and ready(p)]
